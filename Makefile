@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,models]'
+	touch $(STAMP)
+
+## Start the bot: for real when credentials are set, else against the built-in sandbox.
+run: $(STAMP)
+	$(PY) -m bot run
+
+## Lint, format check and the whole test suite.
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP)
+	$(PY) bench/webhook_ingest.py
+	$(PY) bench/codeowners_match.py
+	$(PY) bench/model_lib.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
