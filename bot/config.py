@@ -1,0 +1,263 @@
+"""Settings from the environment (secrets, endpoints) and per-repository behaviour.
+
+Secrets live only in the environment so they never land in a repository. Behaviour lives in the
+served repository's `.github/bot.toml`, read from its default branch, so maintainers change how
+the bot acts with a reviewed pull request rather than a redeploy. Every key has a default that
+fits this repository, so a repository without the file gets sensible behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+CONFIG_PATH = ".github/bot.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem a person must fix; the message names the bad key."""
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings; read once at start-up from the environment."""
+
+    webhook_secret: str | None = None
+    github_app_id: str | None = None
+    github_private_key: str | None = field(default=None, repr=False)
+    github_token: str | None = field(default=None, repr=False)
+    github_api_url: str = "https://api.github.com"
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    database: str = "var/bot.sqlite3"
+    handle: str = "bot"
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    log_level: str = "INFO"
+    log_format: str = "auto"
+    public_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        private_key = get("GITHUB_PRIVATE_KEY")
+        key_path = get("GITHUB_PRIVATE_KEY_PATH")
+        if private_key is None and key_path is not None:
+            try:
+                private_key = Path(key_path).read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"GITHUB_PRIVATE_KEY_PATH: cannot read {key_path}: {exc.strerror}"
+                ) from exc
+        if private_key is not None and "\\n" in private_key and "\n" not in private_key:
+            # Hosting dashboards often store a PEM on one line with literal \n.
+            private_key = private_key.replace("\\n", "\n")
+        app_id = get("GITHUB_APP_ID")
+        if (app_id is None) != (private_key is None):
+            raise ConfigError(
+                "GITHUB_APP_ID and GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) go together"
+            )
+        return cls(
+            webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
+            github_app_id=app_id,
+            github_private_key=private_key,
+            github_token=get("GITHUB_TOKEN"),
+            github_api_url=(get("GITHUB_API_URL") or cls.github_api_url).rstrip("/"),
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_webhook_url=get("SLACK_WEBHOOK_URL"),
+            slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
+            database=get("BOT_DATABASE") or cls.database,
+            handle=(get("BOT_HANDLE") or cls.handle).lstrip("@"),
+            max_attempts=_env_int(env, "BOT_MAX_ATTEMPTS", cls.max_attempts),
+            retry_base_seconds=_env_float(env, "BOT_RETRY_BASE_SECONDS", cls.retry_base_seconds),
+            log_level=get("BOT_LOG_LEVEL") or cls.log_level,
+            log_format=get("BOT_LOG_FORMAT") or cls.log_format,
+            public_url=(get("BOT_PUBLIC_URL") or "").rstrip("/"),
+        )
+
+    @property
+    def has_github_credentials(self) -> bool:
+        return bool(self.github_token or self.github_app_id)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, so logging can mask them wherever they appear."""
+        values = (
+            self.webhook_secret,
+            self.github_private_key,
+            self.github_token,
+            self.slack_bot_token,
+            self.slack_webhook_url,
+        )
+        return tuple(v for v in values if v)
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name}: must not be negative, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- repository config
+
+
+@dataclass(frozen=True)
+class ReviewersConfig:
+    """Automatic reviewer requests."""
+
+    enabled: bool = True
+    #: A separate file from `.github/CODEOWNERS`, so GitHub's own auto-request stays off.
+    owners_file: str = ".github/review-owners"
+    semantics: Literal["github", "reference"] = "github"
+    count: int = 2
+    unavailable: tuple[str, ...] = ()
+    max_open_reviews: int = 0  # 0 turns load balancing off
+    branches: tuple[str, ...] = ()  # empty: the default branch only
+
+
+@dataclass(frozen=True)
+class NewModelConfig:
+    """Slack alerts when a push to the default branch adds a model."""
+
+    enabled: bool = True
+    channel: str = "new-model-notification"
+    models_dir: str = "model_lib/models"
+    mention: tuple[str, ...] = ()  # Slack member ids, e.g. "U024BE7LH"
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    reviewers: ReviewersConfig = field(default_factory=ReviewersConfig)
+    new_model: NewModelConfig = field(default_factory=NewModelConfig)
+
+
+def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
+    """Validates a `.github/bot.toml`; an error names the file, the key and what was expected."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return _build(RepoConfig, raw, source, prefix="")
+
+
+def _build(cls: type, raw: Mapping[str, Any], source: str, *, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"{source}: unknown key {key!r} (known here: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {key!r} must be a table ([{key}])")
+            values[name] = _build(hint, value, source, prefix=f"{key}.")
+        else:
+            values[name] = _coerce(hint, value, source, key)
+    config = cls(**values)
+    _check_ranges(config, source, prefix)
+    return config
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{source}: {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: {key!r} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    expected = {bool: "true or false", int: "an integer", str: "a string", float: "a number"}
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(
+            f"{source}: {key!r} must be {expected.get(hint, hint.__name__)}, got {value!r}"
+        )
+    return value
+
+
+def _check_ranges(config: Any, source: str, prefix: str) -> None:
+    if isinstance(config, ReviewersConfig):
+        if config.count < 1:
+            raise ConfigError(f"{source}: '{prefix}count' must be at least 1, got {config.count}")
+        if config.max_open_reviews < 0:
+            raise ConfigError(f"{source}: '{prefix}max_open_reviews' must not be negative")
+        if not config.owners_file.strip():
+            raise ConfigError(f"{source}: '{prefix}owners_file' must not be empty")
+    if isinstance(config, NewModelConfig):
+        if not config.channel.strip():
+            raise ConfigError(f"{source}: '{prefix}channel' must not be empty")
+        if config.models_dir.strip("/") != config.models_dir or not config.models_dir:
+            raise ConfigError(
+                f"{source}: '{prefix}models_dir' must be a relative folder without"
+                f" leading or trailing '/', got {config.models_dir!r}"
+            )
+
+
+def default_config_toml() -> str:
+    """The defaults, written out as a commented `.github/bot.toml` for `bot config show`."""
+    lines = [f"# {CONFIG_PATH}: every key is optional; these are the defaults."]
+    for section in dataclasses.fields(RepoConfig):
+        lines.append(f"\n[{section.name}]")
+        instance = section.default_factory()  # type: ignore[misc]
+        for item in dataclasses.fields(instance):
+            lines.append(f"{item.name} = {_toml_value(getattr(instance, item.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)

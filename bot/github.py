@@ -1,0 +1,245 @@
+"""GitHub access through gidgethub: App or token credentials, retries, rate limits, dry runs.
+
+Handlers get a `GitHubAPI` that already knows how to authenticate for the installation the
+delivery came from and how to survive GitHub's bad moments (5xx answers, dropped connections,
+rate limits), so feature code never repeats that logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import gidgethub
+import gidgethub.aiohttp
+import gidgethub.apps
+
+from bot.config import Settings
+
+log = logging.getLogger("bot.github")
+
+USER_AGENT = "maintainer-bot"
+#: Installation tokens live an hour; renew a few minutes early so no request carries a dying one.
+TOKEN_RENEW_MARGIN = 300.0
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class CredentialsMissing(RuntimeError):
+    """The delivery needs GitHub, and no way to authenticate for it is configured."""
+
+
+class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
+    """gidgethub's client plus retries on transient failures and waits on rate limits."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        requester: str = USER_AGENT,
+        *,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_rate_limit_wait: float = 120.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(session, requester, **kwargs)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_rate_limit_wait = max_rate_limit_wait
+
+    def _delay(self, attempt: int) -> float:
+        return self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4)  # noqa: S311
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await super()._request(method, url, headers, body)
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                if attempt > self.max_retries:
+                    raise
+                log.warning(
+                    "GitHub request failed, retrying",
+                    extra={"method": method, "url": url, "error": type(exc).__name__},
+                )
+                await self.sleep(self._delay(attempt))
+
+    async def handle_rate_limit_error(
+        self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
+    ) -> bool:
+        if attempt > self.max_retries:
+            return False
+        status = int(exception.status_code)
+        headers = getattr(exception, "headers", None) or {}
+        wait = rate_limit_wait(status, headers)
+        if wait is not None:
+            if wait > self.max_rate_limit_wait:
+                return False
+            log.warning(
+                "GitHub rate limit, waiting",
+                extra={"method": method, "url": url, "wait_s": round(wait, 1)},
+            )
+            await self.sleep(wait)
+            return True
+        if status in (500, 502, 503, 504):
+            await self.sleep(self._delay(attempt))
+            return True
+        return False
+
+
+def rate_limit_wait(
+    status: int, headers: Mapping[str, str], *, now: float | None = None
+) -> float | None:
+    """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""
+    if status not in (403, 429):
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    retry_after = lowered.get("retry-after")
+    if retry_after is not None:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            return None
+    if lowered.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lowered:
+        try:
+            reset = float(lowered["x-ratelimit-reset"])
+        except ValueError:
+            return None
+        return max(0.0, reset - (time.time() if now is None else now)) + 1.0
+    return None
+
+
+@dataclass
+class RecordedWrite:
+    method: str
+    url: str
+    body: Any
+
+
+class DryRunGitHubAPI(GitHubAPI):
+    """Performs every read for real and records every write instead of sending it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes: list[RecordedWrite] = []
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        if method in _READ_METHODS or _is_graphql_read(url, body):
+            return await super()._request(method, url, headers, body)
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode("utf-8", "replace")
+        self.writes.append(RecordedWrite(method, url, parsed))
+        log.info("dry run: not sending %s %s", method, url, extra={"body": parsed})
+        status = 201 if method == "POST" else 200
+        return status, {"content-type": "application/json"}, b"{}"
+
+
+def _is_graphql_read(url: str, body: bytes) -> bool:
+    if not url.rstrip("/").endswith("/graphql"):
+        return False
+    try:
+        query = json.loads(body).get("query", "")
+    except (ValueError, AttributeError):
+        return False
+    return not query.lstrip().startswith("mutation")
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+@dataclass
+class GitHubClients:
+    """Hands out a client per installation (App mode) or one shared token (token mode)."""
+
+    session: aiohttp.ClientSession
+    settings: Settings
+    dry_run: bool = False
+    _tokens: dict[int, _Token] = field(default_factory=dict)
+    _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        if self.settings.github_app_id:
+            return "app"
+        if self.settings.github_token:
+            return "token"
+        return "anonymous"
+
+    def _client(self, token: str | None = None, **kwargs: Any) -> GitHubAPI:
+        cls = DryRunGitHubAPI if self.dry_run else GitHubAPI
+        return cls(self.session, oauth_token=token, base_url=self.settings.github_api_url, **kwargs)
+
+    def app_client(self) -> GitHubAPI:
+        """Authenticated as the App itself (JWT): for /app endpoints and token minting."""
+        if not self.settings.github_app_id or not self.settings.github_private_key:
+            raise CredentialsMissing("GITHUB_APP_ID and GITHUB_PRIVATE_KEY are not set")
+        cls = DryRunGitHubAPI if self.dry_run else GitHubAPI
+        return cls(
+            self.session,
+            base_url=self.settings.github_api_url,
+            app_id=self.settings.github_app_id,
+            private_key=self.settings.github_private_key,
+        )
+
+    async def for_installation(self, installation_id: int | None) -> GitHubAPI:
+        if self.settings.github_app_id:
+            if installation_id is None:
+                if not self.settings.github_token:
+                    raise CredentialsMissing(
+                        "this delivery names no installation, and GITHUB_TOKEN is not set"
+                    )
+                return self._client(self.settings.github_token)
+            return self._client(await self.installation_token(installation_id))
+        if self.settings.github_token:
+            return self._client(self.settings.github_token)
+        if self.dry_run:
+            return self._client(None)  # public reads still work without credentials
+        raise CredentialsMissing(
+            "no GitHub credentials: set GITHUB_APP_ID + GITHUB_PRIVATE_KEY, or GITHUB_TOKEN"
+        )
+
+    async def installation_token(self, installation_id: int) -> str:
+        lock = self._locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached and cached.expires_at - TOKEN_RENEW_MARGIN > time.time():
+                return cached.value
+            minter = GitHubAPI(self.session, base_url=self.settings.github_api_url)
+            answer = await gidgethub.apps.get_installation_access_token(
+                minter,
+                installation_id=str(installation_id),
+                app_id=str(self.settings.github_app_id),
+                private_key=self.settings.github_private_key or "",
+            )
+            token = _Token(answer["token"], _parse_time(answer.get("expires_at")))
+            self._tokens[installation_id] = token
+            log.info("minted installation token", extra={"installation": installation_id})
+            return token.value
+
+
+def _parse_time(value: str | None) -> float:
+    if not value:
+        return time.time() + 3600
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def new_session(*, timeout: float = 30.0) -> aiohttp.ClientSession:
+    """One HTTP session for all GitHub and Slack calls; a stuck peer cannot hang a handler."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))

@@ -1,0 +1,108 @@
+"""Builds the bot's services and runs its background loops; shared by the server and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import ModuleType
+
+import aiohttp
+
+from bot.config import RepoConfig, Settings
+from bot.context import Services
+from bot.github import GitHubClients, new_session
+from bot.metrics import Metrics
+from bot.outbox import Outbox
+from bot.repo_config import RepoConfigCache
+from bot.routing import all_help, combined_router
+from bot.slack import make_sender
+from bot.store import Store
+from bot.worker import Worker
+
+log = logging.getLogger("bot.runtime")
+
+
+class Runtime:
+    """Owns the store, the HTTP session, the worker and the outbox for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        modules: tuple[ModuleType, ...] | None = None,
+        dry_run: bool = False,
+        store: Store | None = None,
+        config_override: RepoConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.modules = modules
+        self.dry_run = dry_run
+        self.store = store or Store(settings.database)
+        self.metrics = Metrics()
+        self.router = combined_router(modules)
+        self.config_override = config_override
+        self.session: aiohttp.ClientSession | None = None
+        self._services: Services | None = None
+        self._worker: Worker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._services
+
+    @property
+    def worker(self) -> Worker:
+        if self._worker is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._worker
+
+    async def start(self, *, background: bool = True) -> None:
+        self.store.start()
+        self.session = new_session()
+        outbox = Outbox(
+            self.store,
+            make_sender(self.settings, self.session),
+            self.metrics,
+            base_delay=self.settings.retry_base_seconds,
+            dry_run=self.dry_run,
+        )
+        self._services = Services(
+            settings=self.settings,
+            store=self.store,
+            github=GitHubClients(self.session, self.settings, dry_run=self.dry_run),
+            outbox=outbox,
+            configs=RepoConfigCache(override=self.config_override),
+            metrics=self.metrics,
+            help=all_help(self.modules),
+            dry_run=self.dry_run,
+        )
+        self._worker = Worker(self._services, self.router)
+        if background:
+            self._tasks = [
+                asyncio.create_task(self._worker.run(), name="worker"),
+                asyncio.create_task(outbox.run(), name="outbox"),
+            ]
+
+    def tasks_alive(self) -> bool:
+        return bool(self._tasks) and all(not task.done() for task in self._tasks)
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Lets the worker finish the delivery in hand; whatever is left stays queued."""
+        if self._worker is not None:
+            self._worker.stop()
+        if self._services is not None:
+            self._services.outbox.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if pending:
+                log.warning("stopped with work in flight; it will be picked up at next start")
+        if self.session is not None:
+            await self.session.close()
+        self.store.close()

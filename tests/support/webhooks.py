@@ -1,0 +1,39 @@
+"""Helpers for tests that talk to the webhook server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+SECRET = "test-webhook-secret-0123456789"
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_headers(
+    event: str, body: bytes, *, delivery: str | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body, secret),
+        "Content-Type": "application/json",
+    }
+
+
+def module(router: Any, name: str = "test-feature") -> SimpleNamespace:
+    """A handler module made in a test: anything with `router` and `HELP` will do."""
+    from bot.help import Help
+
+    return SimpleNamespace(router=router, HELP=Help(name=name, summary="test", who="anyone"))
+
+
+def payload(**extra: Any) -> bytes:
+    data = {"action": "created", "repository": {"full_name": "acme/widgets"}, **extra}
+    return json.dumps(data).encode()
