@@ -91,12 +91,13 @@ async def webhook(request: web.Request) -> web.Response:
         repo=repository.get("full_name") if isinstance(repository, dict) else None,
         installation_id=installation_id if isinstance(installation_id, int) else None,
         received_at=time.time(),
+        data=data,
     )
     if not await runtime.store.ingest(delivery):
         metrics.inc("bot_deliveries_total", event=event, outcome="duplicate")
         return web.json_response({"status": "duplicate", "delivery": delivery_id}, status=200)
     metrics.inc("bot_deliveries_total", event=event, outcome="accepted")
-    runtime.worker.wake()
+    runtime.worker.submit(delivery)
     return web.json_response({"status": "accepted", "delivery": delivery_id}, status=202)
 
 
@@ -105,8 +106,7 @@ async def healthz(request: web.Request) -> web.Response:
     problems: list[str] = []
     depth = 0
     try:
-        counts = await runtime.store.call(lambda conn: db.count_by_status(conn, "deliveries"))
-        depth = counts.get("pending", 0) + counts.get("processing", 0)
+        depth = await runtime.store.call(db.queue_depth, single=True)
     except Exception as exc:
         problems.append(f"store: {type(exc).__name__}: {exc}")
     worker_alive = runtime.tasks_alive() and runtime.worker.alive
@@ -128,7 +128,7 @@ async def metrics(request: web.Request) -> web.Response:
         return {t: db.count_by_status(conn, t) for t in ("deliveries", "jobs", "outbox")}  # type: ignore[arg-type]
 
     counts = await runtime.store.call(read)
-    depth = counts["deliveries"].get("pending", 0) + counts["deliveries"].get("processing", 0)
+    depth = counts["deliveries"].get("queued", 0) + counts["deliveries"].get("pending", 0)
     gauges = {
         "bot_queue_depth": ("Deliveries waiting or being processed.", {(): float(depth)}),
         "bot_deliveries_stored": (

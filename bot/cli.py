@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     deliveries = add("deliveries", cmd_deliveries, "list stored deliveries")
     deliveries.add_argument("--failed", action="store_true", help="failed ones, with errors")
-    deliveries.add_argument("--status", choices=("pending", "processing", "done", "failed"))
+    deliveries.add_argument("--status", choices=("queued", "pending", "done", "failed"))
     deliveries.add_argument("--limit", type=int, default=50)
     deliveries.add_argument("--json", action="store_true")
 

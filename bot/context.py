@@ -10,6 +10,7 @@ from typing import Any
 from gidgethub.sansio import Event
 
 from bot import store as db
+from bot.comments import post_once
 from bot.config import RepoConfig, Settings
 from bot.github import GitHubAPI, GitHubClients
 from bot.help import Help
@@ -77,6 +78,14 @@ class Context:
     async def queue_slack(self, key: str, message: Mapping[str, Any]) -> bool:
         """Queues a Slack message once per key, ever; it is retried until Slack takes it."""
         return await self.services.outbox.queue_slack(key, message, delivery_id=self.delivery_id)
+
+    async def comment_once(self, comments_url: str, key: str, body: str) -> bool:
+        """Posts a comment once per key, ever; True when it posted one now."""
+        if await self.already_done(key):
+            return False
+        posted = await post_once(self.gh, comments_url, key, body)
+        await self.mark_done(key)
+        return posted
 
     async def already_done(self, key: str) -> bool:
         """Whether a side effect with this idempotency key was recorded before."""

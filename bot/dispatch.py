@@ -7,7 +7,6 @@ A retried delivery re-runs only the callbacks that failed before.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -46,7 +45,7 @@ class DispatchResult:
 
 
 def event_of(delivery: Delivery) -> Event:
-    return Event(json.loads(delivery.body), event=delivery.event, delivery_id=delivery.id)
+    return Event(delivery.payload(), event=delivery.event, delivery_id=delivery.id)
 
 
 async def dispatch(

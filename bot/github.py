@@ -148,6 +148,18 @@ class DryRunGitHubAPI(GitHubAPI):
         return status, {"content-type": "application/json"}, b"{}"
 
 
+class NoCredentialsGitHubAPI(GitHubAPI):
+    """Stands in when no credentials are configured: any request fails with a clear error."""
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        raise CredentialsMissing(
+            f"{method} {url} needs GitHub credentials:"
+            " set GITHUB_APP_ID + GITHUB_PRIVATE_KEY, or GITHUB_TOKEN"
+        )
+
+
 def _is_graphql_read(url: str, body: bytes) -> bool:
     if not url.rstrip("/").endswith("/graphql"):
         return False
@@ -211,9 +223,8 @@ class GitHubClients:
             return self._client(self.settings.github_token)
         if self.dry_run:
             return self._client(None)  # public reads still work without credentials
-        raise CredentialsMissing(
-            "no GitHub credentials: set GITHUB_APP_ID + GITHUB_PRIVATE_KEY, or GITHUB_TOKEN"
-        )
+        # Handlers that decide not to act never touch GitHub; only a real call must fail.
+        return NoCredentialsGitHubAPI(self.session, base_url=self.settings.github_api_url)
 
     async def installation_token(self, installation_id: int) -> str:
         lock = self._locks.setdefault(installation_id, asyncio.Lock())

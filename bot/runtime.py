@@ -60,7 +60,6 @@ class Runtime:
         return self._worker
 
     async def start(self, *, background: bool = True) -> None:
-        self.store.start()
         self.session = new_session()
         outbox = Outbox(
             self.store,

@@ -1,23 +1,24 @@
 """Durable state in one SQLite file: deliveries, jobs, runs, the outbox and idempotency keys.
 
-Why one writer thread: SQLite allows one writer at a time, and a web server that wrote from many
-threads would spend its time waiting on locks. Every operation is queued to a single thread that
-owns the connection; whatever queued while the previous commit was being flushed is applied in
-the next transaction, so under load one fsync covers many webhook deliveries (group commit) while
-each caller still learns of its result only once its row is on disk.
+A delivery's status is `queued` while the process that accepted it holds it in memory, `pending`
+while it waits in the database (for a retry, a replay, or after a restart), then `done` or
+`failed`. A process that starts turns every `queued` row it finds back into `pending`.
+
+Group commit: an operation is queued, and every operation queued during one turn of the event
+loop is applied in one transaction with one fsync, after which all their callers resume. Under
+load many webhook deliveries share a commit, while each caller still learns of its result only
+once its row is on disk. Running on the event loop's own thread avoids handing every statement
+between threads (each hand-off waits for the interpreter lock), which measured slower.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,9 +34,7 @@ MIGRATIONS: tuple[str, ...] = (
         action          TEXT,
         repo            TEXT,
         installation_id INTEGER,
-        headers         TEXT NOT NULL,
-        body            BLOB NOT NULL,
-        status          TEXT NOT NULL DEFAULT 'pending',
+        status          TEXT NOT NULL DEFAULT 'queued',
         attempts        INTEGER NOT NULL DEFAULT 0,
         next_attempt_at REAL NOT NULL DEFAULT 0,
         done_callbacks  TEXT NOT NULL DEFAULT '[]',
@@ -44,6 +43,13 @@ MIGRATIONS: tuple[str, ...] = (
         finished_at     REAL
     );
     CREATE INDEX deliveries_queue ON deliveries (status, next_attempt_at, seq);
+
+    -- Kept apart so that status updates rewrite a small row, not a payload of many pages.
+    CREATE TABLE delivery_bodies (
+        seq     INTEGER PRIMARY KEY REFERENCES deliveries (seq),
+        headers TEXT NOT NULL,
+        body    BLOB NOT NULL
+    );
 
     CREATE TABLE jobs (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,8 +102,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_BATCH_LIMIT = 1024
-
 
 class StoreClosed(RuntimeError):
     """Raised to callers whose operation was queued after the store began closing."""
@@ -115,15 +119,17 @@ class Delivery:
     repo: str | None = None
     installation_id: int | None = None
     seq: int = 0
-    status: str = "pending"
+    status: str = "queued"
     attempts: int = 0
     done_callbacks: tuple[str, ...] = ()
     error: str | None = None
     received_at: float = 0.0
     finished_at: float | None = None
+    #: The parsed payload when the accepting process already parsed it; never stored.
+    data: Any = field(default=None, compare=False, repr=False)
 
     def payload(self) -> Any:
-        return json.loads(self.body)
+        return self.data if self.data is not None else json.loads(self.body)
 
 
 @dataclass(frozen=True)
@@ -142,10 +148,18 @@ class OutboxItem:
 
 
 class _Op:
-    __slots__ = ("fn", "future", "loop", "result")
+    __slots__ = ("delivery", "fn", "future", "loop", "result", "savepoint")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], loop: Any, future: Any) -> None:
-        self.fn, self.loop, self.future = fn, loop, future
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any] | None,
+        loop: Any,
+        future: Any,
+        delivery: Delivery | None = None,
+        savepoint: bool = True,
+    ) -> None:
+        self.fn, self.loop, self.future, self.delivery = fn, loop, future, delivery
+        self.savepoint = savepoint
         self.result: tuple[bool, Any] = (False, None)
 
 
@@ -188,34 +202,49 @@ class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn = connect(path)
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._pending: list[_Op] = []
+        self._flush_scheduled = False
         self._closed = False
         self.commits = 0  # how many transactions were flushed; the ingest benchmark reads it
 
     # ------------------------------------------------------------------ plumbing
 
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._writer, name="store", daemon=True)
-                self._thread.start()
-
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs `fn(conn)` inside the writer's next transaction and waits for its commit."""
+    def _enqueue(self, op: _Op) -> None:
         if self._closed:
             raise StoreClosed("the store is closed")
-        self.start()
+        self._pending.append(op)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            op.loop.call_soon(self._flush)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
+        """Runs `fn(conn)` inside the next group transaction and waits for its commit.
+
+        `single=True` says `fn` runs one statement, which SQLite already makes atomic, so the
+        savepoint that isolates a failing operation from the rest of its batch can be skipped.
+        """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Op(fn, loop, future))
+        self._enqueue(_Op(fn, loop, future, savepoint=not single))
         return await future
 
+    async def ingest(self, delivery: Delivery) -> bool:
+        """Stores a delivery; False when its id was stored before (a redelivery)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._enqueue(_Op(None, loop, future, delivery))
+        return await future
+
+    def _flush(self) -> None:
+        # Everything queued since the last flush shares one transaction and one fsync.
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if batch:
+            self._apply(self._conn, batch)
+            _settle(batch)
+
     def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs `fn(conn)` in its own transaction on the calling thread (command-line use)."""
-        if self._thread is not None:
-            raise RuntimeError("call_sync is for stores without a running writer thread")
+        """Runs `fn(conn)` in its own transaction at once (command-line use)."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(self._conn)
@@ -226,41 +255,34 @@ class Store:
         return result
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._apply(self._conn, batch)
+            _settle(batch)
         self._conn.close()
-
-    def _writer(self) -> None:
-        conn = self._conn
-        while True:
-            first = self._queue.get()
-            if first is None:
-                self._fail_pending()
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH_LIMIT:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._apply(conn, batch)
-            if stop:
-                self._fail_pending()
-                return
 
     def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
+            ingests = [op for op in batch if op.delivery is not None]
+            if ingests:
+                # Two statements for many deliveries rather than a few per delivery.
+                for op, new in zip(
+                    ingests, insert_deliveries(conn, [op.delivery for op in ingests]), strict=True
+                ):  # type: ignore[misc]
+                    op.result = (True, new)
             for op in batch:
+                if op.fn is None:
+                    continue
+                if not op.savepoint:
+                    try:
+                        op.result = (True, op.fn(conn))
+                    except Exception as exc:
+                        op.result = (False, exc)
+                    continue
                 # A savepoint per operation: one failing operation leaves the others intact.
                 conn.execute("SAVEPOINT op")
                 try:
@@ -277,30 +299,6 @@ class Store:
                 conn.execute("ROLLBACK")
             for op in batch:
                 op.result = (False, exc)
-        by_loop: dict[Any, list[_Op]] = {}
-        for op in batch:
-            by_loop.setdefault(op.loop, []).append(op)
-        for loop, ops in by_loop.items():
-            # A closed event loop raises: nobody waits for those results any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, ops)
-
-    def _fail_pending(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                item.result = (False, StoreClosed("the store closed before this ran"))
-                with contextlib.suppress(RuntimeError):
-                    item.loop.call_soon_threadsafe(_settle, [item])
-
-    # ------------------------------------------------------------------ deliveries
-
-    async def ingest(self, delivery: Delivery) -> bool:
-        """Stores a delivery; False when its id was stored before (a redelivery)."""
-        return await self.call(lambda conn: insert_delivery(conn, delivery))
 
 
 def _settle(ops: Iterable[_Op]) -> None:
@@ -319,23 +317,46 @@ def _settle(ops: Iterable[_Op]) -> None:
 # (through Store.call_sync) share one implementation of every query.
 
 
-def insert_delivery(conn: sqlite3.Connection, d: Delivery) -> bool:
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO deliveries"
-        " (id, event, action, repo, installation_id, headers, body, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            d.id,
-            d.event,
-            d.action,
-            d.repo,
-            d.installation_id,
-            json.dumps(dict(d.headers)),
-            d.body,
-            d.received_at or time.time(),
-        ),
+def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> list[bool]:
+    """Stores deliveries in two statements; for each, False when its id was already stored."""
+    ids = [d.id for d in deliveries]
+    known: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        known.update(
+            row[0]
+            for row in conn.execute(f"SELECT id FROM deliveries WHERE id IN ({marks})", chunk)  # noqa: S608
+        )
+    fresh: list[Delivery] = []
+    answers: list[bool] = []
+    for d in deliveries:
+        new = d.id not in known
+        known.add(d.id)  # the same id twice in one batch is a redelivery too
+        answers.append(new)
+        if new:
+            fresh.append(d)
+    if not fresh:
+        return answers
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO deliveries (id, event, action, repo, installation_id, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(d.id, d.event, d.action, d.repo, d.installation_id, d.received_at or now) for d in fresh],
     )
-    return cursor.rowcount == 1
+    # AUTOINCREMENT hands out consecutive seqs within one transaction.
+    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'").fetchone()[0]
+    first = last - len(fresh) + 1
+    conn.executemany(
+        "INSERT INTO delivery_bodies (seq, headers, body) VALUES (?, ?, ?)",
+        [(first + i, json.dumps(dict(d.headers)), d.body) for i, d in enumerate(fresh)],
+    )
+    return answers
+
+
+_SELECT_DELIVERY = (
+    "SELECT d.*, b.headers, b.body FROM deliveries d JOIN delivery_bodies b ON b.seq = d.seq"
+)
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
@@ -358,15 +379,15 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 
 
 def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> list[Delivery]:
-    """Takes the oldest due deliveries, in arrival order, and marks them as being processed."""
+    """Takes the oldest due `pending` deliveries, in arrival order, into this process's queue."""
     rows = conn.execute(
-        "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-        " ORDER BY seq LIMIT ?",
+        f"{_SELECT_DELIVERY} WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
+        " ORDER BY d.seq LIMIT ?",
         (now, limit),
     ).fetchall()
     if rows:
         conn.executemany(
-            "UPDATE deliveries SET status = 'processing' WHERE seq = ?",
+            "UPDATE deliveries SET status = 'queued' WHERE seq = ?",
             [(row["seq"],) for row in rows],
         )
     return [_delivery(row) for row in rows]
@@ -381,7 +402,7 @@ def next_due_at(conn: sqlite3.Connection) -> float | None:
 
 def finish_delivery(
     conn: sqlite3.Connection,
-    seq: int,
+    delivery_id: str,
     *,
     status: str,
     attempts: int,
@@ -392,7 +413,7 @@ def finish_delivery(
     conn.execute(
         "UPDATE deliveries SET status = ?, attempts = ?, done_callbacks = ?, error = ?,"
         " next_attempt_at = ?, finished_at = CASE WHEN ? IN ('done', 'failed') THEN ? END"
-        " WHERE seq = ?",
+        " WHERE id = ?",
         (
             status,
             attempts,
@@ -401,16 +422,14 @@ def finish_delivery(
             next_attempt_at,
             status,
             time.time(),
-            seq,
+            delivery_id,
         ),
     )
 
 
 def requeue_unfinished(conn: sqlite3.Connection) -> int:
-    """Puts deliveries a stopped or crashed process was working on back in the queue."""
-    return conn.execute(
-        "UPDATE deliveries SET status = 'pending' WHERE status = 'processing'"
-    ).rowcount
+    """Puts deliveries a stopped or crashed process had accepted back in the database queue."""
+    return conn.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'queued'").rowcount
 
 
 def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
@@ -426,7 +445,7 @@ def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
 
 
 def get_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:
-    row = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    row = conn.execute(f"{_SELECT_DELIVERY} WHERE d.id = ?", (delivery_id,)).fetchone()
     return _delivery(row) if row else None
 
 
@@ -434,15 +453,20 @@ def list_deliveries(
     conn: sqlite3.Connection, *, status: str | None = None, limit: int = 50
 ) -> list[Delivery]:
     if status is None:
-        rows = conn.execute(
-            "SELECT * FROM deliveries ORDER BY seq DESC LIMIT ?", (limit,)
-        ).fetchall()
+        rows = conn.execute(f"{_SELECT_DELIVERY} ORDER BY d.seq DESC LIMIT ?", (limit,)).fetchall()
     else:
         rows = conn.execute(
-            "SELECT * FROM deliveries WHERE status = ? ORDER BY seq DESC LIMIT ?",
+            f"{_SELECT_DELIVERY} WHERE d.status = ? ORDER BY d.seq DESC LIMIT ?",
             (status, limit),
         ).fetchall()
     return [_delivery(row) for row in rows]
+
+
+def queue_depth(conn: sqlite3.Connection) -> int:
+    """Deliveries accepted and not yet finished."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'pending')"
+    ).fetchone()[0]
 
 
 def count_by_status(conn: sqlite3.Connection, table: str) -> dict[str, int]:

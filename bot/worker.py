@@ -1,9 +1,11 @@
 """The background loop that turns stored deliveries into handler calls, in arrival order.
 
 The web request only stores; this loop does the work, so a slow GitHub never slows GitHub's
-webhook calls. A delivery whose handler raised is retried with exponential backoff, then kept as
-`failed` with its traceback for `bot deliveries --failed`, never dropped. Deliveries that a
-killed process had started are picked up again when the next process starts.
+webhook calls. A freshly accepted delivery is handed over in memory once its row is committed
+(no database round trip on the hot path); deliveries waiting in the database (retries, replays,
+and whatever a killed process had accepted) are claimed by a poller. A delivery whose handler
+raised is retried with exponential backoff, then kept as `failed` with its traceback for
+`bot deliveries --failed`, never dropped.
 """
 
 from __future__ import annotations
@@ -32,65 +34,81 @@ class Worker:
     def __init__(self, services: Services, router: Router) -> None:
         self.services = services
         self.router = router
-        self._wake = asyncio.Event()
+        self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._poll_now = asyncio.Event()
         self._stopping = False
         self.alive = False
-        self.last_beat = 0.0
         self.in_flight: Delivery | None = None
 
+    def submit(self, delivery: Delivery) -> None:
+        """Hands over a delivery whose row is committed with status `queued`."""
+        self._queue.put_nowait(delivery)
+
     def wake(self) -> None:
-        self._wake.set()
+        """Asks the poller to look at the database now (a replay or retry became due)."""
+        self._poll_now.set()
 
     def stop(self) -> None:
-        """Finishes the delivery in hand, leaves the rest queued for the next start."""
+        """Finishes the delivery in hand; the rest stay stored and are taken at the next start."""
         self._stopping = True
-        self._wake.set()
+        self._poll_now.set()
+        self._queue.put_nowait(None)
 
-    async def run(self) -> None:
-        store = self.services.store
-        requeued = await store.call(db.requeue_unfinished)
+    async def recover(self) -> None:
+        """Turns what a previous process had accepted but not finished into `pending` rows."""
+        requeued = await self.services.store.call(db.requeue_unfinished, single=True)
         if requeued:
             log.warning("picked up %d deliveries left unfinished by a previous run", requeued)
+
+    async def run(self) -> None:
+        await self.recover()
+        # Claim the backlog before taking new work, so arrival order holds across a restart.
+        await self._claim_due()
+        poller = asyncio.create_task(self._poll(), name="worker-poller")
         self.alive = True
         try:
             while not self._stopping:
-                self.last_beat = time.time()
-                self._wake.clear()
-                batch = await store.call(
-                    lambda conn: db.claim_due_deliveries(conn, time.time(), BATCH)
-                )
-                for position, delivery in enumerate(batch):
-                    if self._stopping:
-                        await self._requeue(batch[position:])
-                        break
-                    self.in_flight = delivery
-                    try:
-                        await self.process(delivery)
-                    finally:
-                        self.in_flight = None
-                if batch:
-                    continue
-                next_at = await store.call(db.next_due_at)
-                timeout = IDLE_POLL if next_at is None else max(0.01, next_at - time.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, IDLE_POLL))
+                delivery = await self._queue.get()
+                if delivery is None or self._stopping:
+                    break
+                self.in_flight = delivery
+                try:
+                    await self.process(delivery)
+                finally:
+                    self.in_flight = None
         except StoreClosed:
             pass
         finally:
             self.alive = False
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
 
-    async def _requeue(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            await self.services.store.call(
-                lambda conn, d=delivery: db.finish_delivery(
-                    conn,
-                    d.seq,
-                    status="pending",
-                    attempts=d.attempts,
-                    done_callbacks=d.done_callbacks,
-                    error=d.error,
-                )
+    async def _claim_due(self) -> None:
+        while True:
+            batch = await self.services.store.call(
+                lambda conn: db.claim_due_deliveries(conn, time.time(), BATCH)
             )
+            for delivery in batch:
+                self._queue.put_nowait(delivery)
+            if len(batch) < BATCH:
+                return
+
+    async def _poll(self) -> None:
+        store = self.services.store
+        while not self._stopping:
+            self._poll_now.clear()
+            try:
+                await self._claim_due()
+                next_at = await store.call(db.next_due_at, single=True)
+            except StoreClosed:
+                return
+            except Exception:
+                log.exception("could not read the delivery queue")
+                next_at = None
+            wait = IDLE_POLL if next_at is None else max(0.01, next_at - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_now.wait(), timeout=min(wait, IDLE_POLL))
 
     async def process(self, delivery: Delivery) -> str:
         """Runs one delivery's handlers and records the outcome; returns the new status."""
@@ -124,14 +142,17 @@ class Worker:
         await self.services.store.call(
             lambda conn: db.finish_delivery(
                 conn,
-                delivery.seq,
+                delivery.id,
                 status=status,
                 attempts=attempts,
                 done_callbacks=done,
                 error=error,
                 next_attempt_at=next_at,
-            )
+            ),
+            single=True,
         )
+        if status == "pending":
+            self.wake()
         self.services.metrics.inc(
             "bot_deliveries_processed_total", event=delivery.event, outcome=status
         )

@@ -168,8 +168,7 @@ async def test_ping_is_answered_and_recorded(make_client):
 
 async def _drain(client, timeout: float = 5.0) -> None:
     async def depth() -> int:
-        counts = await client.runtime.store.call(lambda c: db.count_by_status(c, "deliveries"))
-        return counts.get("pending", 0) + counts.get("processing", 0)
+        return await client.runtime.store.call(db.queue_depth)
 
     async with asyncio.timeout(timeout):
         while await depth():
