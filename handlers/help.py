@@ -38,12 +38,10 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
     if not wants_help(event.data, ctx.settings.handle):
         return
     comment_id = event.data["comment"]["id"]
-    key = f"help:{ctx.repo}:{comment_id}"
-    if await ctx.already_done(key):
-        ctx.log.info("help for comment %s was answered before", comment_id)
-        return
-    await gh.post(
+    posted = await ctx.comment_once(
         event.data["issue"]["comments_url"],
-        data={"body": render_markdown(ctx.help, ctx.settings.handle)},
+        f"help:{comment_id}",
+        render_markdown(ctx.help, ctx.settings.handle),
     )
-    await ctx.mark_done(key)
+    if not posted:
+        ctx.log.info("help for comment %s was answered before", comment_id)
