@@ -1,0 +1,312 @@
+"""Tell Slack when a push to the default branch adds a model to the library.
+
+A model is new when its `modeling_<name>.py` file appears in `<models_dir>/<name>/` between the
+push's endpoints. Comparing endpoints, not walking commits, is what makes renames and
+delete-then-re-add in one push come out right: a renamed model was there before under another
+name, and a re-added one was there before under the same name. At most one alert per
+(repository, model) is ever queued; the outbox retries it until Slack takes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gidgethub.routing import Router
+from gidgethub.sansio import Event
+
+from bot.config import NewModelConfig
+from bot.context import Context
+from bot.github import GitHubAPI
+from bot.help import Help
+
+router = Router()
+
+HELP = Help(
+    name="new-model alerts",
+    summary="Posts a Slack alert when a merge adds a model to the library.",
+    trigger="a push to the default branch that adds `<models_dir>/<name>/modeling_<name>.py`",
+    who="automatic",
+)
+
+NULL_SHA = "0" * 40
+#: The compare API lists at most this many files; past it, each commit's files are listed.
+COMPARE_FILE_LIMIT = 300
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+
+
+# --------------------------------------------------------------------------- planning (pure)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    filename: str
+    status: str  # added | removed | modified | renamed | copied | changed
+    previous_filename: str | None = None
+
+
+@dataclass(frozen=True)
+class NewModel:
+    name: str
+    path: str
+    commit: str  # the commit that added the modeling file (the push's head when unknown)
+
+
+@dataclass(frozen=True)
+class Rename:
+    old: str
+    new: str
+
+
+@dataclass
+class NewModelPlan:
+    added: list[NewModel] = field(default_factory=list)
+    renamed: list[Rename] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def modeling_pattern(models_dir: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"^{re.escape(models_dir.strip('/'))}/(?P<name>[A-Za-z0-9_]+)/modeling_(?P=name)\.py$"
+    )
+
+
+def model_of(path: str, pattern: re.Pattern[str]) -> str | None:
+    match = pattern.match(path)
+    return match.group("name") if match else None
+
+
+def net_changes(commits: Sequence[Sequence[FileChange]]) -> list[FileChange]:
+    """Folds per-commit changes (oldest first) into the change between the endpoints.
+
+    Used when a push touches more files than the compare API lists. A path added then removed
+    nets to nothing; removed then added nets to a modification (it existed before).
+    """
+    existed_before: dict[str, bool] = {}
+    exists_now: dict[str, bool] = {}
+    renamed_from: dict[str, str] = {}
+    for changes in commits:
+        for change in changes:
+            moves = [(change.previous_filename, False)] if change.status == "renamed" else []
+            moves.append((change.filename, change.status != "removed"))
+            for path, present in moves:
+                if path is None:
+                    continue
+                if path not in existed_before:
+                    # First sight: a file added or renamed-to did not exist before the push.
+                    existed_before[path] = not (
+                        present and change.status in ("added", "renamed", "copied")
+                    )
+                exists_now[path] = present
+            if change.status == "renamed" and change.previous_filename:
+                origin = renamed_from.pop(change.previous_filename, change.previous_filename)
+                renamed_from[change.filename] = origin
+    result: list[FileChange] = []
+    for path, present in exists_now.items():
+        before = existed_before[path]
+        origin = renamed_from.get(path)
+        if present and not before:
+            if origin and existed_before.get(origin) and not exists_now.get(origin):
+                result.append(FileChange(path, "renamed", origin))
+            else:
+                result.append(FileChange(path, "added"))
+        elif before and not present:
+            if not any(c.previous_filename == path for c in result):
+                result.append(FileChange(path, "removed"))
+        elif before and present:
+            result.append(FileChange(path, "modified"))
+    # A rename recorded above also removed its origin: drop the separate "removed" entry.
+    origins = {c.previous_filename for c in result if c.status == "renamed"}
+    return [c for c in result if not (c.status == "removed" and c.filename in origins)]
+
+
+def plan_new_models(
+    changes: Iterable[FileChange],
+    config: NewModelConfig,
+    *,
+    added_in: Mapping[str, str] | None = None,
+    head: str,
+) -> NewModelPlan:
+    """Which models the changes add (and which they only rename)."""
+    pattern = modeling_pattern(config.models_dir)
+    plan = NewModelPlan()
+    seen: set[str] = set()
+    for change in changes:
+        name = model_of(change.filename, pattern)
+        if name is None:
+            continue
+        if change.status == "renamed" and change.previous_filename:
+            old = model_of(change.previous_filename, pattern)
+            if old is not None and old != name:
+                plan.renamed.append(Rename(old, name))
+                continue
+        if change.status in ("added", "copied") and name not in seen:
+            seen.add(name)
+            commit = (added_in or {}).get(change.filename, head)
+            plan.added.append(NewModel(name, change.filename, commit))
+    return plan
+
+
+def attribution(commits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Path -> the first commit of a push payload that added it (payloads list 20 commits)."""
+    found: dict[str, str] = {}
+    for commit in commits:
+        for path in commit.get("added") or ():
+            found.setdefault(path, commit.get("id", ""))
+    return found
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three control characters; user-written text (PR titles) must not inject links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class MergedPull:
+    number: int
+    title: str
+    author: str
+    url: str
+
+
+def build_message(
+    *,
+    model: NewModel,
+    repo_url: str,
+    channel: str,
+    mention: Sequence[str],
+    pull: MergedPull | None,
+) -> dict[str, Any]:
+    """A valid Block Kit message plus the plain-text fallback notifications show."""
+    commit_url = f"{repo_url}/commit/{model.commit}"
+    name = slack_escape(model.name)
+    lines = [f"*<{commit_url}|New model: {name}>*"]
+    if pull is not None:
+        title = slack_escape(pull.title)
+        author = slack_escape(pull.author)
+        lines.append(f"Merged in <{pull.url}|#{pull.number} {title}> by {author}")
+    if mention:
+        lines.append(" ".join(f"<@{slack_escape(member)}>" for member in mention))
+    lines.append(f"commit SHA: `{model.commit}`")
+    section = _clip("\n".join(lines), SECTION_LIMIT)
+    fallback = f"New model: {model.name}"
+    if pull is not None:
+        fallback += f" (#{pull.number} {pull.title} by {pull.author})"
+    return {
+        "channel": channel,
+        "text": _clip(fallback, SECTION_LIMIT),
+        "unfurl_links": False,
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": _clip("New model!", HEADER_LIMIT)},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- GitHub
+
+
+def _changes(files: Iterable[Mapping[str, Any]]) -> list[FileChange]:
+    return [
+        FileChange(f["filename"], f.get("status", "modified"), f.get("previous_filename"))
+        for f in files
+    ]
+
+
+async def push_changes(
+    gh: GitHubAPI, repo: str, before: str, after: str, *, log: Any = None
+) -> tuple[list[FileChange], dict[str, Any]]:
+    """The files changed between the endpoints, and the compare answer for its metadata."""
+    compare = await gh.getitem(f"/repos/{repo}/compare/{before}...{after}")
+    files = compare.get("files") or []
+    if len(files) < COMPARE_FILE_LIMIT:
+        return _changes(files), compare
+    # Too many files for one compare answer: list every commit's files and fold them.
+    commits: list[dict[str, Any]] = []
+    async for commit in gh.getiter(
+        f"/repos/{repo}/compare/{before}...{after}", iterable_key="commits"
+    ):
+        commits.append(commit)
+    per_commit: list[list[FileChange]] = []
+    for commit in commits:
+        detail_files: list[dict[str, Any]] = []
+        async for item in gh.getiter(
+            f"/repos/{repo}/commits/{commit['sha']}", iterable_key="files"
+        ):
+            detail_files.append(item)
+        per_commit.append(_changes(detail_files))
+    if log is not None:
+        log.info("push lists %d+ files; folded %d commits instead", len(files), len(commits))
+    return net_changes(per_commit), compare
+
+
+async def merged_pull(gh: GitHubAPI, repo: str, sha: str) -> MergedPull | None:
+    pulls = await gh.getitem(f"/repos/{repo}/commits/{sha}/pulls")
+    chosen = next((p for p in pulls if p.get("merged_at")), pulls[0] if pulls else None)
+    if chosen is None:
+        return None
+    return MergedPull(
+        number=chosen["number"],
+        title=chosen.get("title") or "",
+        author=(chosen.get("user") or {}).get("login", ""),
+        url=chosen.get("html_url", ""),
+    )
+
+
+def is_default_branch_push(payload: Mapping[str, Any]) -> bool:
+    repository = payload.get("repository") or {}
+    default = repository.get("default_branch") or repository.get("master_branch")
+    return (
+        bool(default)
+        and payload.get("ref") == f"refs/heads/{default}"
+        and not payload.get("deleted")
+        and payload.get("after") not in (None, NULL_SHA)
+    )
+
+
+@router.register("push")
+async def on_push(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    payload = event.data
+    if not is_default_branch_push(payload):
+        return
+    config = (await ctx.repo_config()).new_model
+    if not config.enabled:
+        ctx.log.info("new-model alerts are turned off for %s", ctx.repo)
+        return
+    before, after = payload.get("before") or NULL_SHA, payload["after"]
+    added_in = attribution(payload.get("commits") or ())
+    if before == NULL_SHA:
+        # The branch was created by this push: no base to compare with, the payload is all.
+        changes = [FileChange(path, "added") for path in added_in]
+    else:
+        changes, compare = await push_changes(gh, ctx.repo, before, after, log=ctx.log)
+        if payload.get("forced"):
+            base = (compare.get("merge_base_commit") or {}).get("sha", before)
+            ctx.log.info("forced push: compared against the merge base %s", base)
+    plan = plan_new_models(changes, config, added_in=added_in, head=after)
+    for rename in plan.renamed:
+        ctx.log.info("model %s was renamed to %s: not a new model", rename.old, rename.new)
+    repo_url = payload["repository"].get("html_url") or f"https://github.com/{ctx.repo}"
+    for model in plan.added:
+        pull = await merged_pull(gh, ctx.repo, model.commit)
+        message = build_message(
+            model=model,
+            repo_url=repo_url,
+            channel=config.channel,
+            mention=config.mention,
+            pull=pull,
+        )
+        queued = await ctx.queue_slack(f"new-model:{ctx.repo}:{model.name}", message)
+        ctx.log.info(
+            "new model %s %s", model.name, "alert queued" if queued else "was announced before"
+        )
