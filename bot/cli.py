@@ -291,6 +291,88 @@ def cmd_config_show(_: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- local runs
+
+
+def _local_config(path: str | None) -> Any:
+    from bot.config import RepoConfig
+
+    if path:
+        return _read_config_file(path)
+    if Path(CONFIG_PATH).exists():
+        return _read_config_file(CONFIG_PATH)
+    return RepoConfig()
+
+
+def _repo_url() -> str:
+    from bot.localgit import GitError, run_git
+
+    try:
+        remote = run_git(["remote", "get-url", "origin"]).strip()
+    except GitError:
+        return ""
+    if remote.startswith("git@github.com:"):
+        remote = "https://github.com/" + remote.removeprefix("git@github.com:")
+    return remote.removesuffix(".git") if remote.startswith("https://") else ""
+
+
+def cmd_new_models(args: argparse.Namespace) -> int:
+    from bot.localgit import GitError, added_by, diff, rev_parse
+    from handlers.new_model import FileChange, build_message, plan_new_models
+
+    config = _local_config(args.config).new_model
+    try:
+        base, head = rev_parse(args.base), rev_parse(args.head)
+        changes = [
+            FileChange(c.path, c.status, c.previous_path)
+            for c in diff(base, head, merge_base=False)
+        ]
+        plan = plan_new_models(changes, config, head=head)
+        added_in = {m.path: added_by(m.path, base, head) or head for m in plan.added}
+    except GitError as exc:
+        raise UsageError(str(exc)) from None
+    plan = plan_new_models(changes, config, added_in=added_in, head=head)
+    messages = [
+        build_message(
+            model=model,
+            repo_url=args.repo_url or _repo_url(),
+            channel=config.channel,
+            mention=config.mention,
+            pull=None,
+        )
+        for model in plan.added
+    ]
+    report = {
+        "base": base,
+        "head": head,
+        "new_models": [m.name for m in plan.added],
+        "renamed": [{"from": r.old, "to": r.new} for r in plan.renamed],
+        "messages": messages,
+    }
+    print(json.dumps(report, indent=2))
+    if not args.notify or not messages:
+        return 0
+    return asyncio.run(_notify(messages))
+
+
+async def _notify(messages: list[dict[str, Any]]) -> int:
+    from bot.github import new_session
+    from bot.slack import SlackDeliveryError, make_sender
+
+    settings = _settings()
+    async with new_session() as session:
+        sender = make_sender(settings, session)
+        failed = 0
+        for message in messages:
+            try:
+                await sender.send(message)
+                print(f"sent to Slack via {sender.name}: {message['text']}", file=sys.stderr)
+            except SlackDeliveryError as exc:
+                failed += 1
+                print(f"error: not sent: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -330,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = add("outbox", cmd_outbox, "show messages not delivered yet")
     outbox.add_argument("--all", action="store_true", help="include delivered items")
     outbox.add_argument("--retry", type=int, metavar="ID", help="queue a failed item again")
+
+    new_models = add("new-models", cmd_new_models, "the models a local git range adds")
+    new_models.add_argument("--base", default="HEAD~1")
+    new_models.add_argument("--head", default="HEAD")
+    new_models.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
+    new_models.add_argument("--repo-url", help="for links (default: the origin remote)")
+    new_models.add_argument("--notify", action="store_true", help="send the Slack messages")
 
     config = sub.add_parser("config", help="check or show the per-repo configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
