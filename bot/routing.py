@@ -12,11 +12,11 @@ from gidgethub.routing import Router
 
 from bot.help import Help
 from handlers import help as help_handler
-from handlers import new_model
+from handlers import new_model, reviewers
 
 
 def handler_modules() -> tuple[ModuleType, ...]:
-    return (help_handler, new_model)
+    return (help_handler, reviewers, new_model)
 
 
 def combined_router(modules: tuple[ModuleType, ...] | None = None) -> Router:
