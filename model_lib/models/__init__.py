@@ -1,0 +1,1 @@
+"""One package per architecture, found by `model_lib.auto` from the folder names."""
