@@ -49,7 +49,7 @@ class _SecretRedactor(logging.Filter):
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Masks secret values wherever they appear, including inside URLs and tracebacks."""
-    for secret in secrets:
+    for secret in sorted(set(secrets), key=len, reverse=True):  # longest first: no leftovers
         if secret and secret in text:
             text = text.replace(secret, "***")
     return text

@@ -5,11 +5,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.webhooks import SECRET
 
 from bot.app import create_app
 from bot.config import Settings
 from bot.runtime import Runtime
+from tests.support.webhooks import SECRET
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import json
 
 import pytest
 from gidgethub.routing import Router
-from support.webhooks import SECRET, module, payload, sign, webhook_headers
 
 from bot import store as db
 from bot.app import create_app
 from bot.config import ConfigError, Settings
+from tests.support.webhooks import SECRET, module, payload, sign, webhook_headers
 
 GITHUB_EXAMPLE_SECRET = "It's a Secret to Everybody"
 GITHUB_EXAMPLE_BODY = b"Hello, World!"

@@ -1,0 +1,173 @@
+"""Pure pieces of the core: commands, configuration, log redaction, rate limits, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.commands import Command, parse_commands
+from bot.config import ConfigError, RepoConfig, Settings, default_config_toml, parse_repo_config
+from bot.github import rate_limit_wait
+from bot.logs import configure, redact
+from bot.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_bot_process_never_imports_torch_or_model_lib():
+    code = (
+        "import sys\n"
+        "import bot.app, bot.cli, bot.worker, bot.runtime, bot.routing\n"
+        "from bot.routing import handler_modules\n"
+        "handler_modules()\n"
+        "import handlers.help, handlers.reviewers, handlers.new_model, codeowners\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'model_lib'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("@bot /help", [Command("help", ())]),
+        ("please @bot /style now", [Command("style", ("now",))]),
+        ("@BOT /Help", [Command("help", ())]),
+        ("first\n@bot /style\n@bot /help", [Command("style", ()), Command("help", ())]),
+        ("> @bot /style\nquoted, not asked", []),
+        ("```\n@bot /style\n```", []),
+        ("mail@bot /style", []),
+        ("@botty /style", []),
+        ("@bot /style/x", []),
+        ("", []),
+        (None, []),
+    ],
+)
+def test_parse_commands(body, expected):
+    assert parse_commands(body, "bot") == expected
+
+
+def test_parse_commands_with_another_handle():
+    assert parse_commands("@maintainer-bot /help", "@maintainer-bot") == [Command("help", ())]
+    assert parse_commands("@bot /help", "maintainer-bot") == []
+
+
+def test_repo_config_defaults_and_overrides():
+    assert parse_repo_config("") == RepoConfig()
+    config = parse_repo_config(
+        '[reviewers]\ncount = 3\nunavailable = ["alice"]\n[new_model]\nchannel = "models"\n'
+    )
+    assert config.reviewers.count == 3
+    assert config.reviewers.unavailable == ("alice",)
+    assert config.new_model.channel == "models"
+    assert parse_repo_config(default_config_toml()) == RepoConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[reviewers]\ncount = 'two'", "'reviewers.count' must be an integer"),
+        ("[reviewers]\ncount = 0", "'reviewers.count' must be at least 1"),
+        ("[reviewers]\ncount = true", "'reviewers.count' must be an integer"),
+        ("[reviewers]\ncuont = 2", "unknown key 'reviewers.cuont'"),
+        ("[nope]\nx = 1", "unknown key 'nope'"),
+        ("reviewers = 3", "'reviewers' must be a table"),
+        ("[reviewers]\nsemantics = 'gitlab'", "'reviewers.semantics' must be one of"),
+        ("[reviewers]\nunavailable = 'alice'", "'reviewers.unavailable' must be a list"),
+        ("[new_model]\nmodels_dir = '/abs/'", "'new_model.models_dir' must be a relative"),
+        ("[reviewers", "not valid TOML"),
+    ],
+)
+def test_repo_config_errors_name_the_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_repo_config(text)
+
+
+def test_settings_from_env(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN KEY-----\nabc\n-----END KEY-----\n")
+    settings = Settings.from_env(
+        {
+            "GITHUB_APP_ID": "12",
+            "GITHUB_PRIVATE_KEY_PATH": str(key),
+            "GITHUB_WEBHOOK_SECRET": "s3cret-value",
+            "GITHUB_API_URL": "https://ghe.example.org/api/v3/",
+            "BOT_HANDLE": "@maintainer-bot",
+        }
+    )
+    assert settings.github_private_key.startswith("-----BEGIN KEY-----")
+    assert settings.github_api_url == "https://ghe.example.org/api/v3"
+    assert settings.handle == "maintainer-bot"
+    assert "s3cret-value" in settings.secrets
+    assert "abc" not in repr(settings)  # the key never shows in a repr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GITHUB_APP_ID": "1"}, "go together"),
+        ({"GITHUB_PRIVATE_KEY_PATH": "/nonexistent/key.pem", "GITHUB_APP_ID": "1"}, "cannot read"),
+        ({"BOT_MAX_ATTEMPTS": "many"}, "BOT_MAX_ATTEMPTS: expected an integer"),
+        ({"BOT_MAX_ATTEMPTS": "0"}, "at least 1"),
+    ],
+)
+def test_settings_errors(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_private_key_on_one_line_is_unfolded():
+    settings = Settings.from_env(
+        {"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY": "-----BEGIN-----\\nabc\\n-----END-----"}
+    )
+    assert settings.github_private_key == "-----BEGIN-----\nabc\n-----END-----"
+
+
+def test_secrets_never_reach_the_log(capsys):
+    secret = "ghs_0123456789abcdefSECRET"
+    configure(level="INFO", fmt="json", secrets=[secret])
+    log = logging.getLogger("test.redaction")
+    log.info("calling https://x-access-token:%s@github.com", secret, extra={"token": secret})
+    try:
+        raise RuntimeError(f"bad credentials {secret}")
+    except RuntimeError:
+        log.exception("failed")
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("***") >= 3
+    first = json.loads(err.splitlines()[0])
+    assert first["token"] == "***"
+
+
+def test_redact_handles_overlapping_secrets():
+    assert redact("a-longer-secret and a-long", ["a-long", "a-longer-secret"]) == "*** and ***"
+
+
+def test_rate_limit_wait():
+    assert rate_limit_wait(403, {"Retry-After": "7"}) == 7.0
+    assert rate_limit_wait(429, {"retry-after": "2"}) == 2.0
+    reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1010"}
+    assert rate_limit_wait(403, reset, now=1000.0) == 11.0
+    assert rate_limit_wait(403, {"X-RateLimit-Remaining": "5"}) is None  # a plain 403
+    assert rate_limit_wait(500, {"Retry-After": "1"}) is None
+
+
+def test_metrics_render_prometheus_text():
+    metrics = Metrics()
+    metrics.inc("bot_deliveries_total", event="push", outcome="accepted")
+    metrics.inc("bot_deliveries_total", event="push", outcome="accepted")
+    metrics.observe("bot_handler_duration_seconds", 0.02, handler='h"x')
+    text = metrics.render({"bot_queue_depth": ("Depth.", {(): 3.0})})
+    assert 'bot_deliveries_total{event="push",outcome="accepted"} 2' in text
+    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.025"} 1' in text
+    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.01"} 0' in text
+    assert 'bot_handler_duration_seconds_count{handler="h\\"x"} 1' in text
+    assert "# TYPE bot_queue_depth gauge\nbot_queue_depth 3" in text
