@@ -491,6 +491,20 @@ def cmd_codeowners_lint(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_new_model(args: argparse.Namespace) -> int:
+    # A separate command-line process, not the server: importing the scaffold (no torch) is fine.
+    from model_lib.scaffold import ScaffoldError, scaffold
+
+    try:
+        created = scaffold(args.name, args.like, Path(args.root))
+    except ScaffoldError as exc:
+        raise UsageError(str(exc)) from None
+    for path in created:
+        print(path)
+    print(f"created model {args.name!r} like {args.like!r}: {len(created)} files", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -559,6 +573,11 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd = codeowners_sub.add_parser("lint", help="check the owners file against the tree")
     lint_cmd.add_argument("file", nargs="?")
     lint_cmd.set_defaults(func=cmd_codeowners_lint)
+
+    new_model = add("new-model", cmd_new_model, "scaffold a model and its tests from another")
+    new_model.add_argument("name", help="the new model's name, e.g. my_model")
+    new_model.add_argument("--like", required=True, help="the model to copy, e.g. gpt2")
+    new_model.add_argument("--root", default=".", help="repository root (default: here)")
 
     config = sub.add_parser("config", help="check or show the per-repo configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
