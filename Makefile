@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,models]'
+	# The PyPI `codeowners` package (the peer the comparison tests and the benchmark measure
+	# against) shares our package's name, so it lives outside site-packages.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(VENV)/peers codeowners==0.9.0
 	touch $(STAMP)
 
 ## Start the bot: for real when credentials are set, else against the built-in sandbox.
