@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint format bench clean
 
+# The PyPI `codeowners` package (the peer that comparison tests and the benchmark measure
+# against) shares our package's name, so it is installed outside site-packages.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,models]'
-	# The PyPI `codeowners` package (the peer the comparison tests and the benchmark measure
-	# against) shares our package's name, so it lives outside site-packages.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
 		--target $(VENV)/peers codeowners==0.9.0
 	touch $(STAMP)
