@@ -1,0 +1,137 @@
+"""The command line: one-line errors, one-shot handling, operator commands over a real store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from bot import store as db
+from bot.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOAD = ROOT / "tests" / "fixtures" / "issue_comment.created.json"
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for name in ("GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "SLACK_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BOT_DATABASE", str(tmp_path / "bot.sqlite3"))
+    monkeypatch.setenv("BOT_LOG_FORMAT", "text")
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["handle", "push", "missing.json"], "payload file not found: missing.json"),
+        (["handle", "push"], "give both EVENT and PAYLOAD.json"),
+        (["handle"], "run inside GitHub Actions"),
+        (["replay", "nope"], "no stored delivery 'nope'"),
+        (["config", "check", "absent.toml"], "config file not found"),
+        (["owners", "--file", "absent", "x"], "owners file not found: absent"),
+        (["outbox", "--retry", "3"], "no undelivered outbox item 3"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(env, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_handle_rejects_non_json_payload(env, capsys):
+    (env / "bad.json").write_text("[1, 2]")
+    assert main(["handle", "push", "bad.json"]) == 2
+    assert "does not hold a JSON object" in capsys.readouterr().err
+
+
+def test_handle_runs_the_handlers_once(env, capsys):
+    assert main(["handle", "issue_comment", str(PAYLOAD), "--dry-run"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["event"] == "issue_comment"
+    assert summary["handlers_failed"] == []
+    assert "handlers.help.on_comment" in summary["handlers_run"]
+
+
+def test_handle_inside_github_actions(env, capsys, monkeypatch):
+    push = {
+        "ref": "refs/heads/feature",
+        "before": "a" * 40,
+        "after": "b" * 40,
+        "repository": {"full_name": "o/r", "default_branch": "main"},
+    }
+    (env / "event.json").write_text(json.dumps(push))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(env / "event.json"))
+    monkeypatch.setenv("GITHUB_RUN_ID", "77")
+    assert main(["handle"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["delivery"] == "actions-77"
+    assert summary["handlers_run"] == ["handlers.new_model.on_push"]
+
+
+def test_config_check_and_show(env, capsys):
+    (env / "ok.toml").write_text("[reviewers]\ncount = 3\n")
+    assert main(["config", "check", "ok.toml", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "ok.toml: ok" in out
+    assert '"count": 3' in out
+    (env / "bad.toml").write_text("[reviewers]\ncount = -1\n")
+    assert main(["config", "check", "bad.toml"]) == 2
+    assert "'reviewers.count' must be at least 1" in capsys.readouterr().err
+    assert main(["config", "show"]) == 0
+    assert "[new_model]" in capsys.readouterr().out
+
+
+def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | None = None) -> None:
+    store = db.Store(str(env / "bot.sqlite3"))
+    delivery = db.Delivery(
+        id=delivery_id,
+        event="push",
+        headers={},
+        body=b"{}",
+        repo="o/r",
+        received_at=time.time(),
+    )
+    store.call_sync(lambda conn: db.insert_deliveries(conn, [delivery]))
+    store.call_sync(
+        lambda conn: db.finish_delivery(
+            conn, delivery_id, status=status, attempts=5, done_callbacks=(), error=error
+        )
+    )
+    store.close()
+
+
+def test_deliveries_failed_shows_the_error_and_replay_requeues(env, capsys):
+    _store_delivery(env, "d-ok", status="done")
+    _store_delivery(env, "d-bad", status="failed", error="Traceback: RuntimeError: boom")
+    assert main(["deliveries", "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert "d-bad" in out
+    assert "RuntimeError: boom" in out
+    assert "d-ok" not in out
+    assert main(["deliveries", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["id"]: r["status"] for r in rows} == {"d-ok": "done", "d-bad": "failed"}
+    assert main(["replay", "d-bad"]) == 0
+    store = db.Store(str(env / "bot.sqlite3"))
+    replayed = store.call_sync(lambda conn: db.get_delivery(conn, "d-bad"))
+    store.close()
+    assert (replayed.status, replayed.attempts, replayed.error) == ("pending", 0, None)
+
+
+def test_outbox_lists_pending_and_failed(env, capsys):
+    store = db.Store(str(env / "bot.sqlite3"))
+    store.call_sync(
+        lambda conn: db.enqueue_outbox(conn, key="k1", kind="slack", payload={"text": "hi"})
+    )
+    store.close()
+    assert main(["outbox"]) == 0
+    assert "k1" in capsys.readouterr().out
