@@ -54,6 +54,17 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
         self.backoff = backoff
         self.max_rate_limit_wait = max_rate_limit_wait
 
+    @property
+    def graphql_url(self) -> str:
+        """GitHub.com serves GraphQL at /graphql; GitHub Enterprise at /api/graphql."""
+        base = self.base_url.rstrip("/")
+        if base.endswith("/api/v3"):
+            return base.removesuffix("/v3") + "/graphql"
+        return base + "/graphql"
+
+    async def graphql(self, query: str, *, endpoint: str | None = None, **variables: Any) -> Any:
+        return await super().graphql(query, endpoint=endpoint or self.graphql_url, **variables)
+
     def _delay(self, attempt: int) -> float:
         return self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4)  # noqa: S311
 
@@ -144,6 +155,8 @@ class DryRunGitHubAPI(GitHubAPI):
             parsed = body.decode("utf-8", "replace")
         self.writes.append(RecordedWrite(method, url, parsed))
         log.info("dry run: not sending %s %s", method, url, extra={"body": parsed})
+        if url.rstrip("/").endswith("/graphql"):
+            return 200, {"content-type": "application/json"}, b'{"data": {}}'
         status = 201 if method == "POST" else 200
         return status, {"content-type": "application/json"}, b"{}"
 
