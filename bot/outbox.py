@@ -78,7 +78,13 @@ class Outbox:
             try:
                 if item.kind != "slack":
                     raise SlackDeliveryError(f"unknown outbox kind {item.kind!r}", permanent=True)
-                await self.slack.send(item.payload)
+                try:
+                    await self.slack.send(item.payload)
+                except SlackDeliveryError:
+                    raise
+                except Exception as exc:  # an unexpected failure must not lose the message
+                    log.exception("sending outbox item %s raised", item.key)
+                    raise SlackDeliveryError(f"{type(exc).__name__}: {exc}") from exc
             except SlackDeliveryError as exc:
                 status = "failed" if exc.permanent else "pending"
                 wait = self.delay(item.attempts + 1, exc.retry_after)

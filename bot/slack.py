@@ -75,9 +75,11 @@ class SlackWebAPI:
         try:
             await self.client.chat_postMessage(**message)
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
-            status = exc.response.status_code if exc.response is not None else 0
-            retry_after = _retry_after(exc.response.headers if exc.response is not None else None)
+            response = exc.response
+            data = response.data if response is not None else None
+            error = data.get("error") if isinstance(data, dict) else None
+            status = response.status_code if response is not None else 0
+            retry_after = _retry_after(response.headers if response is not None else None)
             raise SlackDeliveryError(
                 f"Slack answered {status}: {error or 'error'}",
                 retry_after=retry_after,
