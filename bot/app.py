@@ -91,13 +91,18 @@ async def webhook(request: web.Request) -> web.Response:
         repo=repository.get("full_name") if isinstance(repository, dict) else None,
         installation_id=installation_id if isinstance(installation_id, int) else None,
         received_at=time.time(),
+        # Held in memory for the worker unless it is behind; then it waits in the database.
+        status="queued" if runtime.worker.has_room() else "pending",
         data=data,
     )
     if not await runtime.store.ingest(delivery):
         metrics.inc("bot_deliveries_total", event=event, outcome="duplicate")
         return web.json_response({"status": "duplicate", "delivery": delivery_id}, status=200)
     metrics.inc("bot_deliveries_total", event=event, outcome="accepted")
-    runtime.worker.submit(delivery)
+    if delivery.status == "queued":
+        runtime.worker.submit(delivery)
+    else:
+        runtime.worker.wake()
     return web.json_response({"status": "accepted", "delivery": delivery_id}, status=202)
 
 

@@ -27,9 +27,10 @@ def _pattern(handle: str) -> re.Pattern[str]:
 
 def parse_commands(body: str | None, handle: str) -> list[Command]:
     """Every command addressed to `@handle` in a comment body, in the order written."""
-    if not body:
-        return []
-    pattern = _pattern(handle.lstrip("@"))
+    handle = handle.lstrip("@")
+    if not body or f"@{handle.lower()}" not in body.lower():
+        return []  # the common case, and long comments are common: no line-by-line scan
+    pattern = _pattern(handle)
     commands: list[Command] = []
     in_fence = False
     for line in body.splitlines():

@@ -340,9 +340,12 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> l
         return answers
     now = time.time()
     conn.executemany(
-        "INSERT INTO deliveries (id, event, action, repo, installation_id, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(d.id, d.event, d.action, d.repo, d.installation_id, d.received_at or now) for d in fresh],
+        "INSERT INTO deliveries (id, event, action, repo, installation_id, received_at, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (d.id, d.event, d.action, d.repo, d.installation_id, d.received_at or now, d.status)
+            for d in fresh
+        ],
     )
     # AUTOINCREMENT hands out consecutive seqs within one transaction.
     last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'").fetchone()[0]

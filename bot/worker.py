@@ -26,6 +26,9 @@ from bot.store import Delivery, StoreClosed
 log = logging.getLogger("bot.worker")
 
 BATCH = 32
+#: Deliveries held in memory at most; past it they wait in the database, so a burst of
+#: deliveries bounds the process's memory instead of growing it.
+MEMORY_LIMIT = 256
 #: Deliveries queued by another process (`bot replay`) are noticed within this many seconds.
 IDLE_POLL = 5.0
 
@@ -37,8 +40,19 @@ class Worker:
         self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._poll_now = asyncio.Event()
         self._stopping = False
+        self._backlog = False
         self.alive = False
         self.in_flight: Delivery | None = None
+
+    def has_room(self) -> bool:
+        """Whether a new delivery may be held in memory (else it is stored as `pending`).
+
+        While older deliveries wait in the database, new ones wait behind them, in order.
+        """
+        if not self._backlog and self._queue.qsize() < MEMORY_LIMIT:
+            return True
+        self._backlog = True
+        return False
 
     def submit(self, delivery: Delivery) -> None:
         """Hands over a delivery whose row is committed with status `queued`."""
@@ -76,6 +90,8 @@ class Worker:
                     await self.process(delivery)
                 finally:
                     self.in_flight = None
+                if self._backlog and self._queue.qsize() < MEMORY_LIMIT // 2:
+                    self._poll_now.set()
         except StoreClosed:
             pass
         finally:
@@ -85,14 +101,17 @@ class Worker:
                 await poller
 
     async def _claim_due(self) -> None:
-        while True:
+        self._backlog = False
+        while (room := MEMORY_LIMIT - self._queue.qsize()) > 0:
+            limit = min(BATCH, room)
             batch = await self.services.store.call(
-                lambda conn: db.claim_due_deliveries(conn, time.time(), BATCH)
+                lambda conn, n=limit: db.claim_due_deliveries(conn, time.time(), n)
             )
             for delivery in batch:
                 self._queue.put_nowait(delivery)
-            if len(batch) < BATCH:
+            if len(batch) < limit:
                 return
+        self._backlog = True  # the memory queue is full; claim the rest once it drains
 
     async def _poll(self) -> None:
         store = self.services.store
