@@ -1,0 +1,108 @@
+"""Durability: deliveries answered 202 survive SIGKILL and are processed once after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.comments import marker
+from bot.sandbox import SandboxGitHub, send_webhook
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "acme/models"
+SECRET = "crash-test-secret-0123456789"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _serve(github: SandboxGitHub, database: Path, port: int) -> subprocess.Popen:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(database.parent),
+        "GITHUB_WEBHOOK_SECRET": SECRET,
+        "GITHUB_TOKEN": github.token,
+        "GITHUB_API_URL": github.url,
+        "BOT_DATABASE": str(database),
+        "BOT_LOG_FORMAT": "json",
+        "BOT_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=ROOT, env=env
+    )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the bot did not start")
+
+
+def _bot_replies(github: SandboxGitHub) -> list[dict]:
+    return [c for c in github.comments(REPO, 1) if "<!-- maintainer-bot:" in c["body"]]
+
+
+@pytest.fixture
+async def github(tmp_path):
+    sandbox = SandboxGitHub(tmp_path / "github")
+    await sandbox.start()
+    sandbox.create_repo(REPO, files={"README.md": "x\n"})
+    sandbox.commit(REPO, "feature", {"a.txt": "a\n"}, author="carol")
+    sandbox.open_pull(REPO, "feature", author="carol")
+    yield sandbox
+    await sandbox.close()
+
+
+async def test_sigkill_after_202_loses_nothing_and_repeats_nothing(github, tmp_path):
+    database = tmp_path / "bot.sqlite3"
+    port = _port()
+    url = f"http://127.0.0.1:{port}/webhook"
+    payloads = [
+        github.issue_comment_payload(REPO, 1, f"@bot /help please ({i})", "carol")
+        for i in range(40)
+    ]
+    server = await _serve(github, database, port)
+    async with aiohttp.ClientSession() as session:
+        sent = await asyncio.gather(
+            *(send_webhook(session, url, "issue_comment", p, SECRET) for p in payloads)
+        )
+    server.send_signal(signal.SIGKILL)  # no chance to finish anything in hand
+    server.wait()
+    accepted = [s for s in sent if s.status == 202]
+    assert len(accepted) == len(payloads)
+
+    server = await _serve(github, database, _port())
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                replies = [
+                    c for c in github.comments(REPO, 1) if "<!-- maintainer-bot:" in c["body"]
+                ]
+                if len(replies) >= len(payloads):
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # room for a wrongly repeated reply to show up
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0  # a graceful stop
+    replies = _bot_replies(github)
+    for payload in payloads:
+        tag = marker(f"help:{payload['comment']['id']}")
+        assert sum(tag in reply["body"] for reply in replies) == 1
+    assert len(replies) == len(payloads)
