@@ -1,0 +1,139 @@
+"""`make run` without credentials: the bot against the sandbox, serving this very repository.
+
+A newcomer sees the bot work in seconds, with nothing to configure: an outside contributor opens
+a pull request (reviewers are requested from `.github/review-owners`), someone asks
+`@bot /help`, and a merge adds a model (a Slack alert goes out). Then the bot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from pathlib import Path
+
+from bot import store as db
+from bot.config import Settings
+from bot.sandbox.harness import Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "maintainer-bot/maintainer-bot"
+MODELS = "model_lib/models"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _owners(root: Path) -> list[str]:
+    owners_file = root / ".github" / "review-owners"
+    if not owners_file.exists():
+        return []
+    found: list[str] = []
+    for line in owners_file.read_text().splitlines():
+        for word in line.split("#", 1)[0].split()[1:]:
+            if word.startswith("@") and "/" not in word and word[1:] not in found:
+                found.append(word[1:])
+    return found
+
+
+def _new_model_files(root: Path, like: str, name: str) -> dict[str, str]:
+    """A renamed copy of a model's files: all the alert looks at is where the files land."""
+    files: dict[str, str] = {}
+    for source in sorted((root / MODELS / like).glob("*.py")):
+        target = source.name.replace(like, name)
+        text = source.read_text().replace(like, name).replace(like.upper(), name.upper())
+        files[f"{MODELS}/{name}/{target}"] = text
+    return files
+
+
+async def scenario(harness: Harness, root: Path) -> None:
+    github = harness.github
+    owners = _owners(root)
+    github.create_repo(REPO, source=root, collaborators=dict.fromkeys(owners, "write"))
+    _say(f"sandbox GitHub at {github.url}: {REPO}, a copy of this checkout")
+    _say(f"the bot at {harness.url} (/healthz, /metrics, /help)")
+    _say()
+
+    _say("1. An outside contributor opens a pull request that touches gpt2 and the worker.")
+    modeling = root / MODELS / "gpt2" / "modeling_gpt2.py"
+    text = modeling.read_text() if modeling.exists() else ""
+    github.commit(
+        REPO,
+        "faster-gpt2",
+        {
+            f"{MODELS}/gpt2/modeling_gpt2.py": text + "\n# A faster attention path.\n" * 40,
+            "bot/worker.py": (root / "bot" / "worker.py").read_text() + "\n# Tidy.\n" * 5,
+        },
+        author="new-contributor",
+        message="Speed up gpt2 attention",
+    )
+    number = github.open_pull(REPO, "faster-gpt2", title="Speed up gpt2", author="new-contributor")
+    await harness.deliver("pull_request", github.pull_request_payload(REPO, number, "opened"))
+    await harness.settle()
+    users, teams = github.requested_reviewers(REPO, number)
+    assert harness.runtime is not None
+    why = await harness.runtime.store.call(
+        lambda conn: conn.execute(
+            "SELECT detail FROM effects WHERE key = ?", (f"reviewers:{REPO}#{number}",)
+        ).fetchone()
+    )
+    _say(f"   -> reviewers requested on #{number}: {', '.join('@' + u for u in users + teams)}")
+    if why:
+        _say(f"      because {why[0]}")
+    _say()
+
+    _say("2. Someone asks the bot what it does.")
+    comment = github.issue_comment_payload(REPO, number, "@bot /help", "new-contributor")
+    await harness.deliver("issue_comment", comment)
+    await harness.settle()
+    reply = github.comments(REPO, number)[-1]["body"]
+    for line in reply.splitlines()[:8]:
+        if not line.startswith("<!--"):
+            _say(f"   | {line}")
+    _say()
+
+    _say("3. A pull request adding a model is merged.")
+    github.commit(
+        REPO,
+        "add-tinygpt",
+        _new_model_files(root, "gpt2", "tinygpt"),
+        author="new-contributor",
+        message="Add TinyGPT",
+    )
+    merged = github.open_pull(REPO, "add-tinygpt", title="Add TinyGPT", author="new-contributor")
+    before, after = github.merge_pull(REPO, merged)
+    await harness.deliver("push", github.push_payload(REPO, "refs/heads/main", before, after))
+    await harness.settle()
+    for message in harness.slack.messages:
+        _say(f"   -> Slack #{message['channel']}: {message['text']}")
+    deliveries = await harness.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    done = sum(d.status == "done" for d in deliveries)
+    _say()
+    _say(f"{done} of {len(deliveries)} deliveries handled; `bot deliveries` lists them.")
+
+
+async def _main(host: str, port: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="maintainer-bot-sandbox-") as tmp:
+        settings = Settings(database=str(Path(tmp) / "bot.sqlite3"))
+        harness = Harness(Path(tmp), settings=settings)
+        await harness.start(port=port, host=host)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            _say("No GitHub credentials are set: running against the built-in sandbox.")
+            await scenario(harness, ROOT)
+            _say(f"Still serving at {harness.url}; press Ctrl-C to stop.")
+            await stop.wait()
+        finally:
+            await harness.close()
+    return 0
+
+
+def run_demo(*, host: str = "127.0.0.1", port: int = 8080) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_main(host, port))
+    return 130
