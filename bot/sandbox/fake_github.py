@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import json
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.sandbox.gitrepos import GitRepo
+from bot.sandbox.http import serve
 
 COMPARE_FILE_CAP = 300
 PULL_FILES_CAP = 3000
@@ -130,12 +132,7 @@ class SandboxGitHub:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, self.url = await serve(self.make_app(), host, port)
         return self.url
 
     async def close(self) -> None:
@@ -435,7 +432,11 @@ class SandboxGitHub:
                 body = raw.decode("utf-8", "replace")
         record = RecordedRequest(request.method, request.path, dict(request.query), body)
         self.requests.append(record)
-        response = self._scripted_failure(request) or await handler(request)
+        try:
+            response = self._scripted_failure(request) or await handler(request)
+        except web.HTTPException as exc:
+            record.status = exc.status
+            raise
         record.status = response.status
         return response
 
@@ -554,8 +555,11 @@ class SandboxGitHub:
     async def get_installation(self, request: web.Request, full_name: str) -> web.Response:
         return web.json_response({"id": self.installation_id})
 
-    def _pull(self, full_name: str, number: str) -> Pull | None:
-        return self.repos[full_name].issues.get(int(number))
+    def _pull(self, full_name: str, number: str) -> Pull:
+        pull = self.repos[full_name].issues.get(int(number))
+        if pull is None:
+            raise web.HTTPNotFound(text=json.dumps(NOT_FOUND), content_type="application/json")
+        return pull
 
     async def list_pulls(self, request: web.Request, full_name: str) -> web.Response:
         state = request.query.get("state", "open")
@@ -568,14 +572,10 @@ class SandboxGitHub:
 
     async def get_pull(self, request: web.Request, full_name: str, number: str) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         return web.json_response(self.pull_json(pull))
 
     async def pull_files(self, request: web.Request, full_name: str, number: str) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         git = self.repos[full_name].git
         head = pull.merge_commit_sha if pull.merged else git.rev(pull.head)
         base = git.rev(pull.base) if not pull.merged else f"{pull.merge_commit_sha}^1"
@@ -584,24 +584,18 @@ class SandboxGitHub:
 
     async def pull_commits(self, request: web.Request, full_name: str, number: str) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         git = self.repos[full_name].git
         commits = git.commits_between(git.rev(pull.base), git.rev(pull.head))
         return self._page(request, [_commit_json(c) for c in commits])
 
     async def pull_reviews(self, request: web.Request, full_name: str, number: str) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         return self._page(request, pull.reviews)
 
     async def get_requested(
         self, request: web.Request, full_name: str, number: str
     ) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         return web.json_response(
             {
                 "users": [_user(u) for u in pull.requested_users],
@@ -613,8 +607,6 @@ class SandboxGitHub:
         self, request: web.Request, full_name: str, number: str
     ) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         body = await request.json()
         users = body.get("reviewers") or []
         teams = body.get("team_reviewers") or []
@@ -648,8 +640,6 @@ class SandboxGitHub:
         self, request: web.Request, full_name: str, number: str
     ) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         body = await request.json()
         pull.requested_users = [
             u for u in pull.requested_users if u not in (body.get("reviewers") or [])
@@ -682,8 +672,6 @@ class SandboxGitHub:
 
     async def get_issue(self, request: web.Request, full_name: str, number: str) -> web.Response:
         pull = self._pull(full_name, number)
-        if pull is None:
-            return web.json_response(NOT_FOUND, status=404)
         data = self.pull_json(pull)
         data["pull_request"] = {"url": data["url"]}
         return web.json_response(data)
@@ -691,13 +679,11 @@ class SandboxGitHub:
     async def list_comments(
         self, request: web.Request, full_name: str, number: str
     ) -> web.Response:
-        if self._pull(full_name, number) is None:
-            return web.json_response(NOT_FOUND, status=404)
+        self._pull(full_name, number)
         return self._page(request, self.comments(full_name, int(number)))
 
     async def post_comment(self, request: web.Request, full_name: str, number: str) -> web.Response:
-        if self._pull(full_name, number) is None:
-            return web.json_response(NOT_FOUND, status=404)
+        self._pull(full_name, number)
         body = await request.json()
         if not isinstance(body, dict) or not body.get("body"):
             return web.json_response(

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.http import serve
+
 
 @dataclass
 class _Failure:
@@ -65,11 +67,7 @@ class SandboxSlack:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, self.url = await serve(self.make_app(), host, port)
         return self.url
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.sandbox.fake_github import SandboxGitHub
 from bot.sandbox.fake_slack import SandboxSlack
+from bot.sandbox.http import serve
 from bot.sandbox.webhooks import Sent, send_webhook
 
 
@@ -59,11 +60,9 @@ class Harness:
         """Starts (or restarts) the bot on the same database."""
         assert self.settings is not None
         self.runtime = Runtime(self.settings)
-        self._runner = web.AppRunner(create_app(self.settings, runtime=self.runtime))
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, self.url = await serve(
+            create_app(self.settings, runtime=self.runtime), host, port
+        )
 
     async def stop_bot(self) -> None:
         if self._runner is not None:
