@@ -1,0 +1,1 @@
+"""Llama: decoder-only transformer with RoPE, RMSNorm, SwiGLU and grouped-query attention."""
