@@ -99,7 +99,9 @@ class GitRepo:
             if self.ref_exists(branch):
                 self.git("checkout", "-q", "-B", branch, f"origin/{branch}", cwd=self.work)
             else:
-                start = f"origin/{base or self.default_branch}"
+                start = base or self.default_branch
+                if self.ref_exists(f"refs/heads/{start}"):
+                    start = f"origin/{start}"  # a branch; else `base` is a commit
                 self.git("checkout", "-q", "-B", branch, start, cwd=self.work)
             for old, new in (renames or {}).items():
                 (self.work / new).parent.mkdir(parents=True, exist_ok=True)

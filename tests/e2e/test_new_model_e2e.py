@@ -135,3 +135,31 @@ async def test_configured_channel_and_mentions(harness):
     (message,) = harness.slack.messages
     assert message["channel"] == "models"
     assert "<@U024BE7LH> <@U0G9QF9C6>" in message["blocks"][1]["text"]["text"]
+
+
+async def test_a_push_past_the_compare_file_limit_is_folded_per_commit(harness):
+    make_repo(harness)
+    many = {f"data/shard_{i:03d}.txt": f"{i}\n" for i in range(320)}
+    harness.github.commit(REPO, "bulk", many, author="contributor", message="data")
+    _, payload = await merge(harness, "bulk", model_files("mamba"))
+    await push(harness, payload)
+    assert [m["text"].split()[2] for m in harness.slack.messages] == ["mamba"]
+    commit_reads = [
+        r for r in harness.github.requests if r.method == "GET" and "/commits/" in r.path
+    ]
+    assert commit_reads  # the compare answer was capped, so each commit's files were listed
+
+
+async def test_a_forced_push_compares_from_the_merge_base_and_says_so(harness, caplog):
+    make_repo(harness)
+    base = harness.github.git(REPO).rev("main")
+    old = harness.github.commit(REPO, "main", {"notes.txt": "old line\n"})
+    rewritten = harness.github.commit(REPO, "rewrite", model_files("mamba"), base=base)
+    before, after = harness.github.force_push(REPO, "main", rewritten)
+    assert before == old
+    payload = harness.github.push_payload(REPO, "refs/heads/main", base, after, forced=True)
+    payload["before"] = before
+    with caplog.at_level("INFO"):
+        await push(harness, payload)
+    assert f"forced push: compared against the merge base {base}" in caplog.text
+    assert [m["text"].split()[2] for m in harness.slack.messages] == ["mamba"]
