@@ -28,11 +28,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.sandbox.gitrepos import GitRepo
-from bot.sandbox.http import serve
+from bot.sandbox.http import LoopbackServer
 
 COMPARE_FILE_CAP = 300
 PULL_FILES_CAP = 3000
 NOT_FOUND = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+
+
+def _not_found() -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps(NOT_FOUND), content_type="application/json")
 
 
 def _now() -> str:
@@ -100,7 +104,7 @@ def _user(login: str) -> dict[str, Any]:
     }
 
 
-class SandboxGitHub:
+class SandboxGitHub(LoopbackServer):
     """State and HTTP face of the fake; see the module docstring."""
 
     def __init__(self, root: Path, *, app_id: int = 1, installation_id: int = 1) -> None:
@@ -121,8 +125,6 @@ class SandboxGitHub:
         self.requests: list[RecordedRequest] = []
         self._failures: list[Failure] = []
         self._ids = itertools.count(1000)
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,15 +132,6 @@ class SandboxGitHub:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self._route)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner, self.url = await serve(self.make_app(), host, port)
-        return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # ------------------------------------------------------------------ setting up state
 
@@ -555,10 +548,18 @@ class SandboxGitHub:
     async def get_installation(self, request: web.Request, full_name: str) -> web.Response:
         return web.json_response({"id": self.installation_id})
 
+    def _sha(self, full_name: str, ref: str) -> str:
+        try:
+            return self.repos[full_name].git.rev(ref)
+        except KeyError:
+            raise web.HTTPNotFound(
+                text=json.dumps(NOT_FOUND), content_type="application/json"
+            ) from None
+
     def _pull(self, full_name: str, number: str) -> Pull:
         pull = self.repos[full_name].issues.get(int(number))
         if pull is None:
-            raise web.HTTPNotFound(text=json.dumps(NOT_FOUND), content_type="application/json")
+            raise _not_found()
         return pull
 
     async def list_pulls(self, request: web.Request, full_name: str) -> web.Response:
@@ -733,11 +734,7 @@ class SandboxGitHub:
         return web.json_response(status, status=201)
 
     async def combined_status(self, request: web.Request, full_name: str, ref: str) -> web.Response:
-        git = self.repos[full_name].git
-        try:
-            sha = git.rev(ref)
-        except KeyError:
-            return web.json_response(NOT_FOUND, status=404)
+        sha = self._sha(full_name, ref)
         latest: dict[str, dict[str, Any]] = {}
         for status in self.repos[full_name].statuses.get(sha, []):
             latest.setdefault(status["context"], status)
@@ -752,11 +749,7 @@ class SandboxGitHub:
         return web.json_response({"state": state, "sha": sha, "statuses": list(latest.values())})
 
     async def list_statuses(self, request: web.Request, full_name: str, ref: str) -> web.Response:
-        git = self.repos[full_name].git
-        try:
-            sha = git.rev(ref)
-        except KeyError:
-            return web.json_response(NOT_FOUND, status=404)
+        sha = self._sha(full_name, ref)
         return self._page(request, self.statuses(full_name, sha))
 
     # ------------------------------------------------------------------ permissions

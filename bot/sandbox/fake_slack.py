@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.http import serve
+from bot.sandbox.http import LoopbackServer
 
 
 @dataclass
@@ -26,7 +26,7 @@ class _Failure:
     body: Any
 
 
-class SandboxSlack:
+class SandboxSlack(LoopbackServer):
     def __init__(self, *, token: str | None = None, auto_create: bool = True) -> None:
         self.token = token or "xoxb-sandbox-" + secrets.token_hex(8)
         self.auto_create = auto_create
@@ -35,8 +35,6 @@ class SandboxSlack:
         self.attempts = 0
         self._hook = "/services/T000/B000/" + secrets.token_hex(8)
         self._failures: list[_Failure] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     @property
     def api_url(self) -> str:
@@ -65,15 +63,6 @@ class SandboxSlack:
         app.router.add_post("/api/auth.test", self._auth_test)
         app.router.add_post(self._hook, self._webhook)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner, self.url = await serve(self.make_app(), host, port)
-        return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def _failure(self, *, webhook: bool) -> web.Response | None:
         if not self._failures:

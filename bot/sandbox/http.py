@@ -11,3 +11,22 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     await web.TCPSite(runner, host, port).start()
     bound = runner.addresses[0]
     return runner, f"http://{bound[0]}:{bound[1]}"
+
+
+class LoopbackServer:
+    """A stand-in that serves its `make_app()` on loopback until closed."""
+
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def make_app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner, self.url = await serve(self.make_app(), host, port)
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
