@@ -492,13 +492,30 @@ def cmd_codeowners_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_new_model(args: argparse.Namespace) -> int:
-    # A separate command-line process, not the server: importing the scaffold (no torch) is fine.
-    from model_lib.scaffold import ScaffoldError, scaffold
+    # The scaffold belongs to the model library, which the bot's code never imports: it runs
+    # as its own process, with an explicit argv and nothing from this environment but PATH.
+    import subprocess
 
-    try:
-        created = scaffold(args.name, args.like, Path(args.root))
-    except ScaffoldError as exc:
-        raise UsageError(str(exc)) from None
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_lib.scaffold",
+            args.name,
+            "--like",
+            args.like,
+            "--root",
+            str(Path(args.root).resolve()),
+        ],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+        raise UsageError(message.removeprefix("error: "))
+    created = done.stdout.split()
     for path in created:
         print(path)
     print(f"created model {args.name!r} like {args.like!r}: {len(created)} files", file=sys.stderr)

@@ -92,3 +92,18 @@ def test_lint_reports_and_fails_on_errors(checkout, capsys):
     (checkout / "broken").write_text("[abc] @x\n")
     assert main(["codeowners", "lint", "broken"]) == 1
     assert "error" in capsys.readouterr().out
+
+
+def test_new_model_scaffolds_in_its_own_process(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for part in ("model_lib/models/gpt2", "tests/models/gpt2"):
+        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    assert main(["new-model", "tiny_gpt", "--like", "gpt2", "--root", str(tmp_path)]) == 0
+    created = capsys.readouterr().out.split()
+    assert str(tmp_path / "model_lib/models/tiny_gpt/modeling_tiny_gpt.py") in created
+    assert (tmp_path / "tests/models/tiny_gpt/test_modeling_tiny_gpt.py").exists()
+    assert main(["new-model", "tiny_gpt", "--like", "gpt2", "--root", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
