@@ -88,6 +88,15 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
     async def handle_rate_limit_error(
         self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
     ) -> bool:
+        retry = await self._should_retry(method, url, exception, attempt)
+        if not retry:
+            # Tracebacks kept for `bot deliveries --failed` then say which call failed and how.
+            exception.add_note(f"GitHub answered {int(exception.status_code)} to {method} {url}")
+        return retry
+
+    async def _should_retry(
+        self, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
+    ) -> bool:
         if attempt > self.max_retries:
             return False
         status = int(exception.status_code)
