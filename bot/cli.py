@@ -134,8 +134,11 @@ async def _handle_once(
         result = await dispatch(runtime.services, runtime.router, delivery)
         writes: list[dict[str, Any]] = []
         if dry_run:
-            # Each handler got its own dry-run client; their writes were logged as they happened.
-            writes = [{"slack": message} for message in runtime.services.outbox.dry_run_messages]
+            writes = [
+                {"github": {"method": w.method, "url": w.url, "body": w.body}}
+                for w in runtime.services.github.dry_run_writes
+            ]
+            writes += [{"slack": message} for message in runtime.services.outbox.dry_run_messages]
         else:
             await runtime.services.outbox.send_due()
             pending = await runtime.store.call(lambda conn: db.list_outbox(conn, status="pending"))

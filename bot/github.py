@@ -149,9 +149,12 @@ class RecordedWrite:
 class DryRunGitHubAPI(GitHubAPI):
     """Performs every read for real and records every write instead of sending it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, writes: list[RecordedWrite] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.writes: list[RecordedWrite] = []
+        # Shared with the other clients of one run, so the run can print every write at the end.
+        self.writes: list[RecordedWrite] = [] if writes is None else writes
 
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
@@ -205,6 +208,8 @@ class GitHubClients:
     session: aiohttp.ClientSession
     settings: Settings
     dry_run: bool = False
+    #: Writes that dry-run clients recorded instead of sending, across all of them.
+    dry_run_writes: list[RecordedWrite] = field(default_factory=list)
     _tokens: dict[int, _Token] = field(default_factory=dict)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -217,19 +222,13 @@ class GitHubClients:
         return "anonymous"
 
     def _client(self, token: str | None = None, **kwargs: Any) -> GitHubAPI:
-        cls = DryRunGitHubAPI if self.dry_run else GitHubAPI
-        return cls(self.session, oauth_token=token, base_url=self.settings.github_api_url, **kwargs)
-
-    def app_client(self) -> GitHubAPI:
-        """Authenticated as the App itself (JWT): for /app endpoints and token minting."""
-        if not self.settings.github_app_id or not self.settings.github_private_key:
-            raise CredentialsMissing("GITHUB_APP_ID and GITHUB_PRIVATE_KEY are not set")
-        cls = DryRunGitHubAPI if self.dry_run else GitHubAPI
-        return cls(
-            self.session,
-            base_url=self.settings.github_api_url,
-            app_id=self.settings.github_app_id,
-            private_key=self.settings.github_private_key,
+        if self.dry_run:
+            kwargs["writes"] = self.dry_run_writes
+            return DryRunGitHubAPI(
+                self.session, oauth_token=token, base_url=self.settings.github_api_url, **kwargs
+            )
+        return GitHubAPI(
+            self.session, oauth_token=token, base_url=self.settings.github_api_url, **kwargs
         )
 
     async def for_installation(self, installation_id: int | None) -> GitHubAPI:
