@@ -101,7 +101,6 @@ class Worker:
                 await poller
 
     async def _claim_due(self) -> None:
-        self._backlog = False
         while (room := MEMORY_LIMIT - self._queue.qsize()) > 0:
             limit = min(BATCH, room)
             batch = await self.services.store.call(
@@ -110,6 +109,7 @@ class Worker:
             for delivery in batch:
                 self._queue.put_nowait(delivery)
             if len(batch) < limit:
+                self._backlog = False  # nothing due waits in the database any more
                 return
         self._backlog = True  # the memory queue is full; claim the rest once it drains
 

@@ -240,3 +240,27 @@ def test_server_refuses_to_start_without_a_secret(settings):
 def test_signature_helper_matches_githubs_example():
     assert sign(GITHUB_EXAMPLE_BODY, GITHUB_EXAMPLE_SECRET) == GITHUB_EXAMPLE_SIGNATURE
     assert sign(b"x") != sign(b"x", SECRET + "!")
+
+
+async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_client, monkeypatch):
+    import bot.worker
+
+    monkeypatch.setattr(bot.worker, "MEMORY_LIMIT", 2)
+    seen: list[str] = []
+    router = Router()
+
+    @router.register("issue_comment")
+    async def slow(event, gh, **_):
+        await asyncio.sleep(0.01)
+        seen.append(event.delivery_id)
+
+    client = await make_client(module(router))
+    ids = [f"d-{i:02d}" for i in range(12)]
+    for delivery_id in ids:
+        body = payload()
+        headers = webhook_headers("issue_comment", body, delivery=delivery_id)
+        assert (await client.post("/webhook", data=body, headers=headers)).status == 202
+    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    assert any(d.status == "pending" for d in stored)  # more than fit in memory
+    await _drain(client)
+    assert seen == ids
