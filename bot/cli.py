@@ -537,12 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
         return command
 
-    for name, func, text in (
-        ("serve", cmd_serve, "run the webhook server"),
-        ("run", cmd_run, "serve for real when configured, else run the sandbox demo"),
+    # A deployed server listens on every interface (a platform routes $PORT to it); the local
+    # sandbox demo stays on loopback.
+    for name, func, text, host in (
+        ("serve", cmd_serve, "run the webhook server", "0.0.0.0"),  # noqa: S104
+        ("run", cmd_run, "serve for real when configured, else the sandbox demo", "127.0.0.1"),
     ):
         command = add(name, func, text)
-        command.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        command.add_argument("--host", default=os.environ.get("HOST", host))
         command.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
         command.add_argument("--shutdown-timeout", type=float, default=30.0)
 
