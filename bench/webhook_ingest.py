@@ -158,7 +158,7 @@ def bench_bot(body: bytes, args: argparse.Namespace) -> dict:
         "BOT_LOG_LEVEL": "WARNING",
         "BOT_LOG_FORMAT": "json",
     }
-    command = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")

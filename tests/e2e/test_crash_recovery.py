@@ -39,7 +39,9 @@ async def _serve(github: SandboxGitHub, database: Path, port: int) -> subprocess
         "BOT_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=ROOT, env=env
+        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
     )
     async with aiohttp.ClientSession() as session:
         for _ in range(300):
