@@ -45,14 +45,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     _setup_logging(settings)
     app = create_app(settings)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=lambda _: None,
-        shutdown_timeout=args.shutdown_timeout,
-    )
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=lambda _: None,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
 
 
@@ -63,7 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.sandbox.scenario import run_demo
 
     _setup_logging(settings)
-    return run_demo(host=args.host, port=args.port)
+    try:
+        return run_demo(host=args.host, port=args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
 
 
 # ---------------------------------------------------------------------------- handle / replay

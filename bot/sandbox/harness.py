@@ -70,6 +70,7 @@ class Harness:
             self._runner = None
 
     async def close(self) -> None:
+        """Stops whatever was started; safe after a start that failed part-way."""
         await self.stop_bot()
         if self._session is not None:
             await self._session.close()

@@ -8,7 +8,11 @@ from aiohttp import web
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()  # the app's start-up ran: let its clean-up run too
+        raise
     bound = runner.addresses[0]
     return runner, f"http://{bound[0]}:{bound[1]}"
 

@@ -118,7 +118,11 @@ async def _main(host: str, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="maintainer-bot-sandbox-") as tmp:
         settings = Settings(database=str(Path(tmp) / "bot.sqlite3"))
         harness = Harness(Path(tmp), settings=settings)
-        await harness.start(port=port, host=host)
+        try:
+            await harness.start(port=port, host=host)
+        except BaseException:
+            await harness.close()
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
