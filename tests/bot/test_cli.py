@@ -135,3 +135,12 @@ def test_outbox_lists_pending_and_failed(env, capsys):
     store.close()
     assert main(["outbox"]) == 0
     assert "k1" in capsys.readouterr().out
+
+
+def test_an_unusable_database_is_one_line(env, capsys, monkeypatch):
+    (env / "not-a-folder").write_text("x")
+    monkeypatch.setenv("BOT_DATABASE", str(env / "not-a-folder" / "bot.sqlite3"))
+    assert main(["deliveries"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1
