@@ -264,3 +264,16 @@ async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_clie
     assert any(d.status == "pending" for d in stored)  # more than fit in memory
     await _drain(client)
     assert seen == ids
+
+
+async def test_the_same_delivery_twice_at_once_is_stored_once(make_client):
+    client = await make_client()
+    body = payload()
+    headers = webhook_headers("issue_comment", body, delivery="twin")
+    first, second = await asyncio.gather(
+        client.post("/webhook", data=body, headers=headers),
+        client.post("/webhook", data=body, headers=headers),
+    )
+    assert sorted([first.status, second.status]) == [200, 202]
+    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    assert [d.id for d in stored] == ["twin"]
