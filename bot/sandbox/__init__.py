@@ -4,15 +4,21 @@ Real HTTP servers (aiohttp) over real git repositories on disk: the bot talks to
 its real gidgethub and slack_sdk clients, exactly as it talks to the real services.
 """
 
-from bot.sandbox.fake_github import RecordedRequest, SandboxGitHub
-from bot.sandbox.fake_slack import SandboxSlack
+from bot.sandbox.github import SandboxGitHub
+from bot.sandbox.gitrepo import GitRepo, SandboxGitError, UnknownRevision
+from bot.sandbox.slack import SandboxSlack
+from bot.sandbox.state import RecordedRequest, SandboxRepo
 from bot.sandbox.webhooks import Sent, send_webhook, signature
 
 __all__ = [
+    "GitRepo",
     "RecordedRequest",
+    "SandboxGitError",
     "SandboxGitHub",
+    "SandboxRepo",
     "SandboxSlack",
     "Sent",
+    "UnknownRevision",
     "send_webhook",
     "signature",
 ]

@@ -19,9 +19,9 @@ from bot import store as db
 from bot.app import create_app
 from bot.config import Settings
 from bot.runtime import Runtime
-from bot.sandbox.fake_github import SandboxGitHub
-from bot.sandbox.fake_slack import SandboxSlack
+from bot.sandbox.github import SandboxGitHub
 from bot.sandbox.http import serve
+from bot.sandbox.slack import SandboxSlack
 from bot.sandbox.webhooks import Sent, send_webhook
 
 

@@ -1,0 +1,325 @@
+"""A local GitHub stand-in: the REST endpoints the bot uses, over real git repositories.
+
+Tests and `make run` set up a world in Python (repositories from files or from a checkout,
+branches, pull requests from branches or forks, collaborators and teams, reviews, labels), send
+the bot webhook payloads built from that world, and then look at what the bot did (comments,
+review requests, statuses, reactions, every request it made). The bot talks to it through its
+real gidgethub client over real HTTP, with App JWTs and installation tokens, and it answers the
+way GitHub does for the cases a bot relies on: 401 for bad credentials, 404 for an unknown pull
+request, 422 for a reviewer who is not a collaborator, `Link` pagination, the caps on a pull
+request's files (3,000) and a comparison's files (300), rate limit headers.
+
+The Python API is layered: people and roles (`people.py`), repositories and commits
+(`repositories.py`), pull requests (`pulls.py`), and here issues, comments, labels, programmed
+failures, what happened, and webhook payloads. Requests are answered on a worker thread, one at
+a time under a lock shared with the Python API, so a test may set things up while the bot is
+talking to the sandbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.sandbox.api import DOCS
+from bot.sandbox.auth import AppAuth
+from bot.sandbox.gitrepo import UnknownRevision
+from bot.sandbox.http import LoopbackServer
+from bot.sandbox.payloads import Payloads
+from bot.sandbox.pulls import PullRequests
+from bot.sandbox.rest import Rest
+from bot.sandbox.shapes import REACTIONS, Shapes
+from bot.sandbox.state import (
+    Comment,
+    Failure,
+    Issue,
+    Label,
+    Reaction,
+    RecordedRequest,
+    SandboxRepo,
+    Team,
+    User,
+    check_login,
+    now_iso,
+)
+
+DEFAULT_PERMISSIONS = {
+    "contents": "write",
+    "issues": "write",
+    "metadata": "read",
+    "pull_requests": "write",
+    "statuses": "write",
+    "members": "read",
+}
+
+
+class SandboxGitHub(PullRequests, LoopbackServer):
+    """The sandbox GitHub: state, the Python API to stage it, and its HTTP face."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        app_id: int = 1,
+        installation_id: int = 1,
+        app_slug: str = "maintainer-bot",
+        app_owner: str = "sandbox-org",
+        html_url: str = "https://github.com",
+        rate_limit: int = 5000,
+        permissions: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.app_id = app_id
+        self.installation_id = installation_id
+        self.app_slug = app_slug
+        self.app_owner = check_login(app_owner)
+        self.bot_login = f"{app_slug}[bot]"
+        self.html_url = html_url
+        self.auth = AppAuth(
+            app_id=app_id,
+            installation_id=installation_id,
+            permissions=dict(permissions or DEFAULT_PERMISSIONS),
+            rate_limit=rate_limit,
+        )
+        self.private_key_pem = self.auth.private_key_pem
+        self.token = self.auth.static_token
+        self.repos: dict[str, SandboxRepo] = {}
+        self.users: dict[str, User] = {}
+        self.teams: dict[tuple[str, str], Team] = {}
+        self.requests: list[RecordedRequest] = []
+        self.failures: list[Failure] = []
+        self.lock = threading.RLock()
+        self._ids = itertools.count(1_000_001)
+        self.shapes = Shapes(self)
+        self.payloads = Payloads(self)
+        self.rest = Rest(self)
+        self.add_user(self.bot_login, kind="Bot")
+        self.add_user("web-flow")
+        self.add_user(app_owner, kind="Organization")
+
+    def make_app(self) -> web.Application:
+        return self.rest.make_app()
+
+    # ------------------------------------------------------------------ issues
+
+    def open_issue(
+        self,
+        full_name: str,
+        title: str,
+        *,
+        body: str = "",
+        author: str = "contributor",
+        labels: Iterable[str] = (),
+    ) -> int:
+        with self.lock:
+            repo = self.repo(full_name)
+            self.add_user(author)
+            issue = Issue(number=repo.next_number(), title=title, body=body, author=author)
+            repo.issues[issue.number] = issue
+            for label in labels:
+                self.add_label(full_name, issue.number, label)
+            return issue.number
+
+    def add_label(self, full_name: str, number: int, name: str, *, color: str = "ededed") -> None:
+        with self.lock:
+            repo = self.repo(full_name)
+            issue = repo.issue(number)
+            label = self.ensure_label(repo, name, color=color)
+            if label.name not in issue.labels:
+                issue.labels.append(label.name)
+
+    def remove_label(self, full_name: str, number: int, name: str) -> None:
+        with self.lock:
+            issue = self.repo(full_name).issue(number)
+            kept = [label for label in issue.labels if label.lower() != name.lower()]
+            if len(kept) == len(issue.labels):
+                raise ValueError(f"{full_name}#{number} has no label {name!r}")
+            issue.labels = kept
+
+    def ensure_label(self, repo: SandboxRepo, name: str, *, color: str = "ededed") -> Label:
+        if not isinstance(name, str) or not name.strip() or len(name) > 50:
+            raise ValueError(f"{name!r} is not a label name (1 to 50 characters)")
+        return repo.labels.setdefault(name.lower(), Label(name, color))
+
+    # ------------------------------------------------------------------ comments
+
+    def add_comment(
+        self,
+        full_name: str,
+        number: int,
+        body: str,
+        user: str,
+        *,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        """A comment by `user` on issue or pull request `number`; returns it as GitHub shows it."""
+        with self.lock:
+            repo = self.repo(full_name)
+            comment = self.store_comment(repo, repo.issue(number), body, user, created_at)
+            return self.shapes.comment(repo, comment)
+
+    def store_comment(
+        self, repo: SandboxRepo, issue: Issue, body: str, user: str, created_at: str | None
+    ) -> Comment:
+        login = self.add_user(user).login
+        stamp = created_at or now_iso()
+        comment = Comment(self.next_id(), issue.number, body, login, stamp, stamp)
+        repo.comments[comment.id] = comment
+        issue.comments.append(comment.id)
+        return comment
+
+    def react(
+        self, repo: SandboxRepo, reactions: list[Reaction], content: str, user: str
+    ) -> tuple[Reaction, bool]:
+        """Adds `user`'s reaction unless it is there; (the reaction, whether it is new)."""
+        if content not in REACTIONS:
+            raise ValueError(f"{content!r} is not a reaction ({', '.join(REACTIONS)})")
+        for reaction in reactions:
+            if reaction.content == content and reaction.user.lower() == user.lower():
+                return reaction, False
+        reaction = Reaction(self.next_id(), content, self.add_user(user).login, now_iso())
+        reactions.append(reaction)
+        return reaction, True
+
+    # ------------------------------------------------------------------ programmed failures
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
+        """The next `times` requests whose method is `method` ("*": any) and whose path matches
+        `path_regex` (searched) get `status`, before any other check. The body defaults to
+        GitHub's shape for that status."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        HTTPStatus(status)  # an unknown status is a mistake in the test, not an answer
+        if body is None:
+            body = {"message": HTTPStatus(status).phrase, "documentation_url": DOCS}
+        with self.lock:
+            self.failures.append(
+                Failure(
+                    method.upper(), re.compile(path_regex), status, times, dict(headers or {}), body
+                )
+            )
+
+    def rate_limit_next(
+        self,
+        *,
+        method: str = "*",
+        path_regex: str = "",
+        times: int = 1,
+        reset_in: int = 60,
+        secondary: bool = False,
+    ) -> None:
+        """GitHub's rate-limit answers: the primary limit (403, `X-RateLimit-Remaining: 0`,
+        reset time) or a secondary limit (403 with `Retry-After`)."""
+        if secondary:
+            headers = {"Retry-After": str(reset_in)}
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you"
+                " try again."
+            )
+        else:
+            headers = {
+                "X-RateLimit-Limit": str(self.auth.rate_limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Used": str(self.auth.rate_limit),
+                "X-RateLimit-Reset": str(int(time.time()) + reset_in),
+                "X-RateLimit-Resource": "core",
+            }
+            message = f"API rate limit exceeded for installation ID {self.installation_id}."
+        self.fail_next(
+            method,
+            path_regex,
+            403,
+            times=times,
+            headers=headers,
+            body={"message": message, "documentation_url": DOCS},
+        )
+
+    def expire_token(self, token: str) -> None:
+        """Makes an installation token expire now, as an hour passing would."""
+        with self.lock:
+            self.auth.expire(token)
+
+    # ------------------------------------------------------------------ looking at the outcome
+
+    def writes(self) -> list[RecordedRequest]:
+        """Every request that could change something, token minting aside."""
+        return [
+            r
+            for r in self.requests
+            if r.method not in ("GET", "HEAD") and not r.path.endswith("/access_tokens")
+        ]
+
+    def comments(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            repo = self.repo(full_name)
+            issue = repo.issue(number)
+            return [self.shapes.comment(repo, repo.comments[cid]) for cid in issue.comments]
+
+    def labels(self, full_name: str, number: int) -> list[str]:
+        with self.lock:
+            return list(self.repo(full_name).issue(number).labels)
+
+    def statuses(self, full_name: str, ref: str) -> list[dict[str, Any]]:
+        """Commit statuses of a SHA or branch, newest first."""
+        with self.lock:
+            repo = self.repo(full_name)
+            sha = repo.git.resolve(ref)
+            if sha is None:
+                raise UnknownRevision(f"{ref!r} is not a commit of {full_name}")
+            return [self.shapes.status(repo, s) for s in repo.statuses.get(sha, [])]
+
+    def reactions(self, full_name: str, comment_id: int) -> list[dict[str, Any]]:
+        with self.lock:
+            repo = self.repo(full_name)
+            comment = repo.comments.get(comment_id)
+            if comment is None:
+                raise KeyError(f"{full_name} has no comment {comment_id}")
+            return [self.shapes.reaction(r) for r in comment.reactions]
+
+    # ------------------------------------------------------------------ webhook payloads
+
+    def pull_request_payload(
+        self, full_name: str, number: int, action: str, **extra: Any
+    ) -> dict[str, Any]:
+        return self.payloads.pull_request(full_name, number, action, **extra)
+
+    def issue_comment_payload(
+        self,
+        full_name: str,
+        number: int,
+        body: str,
+        user: str,
+        *,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        return self.payloads.issue_comment(full_name, number, body, user, created_at=created_at)
+
+    def push_payload(
+        self,
+        full_name: str,
+        ref: str,
+        before: str,
+        after: str,
+        *,
+        forced: bool = False,
+        pusher: str = "sandbox-user",
+    ) -> dict[str, Any]:
+        return self.payloads.push(full_name, ref, before, after, forced=forced, pusher=pusher)

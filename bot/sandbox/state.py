@@ -1,0 +1,253 @@
+"""What the sandbox GitHub remembers besides git: people, teams, issues, pull requests, comments,
+reviews, labels, reactions and commit statuses, plus the record of every request it answered.
+
+Plain data: the rules (who may be asked to review, what a merge does) live in `people.py`,
+`pulls.py` and the endpoints, so a test may also set a field directly to stage an unusual
+situation (a pull request's `draft`, say).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.sandbox.gitrepo import GitRepo
+
+#: Repository roles, weakest first; `permission` answers fold maintain into write and triage
+#: into read, as GitHub's legacy `permission` field does.
+ROLES = ("read", "triage", "write", "maintain", "admin")
+LEGACY_PERMISSION = {
+    "read": "read",
+    "triage": "read",
+    "write": "write",
+    "maintain": "write",
+    "admin": "admin",
+}
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stable_id(*parts: str) -> int:
+    """A positive id that is the same on every run, so payloads are reproducible."""
+    return zlib.crc32("\0".join(parts).encode()) or 1
+
+
+def check_login(login: str) -> str:
+    if not isinstance(login, str) or not _LOGIN.match(login):
+        raise ValueError(f"{login!r} is not a GitHub login (letters, digits, inner hyphens)")
+    return login
+
+
+def check_full_name(full_name: str) -> tuple[str, str]:
+    owner, _, name = full_name.partition("/") if isinstance(full_name, str) else ("", "", "")
+    if not name or not _REPO_NAME.match(name) or name in (".", ".."):
+        raise ValueError(f"{full_name!r} is not an owner/name repository name")
+    check_login(owner)
+    return owner, name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"{role!r} is not a repository role; use one of {', '.join(ROLES)}")
+    return role
+
+
+@dataclass
+class User:
+    login: str
+    kind: str = "User"  # User | Bot | Organization
+
+    @property
+    def id(self) -> int:
+        return stable_id("user", self.login.lower())
+
+
+@dataclass
+class Team:
+    org: str
+    slug: str
+    members: list[str]
+    permission: str = "write"
+
+    @property
+    def id(self) -> int:
+        return stable_id("team", self.org.lower(), self.slug.lower())
+
+
+@dataclass
+class Comment:
+    id: int
+    issue: int
+    body: str
+    author: str
+    created_at: str
+    updated_at: str
+    reactions: list[Reaction] = field(default_factory=list)
+
+
+@dataclass
+class Reaction:
+    id: int
+    content: str
+    user: str
+    created_at: str
+
+
+@dataclass
+class Review:
+    id: int
+    user: str
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+    body: str
+    commit_id: str | None
+    submitted_at: str
+
+
+@dataclass
+class Status:
+    id: int
+    state: str
+    context: str
+    description: str | None
+    target_url: str | None
+    creator: str
+    created_at: str
+
+
+@dataclass(kw_only=True)
+class Issue:
+    number: int
+    title: str
+    body: str
+    author: str
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+    locked: bool = False
+    labels: list[str] = field(default_factory=list)
+    comments: list[int] = field(default_factory=list)
+    reactions: list[Reaction] = field(default_factory=list)
+
+    @property
+    def is_pull(self) -> bool:
+        return False
+
+
+@dataclass(kw_only=True)
+class Pull(Issue):
+    """A pull request. Its head is read from the head repository's branch while it is open;
+    from closing on it stays at the last head seen, as on GitHub."""
+
+    head_ref: str
+    head_repo: str
+    base_ref: str
+    draft: bool = False
+    maintainer_can_modify: bool = False
+    merged: bool = False
+    merged_at: str | None = None
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    head_sha: str | None = None  # the last head seen (frozen once closed)
+    base_sha: str | None = None  # the base branch when closed (None while open: its tip)
+    merged_commits: tuple[str, ...] = ()
+    requested_users: list[str] = field(default_factory=list)
+    requested_teams: list[str] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+
+    @property
+    def is_pull(self) -> bool:
+        return True
+
+
+@dataclass
+class Label:
+    name: str
+    color: str = "ededed"
+    description: str | None = None
+
+
+@dataclass
+class SandboxRepo:
+    """One repository: its git storage and everything GitHub keeps beside it."""
+
+    full_name: str
+    git: GitRepo
+    default_branch: str
+    owner_type: str = "Organization"
+    private: bool = False
+    description: str | None = None
+    collaborators: dict[str, str] = field(default_factory=dict)  # login -> role
+    fork_of: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    issues: dict[int, Issue] = field(default_factory=dict)
+    comments: dict[int, Comment] = field(default_factory=dict)
+    statuses: dict[str, list[Status]] = field(default_factory=dict)  # sha -> newest first
+    labels: dict[str, Label] = field(default_factory=dict)  # lower-cased name -> label
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.full_name.split("/", 1)[1]
+
+    @property
+    def id(self) -> int:
+        return stable_id("repo", self.full_name.lower())
+
+    @property
+    def clone_url(self) -> str:
+        return str(self.git.path)
+
+    @property
+    def path(self) -> Path:
+        return self.git.path
+
+    def next_number(self) -> int:
+        """Issues and pull requests share one sequence of numbers, as on GitHub."""
+        return max(self.issues, default=0) + 1
+
+    def pull(self, number: int) -> Pull:
+        issue = self.issues.get(number)
+        if not isinstance(issue, Pull):
+            raise KeyError(f"{self.full_name} has no pull request #{number}")
+        return issue
+
+    def issue(self, number: int) -> Issue:
+        if number not in self.issues:
+            raise KeyError(f"{self.full_name} has no issue or pull request #{number}")
+        return self.issues[number]
+
+
+@dataclass
+class RecordedRequest:
+    """One request the sandbox answered, for assertions: what was asked and what it said."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    status: int = 0
+
+
+@dataclass
+class Failure:
+    """A programmed answer for the next matching requests (an outage, a rate limit)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    headers: dict[str, str]
+    body: Any
