@@ -144,6 +144,10 @@ async def metrics(request: web.Request) -> web.Response:
             "Jobs, by status.",
             {(("status", s),): float(n) for s, n in counts["jobs"].items()},
         ),
+        "bot_store_commits": (
+            "Transactions committed since start; many deliveries share one under load.",
+            {(): float(runtime.store.commits)},
+        ),
         "bot_outbox_items": (
             "Outbox items, by status.",
             {(("status", s),): float(n) for s, n in counts["outbox"].items()},

@@ -58,13 +58,14 @@ class LocalChange:
         return self.additions + self.deletions
 
 
-_STATUS = {
+#: git's diff letters in the words GitHub's API uses for a file's status.
+GIT_STATUS = {
     "A": "added",
     "D": "removed",
     "M": "modified",
     "R": "renamed",
     "C": "copied",
-    "T": "modified",
+    "T": "changed",
 }
 
 
@@ -93,12 +94,12 @@ def diff(
         if code in ("R", "C"):
             old, new = statuses[i + 1], statuses[i + 2]
             i += 3
-            changes.append(LocalChange(new, _STATUS[code], old, *lines.get(new, (0, 0))))
+            changes.append(LocalChange(new, GIT_STATUS[code], old, *lines.get(new, (0, 0))))
         else:
             path = statuses[i + 1]
             i += 2
             changes.append(
-                LocalChange(path, _STATUS.get(code, "modified"), None, *lines.get(path, (0, 0)))
+                LocalChange(path, GIT_STATUS.get(code, "modified"), None, *lines.get(path, (0, 0)))
             )
     return changes
 

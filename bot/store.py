@@ -215,7 +215,7 @@ class Store:
         # statements run on the loop's thread, and never while a COMMIT is in flight.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
         self._closed = False
-        self.commits = 0  # how many transactions were flushed; the ingest benchmark reads it
+        self.commits = 0  # transactions flushed; /metrics shows it beside the deliveries
 
     # ------------------------------------------------------------------ plumbing
 

@@ -21,20 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bot.localgit import GIT_STATUS
+
 ZERO_SHA = "0" * 40
 STAGING_REF = "refs/sandbox/staging"
 _GIT_TIMEOUT_S = 120
 _CACHE_SIZE = 1024
-
-#: git's raw diff letters, in the words GitHub's API uses for a file's status.
-_STATUS = {
-    "A": "added",
-    "D": "removed",
-    "M": "modified",
-    "R": "renamed",
-    "C": "copied",
-    "T": "changed",
-}
 
 
 class SandboxGitError(RuntimeError):
@@ -578,7 +570,7 @@ def _parse_raw_numstat(tokens: list[str]) -> list[FileChange]:
     return [
         FileChange(
             path,
-            _STATUS.get(letter, "modified"),
+            GIT_STATUS.get(letter, "modified"),
             old,
             *counts.get(path, (0, 0, False))[:2],
             sha,

@@ -224,6 +224,8 @@ async def test_healthz_metrics_and_help(make_client):
     assert 'bot_deliveries_total{event="x",outcome="unsigned"} 1' in text
     assert "bot_queue_depth 0" in text
     assert 'bot_deliveries_stored{status="done"} 1' in text
+    commits = next(line for line in text.splitlines() if line.startswith("bot_store_commits "))
+    assert float(commits.split()[1]) >= 1
     features = (await (await client.get("/help")).json())["features"]
     assert "help" in [f["name"] for f in features]
     markdown = await (await client.get("/help?format=markdown")).text()

@@ -33,9 +33,7 @@ async def opened(harness: Harness, number: int) -> None:
 
 async def test_team_owners_are_requested_as_teams(harness):
     number = setup(harness)
-    await harness.deliver(
-        "pull_request", harness.github.pull_request_payload(REPO, number, "opened")
-    )
+    await opened(harness, number)
     await harness.settle()
     # model_lib/a.py (20 lines) -> @acme/models and @alice; README.md (1) -> @acme/core.
     # Ties are broken by name: @acme/models before @alice.
@@ -45,9 +43,7 @@ async def test_team_owners_are_requested_as_teams(harness):
 async def test_github_errors_are_retried_until_the_delivery_succeeds(harness):
     number = setup(harness)
     harness.github.fail_next("GET", r"/pulls/\d+/files$", 502, times=6)
-    await harness.deliver(
-        "pull_request", harness.github.pull_request_payload(REPO, number, "opened")
-    )
+    await opened(harness, number)
     await harness.settle()
     (delivery,) = await harness.deliveries()
     # The client retries a 502 three times: the first delivery attempt gives up after four
@@ -70,9 +66,7 @@ async def test_github_down_for_good_ends_failed_with_the_error(tmp_path):
 async def _down_for_good(harness: Harness) -> None:
     number = setup(harness)
     harness.github.fail_next("GET", r"/pulls/\d+/files$", 503, times=1000)
-    await harness.deliver(
-        "pull_request", harness.github.pull_request_payload(REPO, number, "opened")
-    )
+    await opened(harness, number)
     await harness.settle()
     (delivery,) = await harness.deliveries()
     assert (delivery.status, delivery.attempts) == ("failed", 2)
