@@ -106,6 +106,18 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # Queues are read by status in arrival order; an index on status alone keeps rows in rowid
+    # order within a status, so claiming the oldest pending rows reads only those rows (the
+    # first index sorted the whole backlog on every claim). The partial indexes answer "when is
+    # the next retry due" without scanning a backlog.
+    """
+    DROP INDEX deliveries_queue;
+    CREATE INDEX deliveries_status ON deliveries (status);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+    DROP INDEX outbox_queue;
+    CREATE INDEX outbox_status ON outbox (status);
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+    """,
 )
 
 
@@ -411,6 +423,10 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> l
 _SELECT_DELIVERY = (
     "SELECT d.*, b.headers, b.body FROM deliveries d JOIN delivery_bodies b ON b.seq = d.seq"
 )
+_SELECT_QUEUE = (
+    "SELECT d.*, b.headers, b.body FROM deliveries d INDEXED BY deliveries_status"
+    " JOIN delivery_bodies b ON b.seq = d.seq"
+)
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
@@ -435,7 +451,7 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> list[Delivery]:
     """Takes the oldest due `pending` deliveries, in arrival order, into this process's queue."""
     rows = conn.execute(
-        f"{_SELECT_DELIVERY} WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
+        f"{_SELECT_QUEUE} WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
         " ORDER BY d.seq LIMIT ?",
         (now, limit),
     ).fetchall()
@@ -449,7 +465,8 @@ def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> li
 
 def next_due_at(conn: sqlite3.Connection) -> float | None:
     row = conn.execute(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+        "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due"
+        " WHERE status = 'pending'"
     ).fetchone()
     return row[0]
 
@@ -588,7 +605,8 @@ def enqueue_outbox(
 
 def due_outbox(conn: sqlite3.Connection, now: float, limit: int = 20) -> list[OutboxItem]:
     rows = conn.execute(
-        "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+        "SELECT * FROM outbox INDEXED BY outbox_status"
+        " WHERE status = 'pending' AND next_attempt_at <= ?"
         " ORDER BY id LIMIT ?",
         (now, limit),
     ).fetchall()
@@ -597,7 +615,7 @@ def due_outbox(conn: sqlite3.Connection, now: float, limit: int = 20) -> list[Ou
 
 def next_outbox_due_at(conn: sqlite3.Connection) -> float | None:
     return conn.execute(
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        "SELECT MIN(next_attempt_at) FROM outbox INDEXED BY outbox_due WHERE status = 'pending'"
     ).fetchone()[0]
 
 
