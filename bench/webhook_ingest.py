@@ -172,6 +172,10 @@ def bench_bot(body: bytes, args: argparse.Namespace) -> dict:
             connections=args.connections,
         )
         result["loaded_rss_mb"] = rss_mb(server.pid)
+        with sqlite3.connect(database) as conn:  # a reader beside the live server (WAL)
+            result["processed"] = conn.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE status IN ('done', 'failed')"
+            ).fetchone()[0]
         server.send_signal(signal.SIGKILL)
         server.wait()
         with sqlite3.connect(database) as conn:
@@ -288,6 +292,10 @@ def main() -> int:
         f"         durable: {bot['stored_after_kill']} rows after SIGKILL for"
         f" {bot['accepted']} accepted -> {'OK' if bot['durable'] else 'LOST DELIVERIES'}"
         f"; RSS under load {bot['loaded_rss_mb']:.1f} MB"
+    )
+    print(
+        f"         handled by the worker when the load stopped: {bot['processed']}"
+        f" of {bot['stored_after_kill']}"
     )
     if probot:
         print(line("probot", probot))

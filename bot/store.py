@@ -245,10 +245,16 @@ class Store:
         `single=True` says `fn` runs one statement, which SQLite already makes atomic, so the
         savepoint that isolates a failing operation from the rest of its batch can be skipped.
         """
+        return await self.submit(fn, single=single)
+
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False
+    ) -> asyncio.Future[T]:
+        """Like `call`, for a caller that goes on working and looks at the result later."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._enqueue(_Op(fn, loop, future, savepoint=not single))
-        return await future
+        return future
 
     async def ingest(self, delivery: Delivery) -> bool:
         """Stores a delivery; False when its id was stored before (a redelivery)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from gidgethub.routing import Router
@@ -279,3 +280,46 @@ async def test_the_same_delivery_twice_at_once_is_stored_once(make_client):
     assert sorted([first.status, second.status]) == [200, 202]
     stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
     assert [d.id for d in stored] == ["twin"]
+
+
+async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_client, monkeypatch):
+    # Outcomes are committed in the background while the next deliveries run; a graceful stop
+    # must still wait for them, or a restart would handle those deliveries a second time.
+    slow_commit = db.Store._commit
+
+    def slow_disk(self):
+        time.sleep(0.2)
+        slow_commit(self)
+
+    monkeypatch.setattr(db.Store, "_commit", slow_disk)
+    seen: list[str] = []
+    router = Router()
+
+    @router.register("issue_comment")
+    async def record(event, gh, **_):
+        seen.append(event.delivery_id)
+
+    client = await make_client(module(router))
+    ids = [f"burst-{i:02d}" for i in range(40)]
+    bodies = [payload() for _ in ids]
+    answers = await asyncio.gather(
+        *(
+            client.post("/webhook", data=b, headers=webhook_headers("issue_comment", b, delivery=d))
+            for b, d in zip(bodies, ids, strict=True)
+        )
+    )
+    assert {a.status for a in answers} == {202}
+    async with asyncio.timeout(5):
+        while len(seen) < len(ids):
+            await asyncio.sleep(0)
+    await client.runtime.stop()
+    processed = client.runtime.metrics.render({})
+    assert 'bot_deliveries_processed_total{event="issue_comment",outcome="done"} 40' in processed
+    reopened = db.Store(client.runtime.settings.database)
+    try:
+        stored = reopened.call_sync(lambda conn: db.list_deliveries(conn, limit=100))
+    finally:
+        reopened.close()
+    assert sorted(d.id for d in stored) == ids
+    assert {d.status for d in stored} == {"done"}
+    assert sorted(seen) == ids
