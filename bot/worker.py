@@ -203,7 +203,8 @@ class Worker:
             return  # the row stays `queued` and is handled again at the next start
         if error is not None:
             log.error(
-                "could not record the outcome of delivery %s",
+                "could not record the outcome of delivery %s; it stays queued and is handled"
+                " again at the next start",
                 delivery.id,
                 exc_info=(type(error), error, error.__traceback__),
             )
