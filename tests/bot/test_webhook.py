@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 
 import pytest
@@ -323,3 +324,32 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
     assert sorted(d.id for d in stored) == ids
     assert {d.status for d in stored} == {"done"}
     assert sorted(seen) == ids
+
+
+async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_queued(
+    make_client, monkeypatch, caplog
+):
+    # The handlers ran, but the disk refused the outcome: the row stays `queued`, so the next
+    # start handles it again, and the worker goes on with the deliveries behind it.
+    real_finish = db.finish_delivery
+
+    def refuse_one(conn, delivery_id, **outcome):
+        if delivery_id == "unlucky":
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_finish(conn, delivery_id, **outcome)
+
+    monkeypatch.setattr(db, "finish_delivery", refuse_one)
+    client = await make_client()
+    for delivery_id in ("unlucky", "next"):
+        body = payload()
+        headers = webhook_headers("issue_comment", body, delivery=delivery_id)
+        assert (await client.post("/webhook", data=body, headers=headers)).status == 202
+    async with asyncio.timeout(5):
+        while True:
+            stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+            if {d.id: d.status for d in stored}.get("next") == "done":
+                break
+            await asyncio.sleep(0.01)
+    assert {d.id: d.status for d in stored} == {"unlucky": "queued", "next": "done"}
+    assert "could not record the outcome of delivery unlucky" in caplog.text
+    assert (await client.get("/healthz")).status == 200
