@@ -426,13 +426,12 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> l
     return answers
 
 
-_SELECT_DELIVERY = (
-    "SELECT d.*, b.headers, b.body FROM deliveries d JOIN delivery_bodies b ON b.seq = d.seq"
+_WITH_BODY = (
+    "SELECT d.*, b.headers, b.body FROM deliveries d {} JOIN delivery_bodies b ON b.seq = d.seq"
 )
-_SELECT_QUEUE = (
-    "SELECT d.*, b.headers, b.body FROM deliveries d INDEXED BY deliveries_status"
-    " JOIN delivery_bodies b ON b.seq = d.seq"
-)
+_SELECT_DELIVERY = _WITH_BODY.format("")
+#: Walks pending rows in arrival order rather than letting the planner sort the backlog.
+_SELECT_QUEUE = _WITH_BODY.format("INDEXED BY deliveries_status")
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:

@@ -49,7 +49,6 @@ class Worker:
         self.alive = False
         self.in_flight: Delivery | None = None
         self._finishing: set[asyncio.Future[None]] = set()
-        self._finish_slots = asyncio.Semaphore(FINISH_WINDOW)
 
     def has_room(self) -> bool:
         """Whether a new delivery may be held in memory (else it is stored as `pending`).
@@ -174,30 +173,26 @@ class Worker:
                     delivery.id,
                     extra={"attempt": attempts, "retry_in_s": round(next_at - time.time(), 1)},
                 )
-        await self._finish_slots.acquire()
-        try:
-            future = self.services.store.submit(
-                lambda conn: db.finish_delivery(
-                    conn,
-                    delivery.id,
-                    status=status,
-                    attempts=attempts,
-                    done_callbacks=done,
-                    error=error,
-                    next_attempt_at=next_at,
-                ),
-                single=True,
-            )
-        except BaseException:
-            self._finish_slots.release()
-            raise
+        while len(self._finishing) >= FINISH_WINDOW:
+            await asyncio.wait(self._finishing, return_when=asyncio.FIRST_COMPLETED)
+        future = self.services.store.submit(
+            lambda conn: db.finish_delivery(
+                conn,
+                delivery.id,
+                status=status,
+                attempts=attempts,
+                done_callbacks=done,
+                error=error,
+                next_attempt_at=next_at,
+            ),
+            single=True,
+        )
         self._finishing.add(future)
         future.add_done_callback(lambda f: self._recorded(delivery, status, f))
         return status
 
     def _recorded(self, delivery: Delivery, status: str, future: asyncio.Future[None]) -> None:
         self._finishing.discard(future)
-        self._finish_slots.release()
         error = None if future.cancelled() else future.exception()
         if future.cancelled() or isinstance(error, StoreClosed):
             return  # the row stays `queued` and is handled again at the next start
