@@ -29,7 +29,9 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# wrk drives the ingest benchmark; Debian ships it.
 bench: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/webhook_ingest.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py

@@ -6,10 +6,13 @@ so GitHub's delivery timeout is never at risk and a burst of deliveries costs li
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
 import urllib.parse
+from typing import Any
 
 from aiohttp import web
 from gidgethub import ValidationFailure
@@ -19,6 +22,7 @@ from bot import store as db
 from bot.config import ConfigError, Settings
 from bot.help import render_markdown
 from bot.runtime import Runtime
+from bot.serving import guard_app
 from bot.store import Delivery
 
 log = logging.getLogger("bot.app")
@@ -36,69 +40,179 @@ _KEPT_HEADERS = (
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+#: GitHub's event names; anything else in the header is not from GitHub, and never a label.
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+_SQLITE_INT = range(-(2**63), 2**63)
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class BodyBudget:
+    """Bytes of request bodies being read at once, across all connections.
+
+    Each body is read into memory before its signature can be checked; without a bound, a few
+    clients sending large bodies at once grow the process without limit. Past the bound a
+    request is answered 503 (GitHub retries a failed delivery when asked to redeliver it, and a
+    burst of ordinary 10-40 KB deliveries never comes near it).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+async def _read_body(request: web.Request, budget: BodyBudget, deadline: float) -> bytes:
+    """The body, within the size cap, the shared budget and the body deadline."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY:
+        raise _Refused(_error(413, f"payload larger than {MAX_BODY} bytes"))
+    chunks: list[bytes] = []
+    held = 0
+    try:
+        async with asyncio.timeout(deadline):
+            # A declared length is reserved up front; a chunked or compressed body as it comes.
+            if declared and not budget.take(declared):
+                raise _Refused(_error(503, "too many request bodies in flight", **_RETRY))
+            held = declared or 0
+            size = 0
+            while chunk := await request.content.read(256 * 1024):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise _Refused(_error(413, f"payload larger than {MAX_BODY} bytes"))
+                if size > held:
+                    if not budget.take(size - held):
+                        raise _Refused(_error(503, "too many request bodies in flight", **_RETRY))
+                    held = size
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _Refused(_error(408, f"body not received within {deadline:g} s")) from None
+    finally:
+        budget.give(held)
+    return b"".join(chunks)
+
+
+_RETRY = {"Retry-After": "1"}
+
+
+def _count(metrics: Any, outcome: str, event: str = "unverified") -> None:
+    metrics.inc("bot_deliveries_total", event=event, outcome=outcome)
+
+
+def _text(value: object, limit: int) -> str | None:
+    """A payload string fit for a column: SQLite stores UTF-8, which a lone surrogate is not."""
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 async def webhook(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     metrics = runtime.metrics
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        metrics.inc("bot_deliveries_total", event="unknown", outcome="too_large")
-        return _error(413, f"payload larger than {MAX_BODY} bytes")
     headers = request.headers
-    event = headers.get("X-GitHub-Event", "")
+    # Everything that can be judged from the head is judged before the body is read.
     signature = headers.get("X-Hub-Signature-256")
     if not signature:
-        metrics.inc("bot_deliveries_total", event=event or "unknown", outcome="unsigned")
+        _count(metrics, "unsigned")
         return _error(401, "missing X-Hub-Signature-256 header")
+    if not _SIGNATURE.fullmatch(signature):
+        _count(metrics, "bad_signature")
+        return _error(401, "X-Hub-Signature-256 is not sha256=<64 hex digits>")
+    event = headers.get("X-GitHub-Event", "")
+    delivery_id = headers.get("X-GitHub-Delivery", "")
+    if not event or not delivery_id:
+        _count(metrics, "bad_headers")
+        return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    if not _EVENT_NAME.fullmatch(event):
+        _count(metrics, "bad_headers")
+        return _error(400, "X-GitHub-Event is not an event name")
+    if len(delivery_id) > 100 or not (delivery_id.isascii() and delivery_id.isprintable()):
+        _count(metrics, "bad_headers")
+        return _error(400, "X-GitHub-Delivery is not a delivery id")
+    try:
+        body = await _read_body(
+            request, request.app[BODY_BUDGET], runtime.settings.body_timeout_seconds
+        )
+    except _Refused as refused:
+        _count(metrics, f"refused_{refused.response.status}")
+        return refused.response
     try:
         validate_event(body, signature=signature, secret=runtime.settings.webhook_secret or "")
     except ValidationFailure:
-        metrics.inc("bot_deliveries_total", event=event or "unknown", outcome="bad_signature")
+        _count(metrics, "bad_signature")
         return _error(401, "signature does not match the payload")
-    delivery_id = headers.get("X-GitHub-Delivery", "")
-    if not event or not delivery_id:
-        metrics.inc("bot_deliveries_total", event=event or "unknown", outcome="bad_headers")
-        return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
-    if len(delivery_id) > 100 or not delivery_id.isprintable():
-        metrics.inc("bot_deliveries_total", event=event, outcome="bad_headers")
-        return _error(400, "X-GitHub-Delivery is not a delivery id")
+    # Signed by GitHub from here on: the event name may be a label.
     if request.content_type == "application/x-www-form-urlencoded":
         # GitHub's other content type: the JSON sits in the `payload` form field.
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         body = form.get("payload", [""])[0].encode()
     try:
         data = json.loads(body)
+    except RecursionError:
+        _count(metrics, "bad_json", event)
+        return _error(400, "payload is nested too deeply")
     except (ValueError, UnicodeDecodeError):
-        metrics.inc("bot_deliveries_total", event=event, outcome="bad_json")
+        _count(metrics, "bad_json", event)
         return _error(400, "payload is not JSON")
     if not isinstance(data, dict):
-        metrics.inc("bot_deliveries_total", event=event, outcome="bad_json")
+        _count(metrics, "bad_json", event)
         return _error(400, "payload is not a JSON object")
-    action = data.get("action")
-    repository = data.get("repository")
     installation = data.get("installation")
     installation_id = installation.get("id") if isinstance(installation, dict) else None
+    if not isinstance(installation_id, int) or isinstance(installation_id, bool):
+        installation_id = None
+    elif installation_id not in _SQLITE_INT:
+        _count(metrics, "bad_json", event)
+        return _error(400, "installation.id is not a GitHub id")
+    repository = data.get("repository")
     delivery = Delivery(
         id=delivery_id,
         event=event,
         headers={k: headers[k] for k in _KEPT_HEADERS if k in headers},
         body=body,
-        action=action if isinstance(action, str) else None,
-        repo=repository.get("full_name") if isinstance(repository, dict) else None,
-        installation_id=installation_id if isinstance(installation_id, int) else None,
+        # The row keeps what it can; a payload whose shape handlers cannot read is failed by
+        # the worker with its reason, visible in `bot deliveries --failed`.
+        action=_text(data.get("action"), 100),
+        repo=_text(repository.get("full_name"), 300) if isinstance(repository, dict) else None,
+        installation_id=installation_id,
         received_at=time.time(),
         # Held in memory for the worker unless it is behind; then it waits in the database.
         status="queued" if runtime.worker.has_room() else "pending",
         data=data,
     )
-    if not await runtime.store.ingest(delivery):
-        metrics.inc("bot_deliveries_total", event=event, outcome="duplicate")
+    try:
+        new = await runtime.store.ingest(delivery)
+    except Exception:
+        log.exception("could not store delivery %s", delivery_id)
+        _count(metrics, "store_error", event)
+        return _error(500, "the delivery could not be stored; ask GitHub to redeliver it")
+    if not new:
+        _count(metrics, "duplicate", event)
         return web.json_response({"status": "duplicate", "delivery": delivery_id}, status=200)
-    metrics.inc("bot_deliveries_total", event=event, outcome="accepted")
+    _count(metrics, "accepted", event)
     if delivery.status == "queued":
         runtime.worker.submit(delivery)
     else:
@@ -110,10 +224,17 @@ async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     problems: list[str] = []
     depth = 0
+    store = runtime.store
     try:
-        depth = await runtime.store.call(db.queue_depth, single=True)
+        if store.write_error is not None:
+            # The last write failed: try one, so a disk that has room again is seen at once.
+            await store.call(db.heartbeat, single=True)
+        depth = await store.call(db.queue_depth, single=True)
     except Exception as exc:
         problems.append(f"store: {type(exc).__name__}: {exc}")
+    else:
+        if store.write_error is not None:
+            problems.append(f"store cannot commit: {store.write_error}")
     worker_alive = runtime.tasks_alive() and runtime.worker.alive
     if not worker_alive:
         problems.append("worker is not running")
@@ -121,6 +242,7 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok" if not problems else "unhealthy",
         "worker_alive": worker_alive,
         "queue_depth": depth,
+        "store_writable": store.write_error is None,
         "problems": problems,
     }
     return web.json_response(body, status=200 if not problems else 503)
@@ -177,6 +299,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.App
     runtime = runtime or Runtime(settings)
     app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
+    app[BODY_BUDGET] = BodyBudget(settings.body_bytes_in_flight)
+    guard_app(
+        app,
+        max_connections=settings.max_connections,
+        header_timeout=settings.header_timeout_seconds,
+    )
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot import store as db
 from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml, parse_repo_config
+from bot.payload_shape import shape_problem
 
 
 class UsageError(Exception):
@@ -39,22 +40,14 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from bot import serving
     from bot.app import create_app
 
     settings = _settings()
     _setup_logging(settings)
     app = create_app(settings)
     try:
-        web.run_app(
-            app,
-            host=args.host,
-            port=args.port,
-            access_log=None,
-            print=lambda _: None,
-            shutdown_timeout=args.shutdown_timeout,
-        )
+        serving.run(app, args.host, args.port, shutdown_timeout=args.shutdown_timeout)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
@@ -78,9 +71,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _load_payload(path: str) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
         raise UsageError(f"payload file not found: {path}") from None
+    except RecursionError:
+        raise UsageError(f"{path} is not a webhook payload: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -117,6 +112,8 @@ def cmd_handle(args: argparse.Namespace) -> int:
     elif event is None or path is None:
         raise UsageError("give both EVENT and PAYLOAD.json")
     payload = _load_payload(path)
+    if problem := shape_problem(event, payload):
+        raise UsageError(f"{path} is not a {event} payload the handlers can read: {problem}")
     override = None
     if args.config:
         override = _read_config_file(args.config)
@@ -201,24 +198,31 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         rows = store.call_sync(
             lambda conn: db.list_deliveries(conn, status=status, limit=args.limit)
         )
+        total = store.call_sync(lambda conn: db.count_deliveries(conn, status=status))
     finally:
         store.close()
     if args.json:
         print(
             json.dumps(
-                [
-                    {
-                        "id": d.id,
-                        "event": d.event,
-                        "action": d.action,
-                        "repo": d.repo,
-                        "status": d.status,
-                        "attempts": d.attempts,
-                        "received_at": d.received_at,
-                        "error": d.error,
-                    }
-                    for d in rows
-                ],
+                {
+                    "total": total,
+                    "shown": len(rows),
+                    # A script learns it saw only part of the list, and how to see the rest.
+                    "truncated": total > len(rows),
+                    "deliveries": [
+                        {
+                            "id": d.id,
+                            "event": d.event,
+                            "action": d.action,
+                            "repo": d.repo,
+                            "status": d.status,
+                            "attempts": d.attempts,
+                            "received_at": d.received_at,
+                            "error": d.error,
+                        }
+                        for d in rows
+                    ],
+                },
                 indent=2,
             )
         )
@@ -234,6 +238,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         )
         if args.failed and d.error:
             print("    " + d.error.rstrip().replace("\n", "\n    "))
+    if total > len(rows):
+        print(f"... {total - len(rows)} more (newest {len(rows)} shown; --limit N shows more)")
     return 0
 
 
@@ -268,9 +274,11 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def _read_config_file(path: str) -> Any:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
     return parse_repo_config(text, source=path)
 
 
@@ -386,24 +394,28 @@ async def _notify(messages: list[dict[str, Any]]) -> int:
 def _owners_file(path: str | None, config: Any, *, revision: str | None = None) -> Any:
     """The owners file from a path, else the configured one at `revision` or on disk."""
     from bot.localgit import GitError, run_git
-    from codeowners import OwnersFile
+    from codeowners import OwnersFile, OwnersFileTooLarge
 
     semantics = config.reviewers.semantics
-    if path is not None:
-        try:
+    configured = path or config.reviewers.owners_file
+    try:
+        if path is not None:
             return OwnersFile.read(path, semantics=semantics)
-        except FileNotFoundError:
-            raise UsageError(f"owners file not found: {path}") from None
-    configured = config.reviewers.owners_file
-    if revision is not None:
-        try:
-            text = run_git(["show", f"{revision}:{configured}"])
-        except GitError:
-            raise UsageError(f"{configured} does not exist at {revision}") from None
-        return OwnersFile.parse(text, semantics=semantics)
-    if not Path(configured).exists():
-        raise UsageError(f"owners file not found: {configured} (give --file)")
-    return OwnersFile.read(configured, semantics=semantics)
+        if revision is not None:
+            try:
+                text = run_git(["show", f"{revision}:{configured}"])
+            except GitError:
+                raise UsageError(f"{configured} does not exist at {revision}") from None
+            return OwnersFile.parse(text, semantics=semantics)
+        if not Path(configured).exists():
+            raise UsageError(f"owners file not found: {configured} (give --file)")
+        return OwnersFile.read(configured, semantics=semantics)
+    except FileNotFoundError:
+        raise UsageError(f"owners file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{configured} is not UTF-8 text") from None
+    except OwnersFileTooLarge as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_owners(args: argparse.Namespace) -> int:
@@ -567,7 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries = add("deliveries", cmd_deliveries, "list stored deliveries")
     deliveries.add_argument("--failed", action="store_true", help="failed ones, with errors")
     deliveries.add_argument("--status", choices=("queued", "pending", "done", "failed"))
-    deliveries.add_argument("--limit", type=int, default=50)
+    deliveries.add_argument(
+        "--limit", type=int, default=50, help="newest N deliveries (default 50); says if more"
+    )
     deliveries.add_argument("--json", action="store_true")
 
     outbox = add("outbox", cmd_outbox, "show messages not delivered yet")
@@ -626,6 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"error: a file is not UTF-8 text: {exc.reason} at byte {exc.start}", file=sys.stderr)
         return 2
     except (sqlite3.Error, OSError) as exc:
         # An unwritable database folder, a full disk, a corrupt file: say so in one line.

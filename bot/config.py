@@ -47,6 +47,12 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"
     public_url: str = ""
+    #: Intake limits (README, "Limits"): open connections, seconds to send a request head and
+    #: a body, and bytes of request bodies being read at once across all connections.
+    max_connections: int = 1000
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    body_bytes_in_flight: int = 64 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +95,16 @@ class Settings:
             log_level=get("BOT_LOG_LEVEL") or cls.log_level,
             log_format=get("BOT_LOG_FORMAT") or cls.log_format,
             public_url=(get("BOT_PUBLIC_URL") or "").rstrip("/"),
+            max_connections=_env_int(env, "BOT_MAX_CONNECTIONS", cls.max_connections),
+            header_timeout_seconds=_env_float(
+                env, "BOT_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds
+            ),
+            body_timeout_seconds=_env_float(
+                env, "BOT_BODY_TIMEOUT_SECONDS", cls.body_timeout_seconds
+            ),
+            body_bytes_in_flight=_env_int(
+                env, "BOT_BODY_BYTES_IN_FLIGHT", cls.body_bytes_in_flight
+            ),
         )
 
     @property
@@ -172,6 +188,10 @@ def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     return _build(RepoConfig, raw, source, prefix="")
 

@@ -21,12 +21,21 @@ from bot.config import ConfigError
 from bot.context import Context, Services
 from bot.github import CredentialsMissing
 from bot.logs import delivery_id_var
+from bot.payload_shape import shape_problem
 from bot.store import Delivery
 
 log = logging.getLogger("bot.dispatch")
 
-#: Errors a retry cannot fix: a person must change configuration first.
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CredentialsMissing)
+#: Errors a retry cannot fix: a person must change configuration first, or the handler cannot
+#: read the payload's shape (indexing a field that is missing or of another type), which a
+#: retry of the same body cannot change either.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    CredentialsMissing,
+    LookupError,
+    TypeError,
+    AttributeError,
+)
 
 
 def callback_name(callback: Callable[..., Any]) -> str:
@@ -51,10 +60,15 @@ def event_of(delivery: Delivery) -> Event:
 async def dispatch(
     services: Services, router: Router, delivery: Delivery, *, skip: frozenset[str] = frozenset()
 ) -> DispatchResult:
-    event = event_of(delivery)
     result = DispatchResult()
     token = delivery_id_var.set(delivery.id)
     try:
+        event = event_of(delivery)
+        if problem := shape_problem(delivery.event, event.data):
+            result.errors["payload"] = f"the payload cannot be handled: {problem}\n"
+            result.permanent = True
+            log.warning("delivery %s: %s", delivery.id, problem, extra={"event": delivery.event})
+            return result
         _refresh_config_on_push(services, event)
         callbacks = sorted(router.fetch(event), key=callback_name)
         if not callbacks:

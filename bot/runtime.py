@@ -79,6 +79,9 @@ class Runtime:
             dry_run=self.dry_run,
         )
         self._worker = Worker(self._services, self.router)
+        # Before the server takes a request: rows this process accepts must not be mistaken
+        # for what a previous process left unfinished.
+        await self._worker.recover()
         if background:
             self._tasks = [
                 asyncio.create_task(self._worker.run(), name="worker"),

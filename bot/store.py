@@ -118,6 +118,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_status ON outbox (status);
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
     """,
+    # One row that /healthz writes while the last write failed, to learn when writes work again.
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL, filler BLOB);
+    """,
 )
 
 
@@ -228,6 +232,9 @@ class Store:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
         self._closed = False
         self.commits = 0  # transactions flushed; /metrics shows it beside the deliveries
+        #: Why the last transaction that wrote could not commit (a full disk, a read-only
+        #: file), None once one commits again: what /healthz reports.
+        self.write_error: str | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -269,13 +276,15 @@ class Store:
         if self._committing or not self._pending or self._closed:
             return  # a commit in flight flushes again when it is done
         batch, self._pending = self._pending, []
+        changes = self._conn.total_changes
         if not self._stage(self._conn, batch):
             _settle(batch)
             return
+        wrote = self._conn.total_changes != changes
         self._committing = True
         loop = batch[0].loop
         done = loop.run_in_executor(self._committer, self._commit)
-        done.add_done_callback(lambda future: self._committed(batch, future))
+        done.add_done_callback(lambda future: self._committed(batch, future, wrote))
 
     def _commit(self) -> None:
         try:
@@ -285,7 +294,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
             raise
 
-    def _committed(self, batch: list[_Op], future: asyncio.Future[None]) -> None:
+    def _committed(self, batch: list[_Op], future: asyncio.Future[None], wrote: bool) -> None:
         self._committing = False
         error = (
             StoreClosed("the store closed during the commit")
@@ -293,10 +302,13 @@ class Store:
             else future.exception()
         )
         if error is not None:
+            self.write_error = f"{type(error).__name__}: {error}"
             for op in batch:
                 op.result = (False, error)
         else:
             self.commits += 1
+            if wrote:
+                self.write_error = None
         _settle(batch)
         if self._pending and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -335,11 +347,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             ingests = [op for op in batch if op.delivery is not None]
             if ingests:
-                # Two statements for many deliveries rather than a few per delivery.
-                for op, new in zip(
-                    ingests, insert_deliveries(conn, [op.delivery for op in ingests]), strict=True
-                ):  # type: ignore[misc]
-                    op.result = (True, new)
+                _stage_ingests(conn, ingests)
             for op in batch:
                 if op.fn is None:
                     continue
@@ -347,6 +355,8 @@ class Store:
                     try:
                         op.result = (True, op.fn(conn))
                     except Exception as exc:
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled back the whole transaction (a full disk)
                         op.result = (False, exc)
                     continue
                 # A savepoint per operation: one failing operation leaves the others intact.
@@ -355,16 +365,52 @@ class Store:
                     op.result = (True, op.fn(conn))
                     conn.execute("RELEASE op")
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        raise
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     op.result = (False, exc)
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.write_error = f"{type(exc).__name__}: {exc}"
             for op in batch:
                 op.result = (False, exc)
             return False
         return True
+
+
+def _stage_ingests(conn: sqlite3.Connection, ingests: list[_Op]) -> None:
+    """Two statements for many deliveries; if the group fails, each on its own.
+
+    One delivery's problem must never fail another's request: a row SQLite refuses takes the
+    group's statements down with it, so the members are then inserted one by one and only the
+    one that fails alone is answered with its error.
+    """
+    conn.execute("SAVEPOINT ingest")
+    try:
+        answers = insert_deliveries(conn, [op.delivery for op in ingests])  # type: ignore[misc]
+    except (sqlite3.Error, ValueError, OverflowError):
+        if not conn.in_transaction:
+            raise  # SQLite rolled the whole transaction back (a full disk): nobody is stored
+        conn.execute("ROLLBACK TO ingest")
+    else:
+        conn.execute("RELEASE ingest")
+        for op, new in zip(ingests, answers, strict=True):
+            op.result = (True, new)
+        return
+    conn.execute("RELEASE ingest")
+    for op in ingests:
+        conn.execute("SAVEPOINT ingest")
+        try:
+            op.result = (True, insert_deliveries(conn, [op.delivery])[0])  # type: ignore[list-item]
+            conn.execute("RELEASE ingest")
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO ingest")
+            conn.execute("RELEASE ingest")
+            op.result = (False, exc)
 
 
 def _settle(ops: Iterable[_Op]) -> None:
@@ -538,11 +584,25 @@ def list_deliveries(
     return [_delivery(row) for row in rows]
 
 
+def count_deliveries(conn: sqlite3.Connection, *, status: str | None = None) -> int:
+    if status is None:
+        return conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    return conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = ?", (status,)).fetchone()[0]
+
+
 def queue_depth(conn: sqlite3.Connection) -> int:
     """Deliveries accepted and not yet finished."""
     return conn.execute(
         "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'pending')"
     ).fetchone()[0]
+
+
+def heartbeat(conn: sqlite3.Connection) -> None:
+    """A write the size of a large delivery, so it fails where a delivery would."""
+    conn.execute(
+        "INSERT OR REPLACE INTO heartbeat (id, at, filler) VALUES (1, ?, randomblob(65536))",
+        (time.time(),),
+    )
 
 
 def count_by_status(conn: sqlite3.Connection, table: str) -> dict[str, int]:

@@ -15,12 +15,13 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 
 from gidgethub.routing import Router
 
 from bot import store as db
 from bot.context import Services
-from bot.dispatch import dispatch
+from bot.dispatch import DispatchResult, dispatch
 from bot.store import Delivery, StoreClosed
 
 log = logging.getLogger("bot.worker")
@@ -81,9 +82,18 @@ class Worker:
             log.warning("picked up %d deliveries left unfinished by a previous run", requeued)
 
     async def run(self) -> None:
-        await self.recover()
+        """Handles deliveries until stopped; `recover()` must have run first."""
         # Claim the backlog before taking new work, so arrival order holds across a restart.
-        await self._claim_due()
+        # A store that cannot answer yet (a full disk) is waited for, not given up on.
+        while True:
+            try:
+                await self._claim_due()
+                break
+            except StoreClosed:
+                return
+            except Exception:
+                log.exception("could not read the delivery queue; trying again")
+                await asyncio.sleep(IDLE_POLL / 5)
         poller = asyncio.create_task(self._poll(), name="worker-poller")
         self.alive = True
         try:
@@ -147,9 +157,15 @@ class Worker:
         The outcome is committed in the background (see FINISH_WINDOW); `settled()` waits for it.
         """
         settings = self.services.settings
-        result = await dispatch(
-            self.services, self.router, delivery, skip=frozenset(delivery.done_callbacks)
-        )
+        try:
+            result = await dispatch(
+                self.services, self.router, delivery, skip=frozenset(delivery.done_callbacks)
+            )
+        except Exception:
+            # Whatever one delivery holds, the worker outlives it: the delivery is failed with
+            # the traceback, for `bot deliveries --failed`, and the next one is taken.
+            log.exception("delivery %s could not be dispatched", delivery.id)
+            result = DispatchResult(errors={"dispatch": traceback.format_exc()}, permanent=True)
         done = (*delivery.done_callbacks, *result.ran)
         attempts = delivery.attempts + 1
         if result.ok:

@@ -12,15 +12,17 @@ A pure library (standard library only), usable on its own::
 """
 
 from codeowners.lint import lint
-from codeowners.owners_file import SEMANTICS, OwnersFile, Semantics
+from codeowners.owners_file import MAX_BYTES, SEMANTICS, OwnersFile, OwnersFileTooLarge, Semantics
 from codeowners.patterns import PatternError, matches
 from codeowners.syntax import Finding, OwnerKind, Rule, Severity, owner_kind
 
 __all__ = [
+    "MAX_BYTES",
     "SEMANTICS",
     "Finding",
     "OwnerKind",
     "OwnersFile",
+    "OwnersFileTooLarge",
     "PatternError",
     "Rule",
     "Semantics",

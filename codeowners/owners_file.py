@@ -10,6 +10,7 @@ decides, even when it names no owners.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal, Protocol
 
 from codeowners.patterns import CompiledPattern, GithubMatcher, PatternError, compile_patterns
@@ -18,6 +19,13 @@ from codeowners.syntax import Finding, Rule, parse_text
 
 Semantics = Literal["github", "reference"]
 SEMANTICS: tuple[Semantics, ...] = ("github", "reference")
+
+#: GitHub ignores a CODEOWNERS file larger than this; a larger file is refused, not parsed.
+MAX_BYTES = 3 * 1024 * 1024
+
+
+class OwnersFileTooLarge(ValueError):
+    """The file is over `MAX_BYTES`: GitHub would ignore it, and parsing it costs gigabytes."""
 
 
 class _Matcher(Protocol):
@@ -58,6 +66,11 @@ class OwnersFile:
         """Reads CODEOWNERS text; never raises for bad lines (see ``problems``)."""
         if semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {semantics!r}: expected one of {SEMANTICS}")
+        if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise OwnersFileTooLarge(
+                f"owners file is larger than {MAX_BYTES // (1024 * 1024)} MB, the size GitHub"
+                " reads; split it or remove rules"
+            )
         parsed = parse_text(text)
         problems = list(parsed.problems)
         if semantics == "github":
@@ -87,7 +100,12 @@ class OwnersFile:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str], *, semantics: Semantics = "github") -> OwnersFile:
-        """Parses a file from disk (UTF-8)."""
+        """Parses a file from disk (UTF-8); a file over `MAX_BYTES` is refused before reading."""
+        if Path(path).stat().st_size > MAX_BYTES:
+            raise OwnersFileTooLarge(
+                f"{os.fspath(path)} is larger than {MAX_BYTES // (1024 * 1024)} MB, the size"
+                " GitHub reads; split it or remove rules"
+            )
         with open(path, encoding="utf-8") as handle:
             return cls.parse(handle.read(), semantics=semantics)
 

@@ -18,7 +18,7 @@ from bot.context import Context
 from bot.github import GitHubAPI
 from bot.help import Help
 from bot.repo_config import fetch_text
-from codeowners import OwnersFile
+from codeowners import OwnersFile, OwnersFileTooLarge
 from handlers.reviewers_plan import (
     Candidate,
     ChangedFile,
@@ -113,13 +113,19 @@ async def on_ready(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> No
     if await ctx.already_done(key):
         ctx.log.info("reviewers for #%s were handled before", number)
         return
-    text = await fetch_text(gh, ctx.repo, config.owners_file, pull["base"]["ref"])
-    if text is None:
-        ctx.log.warning(
-            "no %s on %s: no reviewers requested", config.owners_file, pull["base"]["ref"]
-        )
+    try:
+        text = await fetch_text(gh, ctx.repo, config.owners_file, pull["base"]["ref"])
+        if text is None:
+            ctx.log.warning(
+                "no %s on %s: no reviewers requested", config.owners_file, pull["base"]["ref"]
+            )
+            return
+        owners = OwnersFile.parse(text, semantics=config.semantics)
+    except (OwnersFileTooLarge, UnicodeDecodeError) as exc:
+        # A person must fix the file; retrying the delivery cannot.
+        ctx.log.warning("%s is unusable: %s; no reviewers requested", config.owners_file, exc)
+        await ctx.mark_done(key, f"owners file unusable: {exc}")
         return
-    owners = OwnersFile.parse(text, semantics=config.semantics)
     for problem in owners.problems:
         ctx.log.warning("%s:%s: %s", config.owners_file, problem.line, problem.message)
     pulls_url = f"/repos/{ctx.repo}/pulls/{number}"

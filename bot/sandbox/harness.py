@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import serving
 from bot import store as db
 from bot.app import create_app
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.sandbox.github import SandboxGitHub
-from bot.sandbox.http import serve
 from bot.sandbox.slack import SandboxSlack
 from bot.sandbox.webhooks import Sent, send_webhook
 
@@ -60,7 +60,7 @@ class Harness:
         """Starts (or restarts) the bot on the same database."""
         assert self.settings is not None
         self.runtime = Runtime(self.settings)
-        self._runner, self.url = await serve(
+        self._runner, self.url = await serving.start(
             create_app(self.settings, runtime=self.runtime), host, port
         )
 

@@ -118,8 +118,12 @@ def test_deliveries_failed_shows_the_error_and_replay_requeues(env, capsys):
     assert "RuntimeError: boom" in out
     assert "d-ok" not in out
     assert main(["deliveries", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {r["id"]: r["status"] for r in rows} == {"d-ok": "done", "d-bad": "failed"}
+    listing = json.loads(capsys.readouterr().out)
+    assert (listing["total"], listing["shown"], listing["truncated"]) == (2, 2, False)
+    assert {r["id"]: r["status"] for r in listing["deliveries"]} == {
+        "d-ok": "done",
+        "d-bad": "failed",
+    }
     assert main(["replay", "d-bad"]) == 0
     store = db.Store(str(env / "bot.sqlite3"))
     replayed = store.call_sync(lambda conn: db.get_delivery(conn, "d-bad"))
@@ -144,3 +148,87 @@ def test_an_unusable_database_is_one_line(env, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ hostile input files
+
+
+def _write(env: Path, name: str, data: bytes) -> str:
+    (env / name).write_bytes(data)
+    return name
+
+
+BINARY = bytes(range(256)) * 4
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "message"),
+    [
+        ({"b.toml": BINARY}, ["config", "check", "b.toml"], "b.toml is not UTF-8 text"),
+        (
+            {"deep.toml": b"a = " + b"[" * 5000 + b"]" * 5000},
+            ["config", "check", "deep.toml"],
+            "nested too deeply",
+        ),
+        ({"big.toml": b"a = " + b"9" * 5000}, ["config", "check", "big.toml"], "not valid TOML"),
+        ({"owners": BINARY}, ["owners", "--file", "owners", "x.py"], "owners is not UTF-8 text"),
+        ({"owners": BINARY}, ["codeowners", "lint", "owners"], "owners is not UTF-8 text"),
+        (
+            {"deep.json": b"[" * 100_000 + b"]" * 100_000},
+            ["handle", "push", "deep.json"],
+            "nested too deeply",
+        ),
+        (
+            {"push.json": b'{"ref": "refs/heads/main", "repository": "x"}'},
+            ["handle", "push", "push.json"],
+            "repository is a string, expected an object",
+        ),
+        (
+            {"p.json": b'{"action": "created"}', "c.toml": BINARY},
+            ["handle", "ping", "p.json", "--config", "c.toml"],
+            "c.toml is not UTF-8 text",
+        ),
+    ],
+    ids=[
+        "config-binary",
+        "config-deep",
+        "config-huge-int",
+        "owners-binary",
+        "lint-binary",
+        "handle-deep-json",
+        "handle-poison-push",
+        "handle-binary-config",
+    ],
+)
+def test_hostile_input_files_are_one_line_errors(env, capsys, files, argv, message):
+    for name, data in files.items():
+        _write(env, name, data)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_owners_file_over_githubs_size_is_refused_quickly(env, capsys):
+    from codeowners import MAX_BYTES
+
+    with open(env / "owners", "wb") as handle:
+        line = b"/some/deep/path/*.py @owner-one @owner-two\n"
+        handle.write(line * (MAX_BYTES // len(line) + 10))
+    started = time.monotonic()
+    assert main(["owners", "--file", "owners", "x.py"]) == 2
+    assert "larger than 3 MB" in capsys.readouterr().err
+    assert time.monotonic() - started < 5  # refused before parsing, not after
+
+
+def test_deliveries_says_when_there_are_more_than_it_shows(env, capsys):
+    for i in range(60):
+        _store_delivery(env, f"d-{i:02}", status="done")
+    assert main(["deliveries", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert (listing["total"], listing["shown"], listing["truncated"]) == (60, 50, True)
+    assert main(["deliveries", "--limit", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["truncated"] is False
+    assert main(["deliveries"]) == 0
+    assert "10 more" in capsys.readouterr().out

@@ -219,11 +219,13 @@ async def test_healthz_metrics_and_help(make_client):
         "status": "ok",
         "worker_alive": True,
         "queue_depth": 0,
+        "store_writable": True,
         "problems": [],
     }
     text = await (await client.get("/metrics")).text()
     assert 'bot_deliveries_total{event="issue_comment",outcome="accepted"} 1' in text
-    assert 'bot_deliveries_total{event="x",outcome="unsigned"} 1' in text
+    # An unsigned request's event header is not GitHub's word: it never becomes a label.
+    assert 'bot_deliveries_total{event="unverified",outcome="unsigned"} 1' in text
     assert "bot_queue_depth 0" in text
     assert 'bot_deliveries_stored{status="done"} 1' in text
     commits = next(line for line in text.splitlines() if line.startswith("bot_store_commits "))

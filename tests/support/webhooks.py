@@ -35,5 +35,12 @@ def module(router: Any, name: str = "test-feature") -> SimpleNamespace:
 
 
 def payload(**extra: Any) -> bytes:
-    data = {"action": "created", "repository": {"full_name": "acme/widgets"}, **extra}
+    """A small `issue_comment` payload with the fields every handler may read."""
+    data = {
+        "action": "created",
+        "repository": {"full_name": "acme/widgets"},
+        "issue": {"number": 1, "comments_url": "/repos/acme/widgets/issues/1/comments"},
+        "comment": {"id": 1, "body": "hello", "user": {"login": "someone"}},
+        **extra,
+    }
     return json.dumps(data).encode()
