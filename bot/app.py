@@ -12,7 +12,6 @@ import logging
 import re
 import time
 import urllib.parse
-from typing import Any
 
 from aiohttp import web
 from gidgethub import ValidationFailure
@@ -21,6 +20,7 @@ from gidgethub.sansio import validate_event
 from bot import store as db
 from bot.config import ConfigError, Settings
 from bot.help import render_markdown
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.runtime import Runtime
 from bot.serving import guard_app
 from bot.store import Delivery
@@ -114,8 +114,8 @@ async def _read_body(request: web.Request, budget: BodyBudget, deadline: float) 
 _RETRY = {"Retry-After": "1"}
 
 
-def _count(metrics: Any, outcome: str, event: str = "unverified") -> None:
-    metrics.inc("bot_deliveries_total", event=event, outcome=outcome)
+def _count(metrics: Metrics, outcome: str, event: str = "unverified") -> None:
+    metrics.deliveries.labels(event, outcome).inc()
 
 
 def _text(value: object, limit: int) -> str | None:
@@ -200,7 +200,7 @@ async def webhook(request: web.Request) -> web.Response:
         installation_id=installation_id,
         received_at=time.time(),
         # Held in memory for the worker unless it is behind; then it waits in the database.
-        status="queued" if runtime.worker.has_room() else "pending",
+        status="in_memory" if runtime.worker.has_room() else "stored",
         data=data,
     )
     try:
@@ -213,7 +213,7 @@ async def webhook(request: web.Request) -> web.Response:
         _count(metrics, "duplicate", event)
         return web.json_response({"status": "duplicate", "delivery": delivery_id}, status=200)
     _count(metrics, "accepted", event)
-    if delivery.status == "queued":
+    if delivery.status == "in_memory":
         runtime.worker.submit(delivery)
     else:
         runtime.worker.wake()
@@ -255,29 +255,9 @@ async def metrics(request: web.Request) -> web.Response:
         return {t: db.count_by_status(conn, t) for t in ("deliveries", "jobs", "outbox")}  # type: ignore[arg-type]
 
     counts = await runtime.store.call(read)
-    depth = counts["deliveries"].get("queued", 0) + counts["deliveries"].get("pending", 0)
-    gauges = {
-        "bot_queue_depth": ("Deliveries waiting or being processed.", {(): float(depth)}),
-        "bot_deliveries_stored": (
-            "Stored deliveries, by status.",
-            {(("status", s),): float(n) for s, n in counts["deliveries"].items()},
-        ),
-        "bot_jobs": (
-            "Jobs, by status.",
-            {(("status", s),): float(n) for s, n in counts["jobs"].items()},
-        ),
-        "bot_store_commits": (
-            "Transactions committed since start; many deliveries share one under load.",
-            {(): float(runtime.store.commits)},
-        ),
-        "bot_outbox_items": (
-            "Outbox items, by status.",
-            {(("status", s),): float(n) for s, n in counts["outbox"].items()},
-        ),
-    }
-    return web.Response(
-        text=runtime.metrics.render(gauges), content_type="text/plain", charset="utf-8"
-    )
+    depth = counts["deliveries"].get("in_memory", 0) + counts["deliveries"].get("stored", 0)
+    runtime.metrics.set_store_figures(counts, depth=depth, commits=runtime.store.commits)
+    return web.Response(body=runtime.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def help_page(request: web.Request) -> web.Response:

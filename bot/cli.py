@@ -1,6 +1,8 @@
 """`bot ...`: the server, one-shot and local runs of the same handlers, and operator commands.
 
-Errors a person can fix are one line and a non-zero exit, never a traceback.
+This module holds the bot's own commands; each feature adds its local ones (`bot reviewers`,
+`bot new-models`, ...) through `bot.routing`. Errors a person can fix are one line and a
+non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bot import store as db
-from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml, parse_repo_config
+from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml
+from bot.local import UsageError, read_config_file
 from bot.payload_shape import shape_problem
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called or in its inputs."""
+from bot.routing import register_feature_commands
 
 
 def _settings() -> Settings:
@@ -116,7 +116,7 @@ def cmd_handle(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} is not a {event} payload the handlers can read: {problem}")
     override = None
     if args.config:
-        override = _read_config_file(args.config)
+        override = read_config_file(args.config)
     settings = _settings()
     _setup_logging(settings)
     run_id = os.environ.get("GITHUB_RUN_ID")
@@ -272,22 +272,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- config
 
 
-def _read_config_file(path: str) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text") from None
-    return parse_repo_config(text, source=path)
-
-
 def cmd_config_check(args: argparse.Namespace) -> int:
     path = args.file or CONFIG_PATH
     if args.file is None and not Path(path).exists():
         print(f"{path} does not exist: the defaults apply (see `bot config show`)")
         return 0
-    config = _read_config_file(path)
+    config = read_config_file(path)
     print(f"{path}: ok")
     if args.verbose:
         print(json.dumps(_as_plain(config), indent=2))
@@ -306,241 +296,6 @@ def _as_plain(value: Any) -> Any:
 
 def cmd_config_show(_: argparse.Namespace) -> int:
     print(default_config_toml(), end="")
-    return 0
-
-
-# ---------------------------------------------------------------------------- local runs
-
-
-def _local_config(path: str | None) -> Any:
-    from bot.config import RepoConfig
-
-    if path:
-        return _read_config_file(path)
-    if Path(CONFIG_PATH).exists():
-        return _read_config_file(CONFIG_PATH)
-    return RepoConfig()
-
-
-def _repo_url() -> str:
-    from bot.localgit import GitError, run_git
-
-    try:
-        remote = run_git(["remote", "get-url", "origin"]).strip()
-    except GitError:
-        return ""
-    if remote.startswith("git@github.com:"):
-        remote = "https://github.com/" + remote.removeprefix("git@github.com:")
-    return remote.removesuffix(".git") if remote.startswith("https://") else ""
-
-
-def cmd_new_models(args: argparse.Namespace) -> int:
-    from bot.localgit import GitError, added_by, diff, rev_parse
-    from handlers.new_model import FileChange, build_message, plan_new_models
-
-    config = _local_config(args.config).new_model
-    try:
-        base, head = rev_parse(args.base), rev_parse(args.head)
-        changes = [
-            FileChange(c.path, c.status, c.previous_path)
-            for c in diff(base, head, merge_base=False)
-        ]
-        plan = plan_new_models(changes, config, head=head)
-        added_in = {m.path: added_by(m.path, base, head) or head for m in plan.added}
-    except GitError as exc:
-        raise UsageError(str(exc)) from None
-    plan = plan_new_models(changes, config, added_in=added_in, head=head)
-    messages = [
-        build_message(
-            model=model,
-            repo_url=args.repo_url or _repo_url(),
-            channel=config.channel,
-            mention=config.mention,
-            pull=None,
-        )
-        for model in plan.added
-    ]
-    report = {
-        "base": base,
-        "head": head,
-        "new_models": [m.name for m in plan.added],
-        "renamed": [{"from": r.old, "to": r.new} for r in plan.renamed],
-        "messages": messages,
-    }
-    print(json.dumps(report, indent=2))
-    if not args.notify or not messages:
-        return 0
-    return asyncio.run(_notify(messages))
-
-
-async def _notify(messages: list[dict[str, Any]]) -> int:
-    from bot.github import new_session
-    from bot.slack import SlackDeliveryError, make_sender
-
-    settings = _settings()
-    async with new_session() as session:
-        sender = make_sender(settings, session)
-        failed = 0
-        for message in messages:
-            try:
-                await sender.send(message)
-                print(f"sent to Slack via {sender.name}: {message['text']}", file=sys.stderr)
-            except SlackDeliveryError as exc:
-                failed += 1
-                print(f"error: not sent: {exc}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _owners_file(path: str | None, config: Any, *, revision: str | None = None) -> Any:
-    """The owners file from a path, else the configured one at `revision` or on disk."""
-    from bot.localgit import GitError, run_git
-    from codeowners import OwnersFile, OwnersFileTooLarge
-
-    semantics = config.reviewers.semantics
-    configured = path or config.reviewers.owners_file
-    try:
-        if path is not None:
-            return OwnersFile.read(path, semantics=semantics)
-        if revision is not None:
-            try:
-                text = run_git(["show", f"{revision}:{configured}"])
-            except GitError:
-                raise UsageError(f"{configured} does not exist at {revision}") from None
-            return OwnersFile.parse(text, semantics=semantics)
-        if not Path(configured).exists():
-            raise UsageError(f"owners file not found: {configured} (give --file)")
-        return OwnersFile.read(configured, semantics=semantics)
-    except FileNotFoundError:
-        raise UsageError(f"owners file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{configured} is not UTF-8 text") from None
-    except OwnersFileTooLarge as exc:
-        raise UsageError(str(exc)) from None
-
-
-def cmd_owners(args: argparse.Namespace) -> int:
-    owners = _owners_file(args.file, _local_config(None))
-    answers = []
-    for path in args.paths:
-        rule = owners.explain(path.removeprefix("./"))
-        answers.append(
-            {
-                "path": path,
-                "owners": list(rule.owners) if rule else [],
-                "rule": None
-                if rule is None
-                else {"line": rule.line, "pattern": rule.pattern, "owners": list(rule.owners)},
-            }
-        )
-    if args.json:
-        print(json.dumps(answers, indent=2))
-        return 0
-    for answer in answers:
-        rule = answer["rule"]
-        if rule is None:
-            print(f"{answer['path']}: no owner (no rule matches)")
-        elif not rule["owners"]:
-            print(f"{answer['path']}: explicitly unowned (line {rule['line']}: {rule['pattern']})")
-        else:
-            who = " ".join(rule["owners"])
-            print(f"{answer['path']}: {who}  (line {rule['line']}: {rule['pattern']})")
-    return 0
-
-
-def cmd_reviewers(args: argparse.Namespace) -> int:
-    from bot.localgit import GitError, diff, run_git
-    from handlers.reviewers import settings_from
-    from handlers.reviewers_plan import ChangedFile, plan_reviewers
-
-    config = _local_config(args.config)
-    owners = _owners_file(args.file, config, revision=None if args.file else args.base)
-    try:
-        changes = diff(args.base, args.head)
-        author = args.author or run_git(["log", "-1", "--format=%an", args.head]).strip()
-    except GitError as exc:
-        raise UsageError(str(exc)) from None
-    files = [ChangedFile(c.path, c.changes) for c in changes]
-    plan = plan_reviewers(
-        files,
-        author,
-        [],
-        [],
-        owners,
-        settings_from(config.reviewers),
-        repo_owner=args.repo_owner or _repo_url().rstrip("/").split("/")[-2:][0] or "local",
-    )
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "author": author,
-                    "files": len(files),
-                    "changed_lines": plan.total_lines,
-                    "skip_reason": plan.skip_reason,
-                    "request": [
-                        {"owner": c.owner, "team": c.is_team, "reason": c.reason}
-                        for c in plan.next_batch()
-                    ],
-                    "fallbacks": [c.owner for c in plan.candidates[plan.count :]],
-                    "passed_over": [
-                        {"owner": p.owner, "reason": p.reason} for p in plan.passed_over
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    print(f"{len(files)} changed files by {author}, {args.base}...{args.head}")
-    print(plan.summary())
-    return 0
-
-
-def cmd_codeowners_lint(args: argparse.Namespace) -> int:
-    from bot.localgit import GitError, run_git
-    from codeowners import lint
-
-    config = _local_config(None)
-    owners = _owners_file(args.file, config)
-    try:
-        paths = run_git(["ls-files", "-z"]).split("\0")
-    except GitError as exc:
-        raise UsageError(f"cannot list the working tree: {exc}") from None
-    findings = lint(owners, [p for p in paths if p])
-    for finding in findings:
-        print(finding)
-    errors = sum(1 for f in findings if f.severity == "error")
-    print(f"{errors} error(s), {len(findings) - errors} warning(s)")
-    return 1 if errors else 0
-
-
-def cmd_new_model(args: argparse.Namespace) -> int:
-    # The scaffold belongs to the model library, which the bot's code never imports: it runs
-    # as its own process, with an explicit argv and nothing from this environment but PATH.
-    import subprocess
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_lib.scaffold",
-            args.name,
-            "--like",
-            args.like,
-            "--root",
-            str(Path(args.root).resolve()),
-        ],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-        raise UsageError(message.removeprefix("error: "))
-    created = done.stdout.split()
-    for path in created:
-        print(path)
-    print(f"created model {args.name!r} like {args.like!r}: {len(created)} files", file=sys.stderr)
     return 0
 
 
@@ -578,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     deliveries = add("deliveries", cmd_deliveries, "list stored deliveries")
     deliveries.add_argument("--failed", action="store_true", help="failed ones, with errors")
-    deliveries.add_argument("--status", choices=("queued", "pending", "done", "failed"))
+    deliveries.add_argument("--status", choices=db.DELIVERY_STATES)
     deliveries.add_argument(
         "--limit", type=int, default=50, help="newest N deliveries (default 50); says if more"
     )
@@ -588,39 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--all", action="store_true", help="include delivered items")
     outbox.add_argument("--retry", type=int, metavar="ID", help="queue a failed item again")
 
-    new_models = add("new-models", cmd_new_models, "the models a local git range adds")
-    new_models.add_argument("--base", default="HEAD~1")
-    new_models.add_argument("--head", default="HEAD")
-    new_models.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
-    new_models.add_argument("--repo-url", help="for links (default: the origin remote)")
-    new_models.add_argument("--notify", action="store_true", help="send the Slack messages")
-
-    owners = add("owners", cmd_owners, "each path's owners and the deciding rule")
-    owners.add_argument("paths", nargs="+", metavar="PATH")
-    owners.add_argument("--file", help="owners file (default: the configured review-owners file)")
-    owners.add_argument("--json", action="store_true")
-
-    reviewers = add("reviewers", cmd_reviewers, "the reviewers the bot would request")
-    reviewers.add_argument("--base", default="main")
-    reviewers.add_argument("--head", default="HEAD")
-    reviewers.add_argument("--author", help="PR author login (default: the head commit's author)")
-    reviewers.add_argument("--file", help="owners file (default: the configured one at --base)")
-    reviewers.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
-    reviewers.add_argument(
-        "--repo-owner", default="", help="org whose teams can be requested (default: origin's)"
-    )
-    reviewers.add_argument("--json", action="store_true")
-
-    codeowners = sub.add_parser("codeowners", help="owners-file tools")
-    codeowners_sub = codeowners.add_subparsers(dest="codeowners_command", required=True)
-    lint_cmd = codeowners_sub.add_parser("lint", help="check the owners file against the tree")
-    lint_cmd.add_argument("file", nargs="?")
-    lint_cmd.set_defaults(func=cmd_codeowners_lint)
-
-    new_model = add("new-model", cmd_new_model, "scaffold a model and its tests from another")
-    new_model.add_argument("name", help="the new model's name, e.g. my_model")
-    new_model.add_argument("--like", required=True, help="the model to copy, e.g. gpt2")
-    new_model.add_argument("--root", default=".", help="repository root (default: here)")
+    register_feature_commands(sub)
 
     config = sub.add_parser("config", help="check or show the per-repo configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

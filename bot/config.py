@@ -49,6 +49,9 @@ class Settings:
     public_url: str = ""
     #: Intake limits (README, "Limits"): open connections, seconds to send a request head and
     #: a body, and bytes of request bodies being read at once across all connections.
+    #: Deliveries handled at once (one at a time per pull request), and each handler's limit.
+    worker_concurrency: int = 16
+    handler_timeout_seconds: float = 300.0
     max_connections: int = 1000
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
@@ -95,6 +98,10 @@ class Settings:
             log_level=get("BOT_LOG_LEVEL") or cls.log_level,
             log_format=get("BOT_LOG_FORMAT") or cls.log_format,
             public_url=(get("BOT_PUBLIC_URL") or "").rstrip("/"),
+            worker_concurrency=_env_int(env, "BOT_WORKER_CONCURRENCY", cls.worker_concurrency),
+            handler_timeout_seconds=_env_float(
+                env, "BOT_HANDLER_TIMEOUT_SECONDS", cls.handler_timeout_seconds
+            ),
             max_connections=_env_int(env, "BOT_MAX_CONNECTIONS", cls.max_connections),
             header_timeout_seconds=_env_float(
                 env, "BOT_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds
@@ -178,9 +185,27 @@ class NewModelConfig:
 
 
 @dataclass(frozen=True)
+class SlowCiConfig:
+    """`run-slow`: maintainer-approved slow test runs of chosen model folders."""
+
+    enabled: bool = True
+    #: Logins who may always ask; anyone else needs at least `min_permission` on the repository.
+    allow: tuple[str, ...] = ()
+    min_permission: Literal["read", "triage", "write", "maintain", "admin"] = "write"
+    models_dir: str = "model_lib/models"
+    machine_types: tuple[str, ...] = ("single-gpu", "multi-gpu")
+    job_timeout_seconds: int = 3600
+    #: One comment per PR that changes model code or tests, with the line to paste.
+    reminder: bool = True
+    channel: str = ""  # Slack channel for a short summary when a run ends; empty: none
+    runner: Literal["local"] = "local"
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     reviewers: ReviewersConfig = field(default_factory=ReviewersConfig)
     new_model: NewModelConfig = field(default_factory=NewModelConfig)
+    slow_ci: SlowCiConfig = field(default_factory=SlowCiConfig)
 
 
 def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
@@ -252,6 +277,15 @@ def _check_ranges(config: Any, source: str, prefix: str) -> None:
             raise ConfigError(f"{source}: '{prefix}max_open_reviews' must not be negative")
         if not config.owners_file.strip():
             raise ConfigError(f"{source}: '{prefix}owners_file' must not be empty")
+    if isinstance(config, SlowCiConfig):
+        if config.job_timeout_seconds < 1:
+            raise ConfigError(f"{source}: '{prefix}job_timeout_seconds' must be at least 1")
+        unknown = sorted(set(config.machine_types) - {"single-gpu", "multi-gpu"})
+        if unknown or not config.machine_types:
+            raise ConfigError(
+                f"{source}: '{prefix}machine_types' takes single-gpu and multi-gpu,"
+                f" got {list(config.machine_types)}"
+            )
     if isinstance(config, NewModelConfig):
         if not config.channel.strip():
             raise ConfigError(f"{source}: '{prefix}channel' must not be empty")

@@ -7,6 +7,7 @@ A retried delivery re-runs only the callbacks that failed before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -70,6 +71,7 @@ async def dispatch(
             log.warning("delivery %s: %s", delivery.id, problem, extra={"event": delivery.event})
             return result
         _refresh_config_on_push(services, event)
+        limit = services.settings.handler_timeout_seconds
         callbacks = sorted(router.fetch(event), key=callback_name)
         if not callbacks:
             log.debug("no handler for %s.%s", delivery.event, delivery.action)
@@ -82,16 +84,23 @@ async def dispatch(
             try:
                 gh = await services.github.for_installation(delivery.installation_id)
                 ctx = Context(services, event, gh, logging.getLogger(callback.__module__))
-                await callback(event, gh, ctx=ctx)
+                async with asyncio.timeout(limit):
+                    await callback(event, gh, ctx=ctx)
                 result.ran.append(name)
+            except TimeoutError as exc:
+                # Cancelled at its limit: an error like any other, retried with backoff.
+                outcome = "error"
+                exc.add_note(f"{name} did not finish within {limit:g} s and was cancelled")
+                result.errors[name] = traceback.format_exc()
+                log.exception("handler %s timed out", name)
             except Exception as exc:
                 outcome = "error"
                 result.errors[name] = traceback.format_exc()
                 result.permanent |= isinstance(exc, PERMANENT_ERRORS)
                 log.exception("handler %s failed", name)
             elapsed = time.perf_counter() - start
-            services.metrics.inc("bot_handler_runs_total", handler=name, outcome=outcome)
-            services.metrics.observe("bot_handler_duration_seconds", elapsed, handler=name)
+            services.metrics.handler_runs.labels(name, outcome).inc()
+            services.metrics.handler_seconds.labels(name).observe(elapsed)
             log.info(
                 "handler %s: %s",
                 name,

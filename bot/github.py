@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ import gidgethub
 import gidgethub.aiohttp
 import gidgethub.apps
 
+from bot import logs
+from bot.backoff import backoff_delay, rate_limit_wait
 from bot.config import Settings
 
 log = logging.getLogger("bot.github")
@@ -54,19 +55,8 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
         self.backoff = backoff
         self.max_rate_limit_wait = max_rate_limit_wait
 
-    @property
-    def graphql_url(self) -> str:
-        """GitHub.com serves GraphQL at /graphql; GitHub Enterprise at /api/graphql."""
-        base = self.base_url.rstrip("/")
-        if base.endswith("/api/v3"):
-            return base.removesuffix("/v3") + "/graphql"
-        return base + "/graphql"
-
-    async def graphql(self, query: str, *, endpoint: str | None = None, **variables: Any) -> Any:
-        return await super().graphql(query, endpoint=endpoint or self.graphql_url, **variables)
-
     def _delay(self, attempt: int) -> float:
-        return self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4)  # noqa: S311
+        return backoff_delay(attempt, self.backoff)
 
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
@@ -117,28 +107,6 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
         return False
 
 
-def rate_limit_wait(
-    status: int, headers: Mapping[str, str], *, now: float | None = None
-) -> float | None:
-    """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""
-    if status not in (403, 429):
-        return None
-    lowered = {k.lower(): v for k, v in headers.items()}
-    retry_after = lowered.get("retry-after")
-    if retry_after is not None:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            return None
-    if lowered.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lowered:
-        try:
-            reset = float(lowered["x-ratelimit-reset"])
-        except ValueError:
-            return None
-        return max(0.0, reset - (time.time() if now is None else now)) + 1.0
-    return None
-
-
 @dataclass
 class RecordedWrite:
     method: str
@@ -159,7 +127,7 @@ class DryRunGitHubAPI(GitHubAPI):
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], bytes]:
-        if method in _READ_METHODS or _is_graphql_read(url, body):
+        if method in _READ_METHODS:
             return await super()._request(method, url, headers, body)
         try:
             parsed: Any = json.loads(body) if body else None
@@ -167,8 +135,6 @@ class DryRunGitHubAPI(GitHubAPI):
             parsed = body.decode("utf-8", "replace")
         self.writes.append(RecordedWrite(method, url, parsed))
         log.info("dry run: not sending %s %s", method, url, extra={"body": parsed})
-        if url.rstrip("/").endswith("/graphql"):
-            return 200, {"content-type": "application/json"}, b'{"data": {}}'
         status = 201 if method == "POST" else 200
         return status, {"content-type": "application/json"}, b"{}"
 
@@ -183,16 +149,6 @@ class NoCredentialsGitHubAPI(GitHubAPI):
             f"{method} {url} needs GitHub credentials:"
             " set GITHUB_APP_ID + GITHUB_PRIVATE_KEY, or GITHUB_TOKEN"
         )
-
-
-def _is_graphql_read(url: str, body: bytes) -> bool:
-    if not url.rstrip("/").endswith("/graphql"):
-        return False
-    try:
-        query = json.loads(body).get("query", "")
-    except (ValueError, AttributeError):
-        return False
-    return not query.lstrip().startswith("mutation")
 
 
 @dataclass
@@ -262,6 +218,9 @@ class GitHubClients:
             )
             token = _Token(answer["token"], _parse_time(answer.get("expires_at")))
             self._tokens[installation_id] = token
+            # Minted here, so no configured secret covers it: logs must mask it all the same
+            # (a token in a git URL or an error message).
+            logs.add_secret(token.value)
             log.info("minted installation token", extra={"installation": installation_id})
             return token.value
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,22 @@ class GitError(RuntimeError):
     """git refused: not a repository, an unknown revision, or git is missing."""
 
 
-def git_env() -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/nonexistent"),
+def git_env(
+    home: str | os.PathLike[str] | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The one environment every git the bot runs gets: no system or user configuration, no
+    prompts, nothing of the caller's environment but PATH (and HOME, unless one is given)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home) if home is not None else os.environ.get("HOME", "/nonexistent"),
         "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
     }
+    env.update(extra or {})
+    return env
 
 
 def run_git(args: list[str], cwd: str | Path = ".") -> str:

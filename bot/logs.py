@@ -21,15 +21,30 @@ delivery_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+#: Secrets minted while running (installation tokens), masked like the configured ones.
+_minted: set[str] = set()
+
+
+def add_secret(value: str) -> None:
+    """Masks a secret learnt at run time in every log line from now on."""
+    if value and len(value) >= 8:
+        _minted.add(value)
+
+
 class _SecretRedactor(logging.Filter):
-    """Replaces every configured secret value in a record's text before any handler sees it."""
+    """Replaces every secret value in a record's text before any handler sees it."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         # Short values would redact ordinary words; real secrets are long.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
+        self.configured = {s for s in secrets if s and len(s) >= 8}
+        self._known = 0
+        self.secrets: list[str] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._known != len(_minted) or not self.secrets:
+            self.secrets = sorted(self.configured | _minted, key=len, reverse=True)
+            self._known = len(_minted)
         if not self.secrets:
             return True
         text = record.getMessage()

@@ -1,75 +1,93 @@
-"""Prometheus text-format metrics without a client library: a few counters and one histogram."""
+"""The bot's Prometheus metrics, through `prometheus_client`.
+
+Each process (and each test's runtime) has a registry of its own, so two runtimes in one test
+session never share a series. Label values come only from a fixed set or from deliveries whose
+signature was verified: an unverified header never becomes a series, so nobody can grow
+`/metrics` from outside.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The `_created` series double the output and nothing here reads them.
+prometheus_client.disable_created_metrics()
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-_HELP = {
-    "bot_deliveries_total": ("counter", "Webhook deliveries received, by event and outcome."),
-    "bot_handler_runs_total": ("counter", "Handler invocations, by handler and outcome."),
-    "bot_handler_duration_seconds": ("histogram", "Time spent in each handler."),
-    "bot_outbox_sends_total": ("counter", "Outbox delivery attempts, by kind and outcome."),
-}
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _labels(labels: Mapping[str, str]) -> Labels:
-    return tuple(sorted((k, str(v)) for k, v in labels.items()))
-
-
-def _fmt(labels: Labels) -> str:
-    if not labels:
-        return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in labels
-    )
-    return "{" + body + "}"
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self.histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+        self.registry = registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "bot_deliveries",
+            "Webhook deliveries received, by event (`unverified` before the signature check)"
+            " and outcome.",
+            ["event", "outcome"],
+            registry=registry,
+        )
+        self.processed = Counter(
+            "bot_deliveries_processed",
+            "Deliveries the worker finished an attempt of, by event and resulting status.",
+            ["event", "outcome"],
+            registry=registry,
+        )
+        self.handler_runs = Counter(
+            "bot_handler_runs",
+            "Handler calls, by handler and outcome.",
+            ["handler", "outcome"],
+            registry=registry,
+        )
+        self.handler_seconds = Histogram(
+            "bot_handler_duration_seconds",
+            "Time spent in each handler.",
+            ["handler"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.outbox_sends = Counter(
+            "bot_outbox_sends",
+            "Outbox delivery attempts, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        # Read from the store at each scrape (`set_store_figures`).
+        self.queue_depth = Gauge(
+            "bot_queue_depth", "Deliveries waiting or being processed.", registry=registry
+        )
+        self.stored = Gauge(
+            "bot_deliveries_stored",
+            "Stored deliveries, by status.",
+            ["status"],
+            registry=registry,
+        )
+        self.jobs = Gauge("bot_jobs", "Jobs, by status.", ["status"], registry=registry)
+        self.outbox_items = Gauge(
+            "bot_outbox_items", "Outbox items, by status.", ["status"], registry=registry
+        )
+        self.store_commits = Gauge(
+            "bot_store_commits",
+            "Transactions committed since start; many deliveries share one under load.",
+            registry=registry,
+        )
 
-    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self.counters[name][_labels(labels)] += amount
+    def set_store_figures(
+        self, counts: Mapping[str, Mapping[str, int]], *, depth: int, commits: int
+    ) -> None:
+        self.queue_depth.set(depth)
+        self.store_commits.set(commits)
+        for gauge, table in (
+            (self.stored, "deliveries"),
+            (self.jobs, "jobs"),
+            (self.outbox_items, "outbox"),
+        ):
+            gauge.clear()  # a status with no rows left is gone, not stuck at its last count
+            for status, count in counts.get(table, {}).items():
+                gauge.labels(status).set(count)
 
-    def observe(self, name: str, value: float, **labels: str) -> None:
-        key = _labels(labels)
-        # Per-bucket counts, then sum and count.
-        slots = self.histograms[name].setdefault(key, [0.0] * (len(LATENCY_BUCKETS) + 2))
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if value <= bound:
-                slots[i] += 1
-        slots[-2] += value
-        slots[-1] += 1
-
-    def value(self, name: str, **labels: str) -> float:
-        return self.counters.get(name, {}).get(_labels(labels), 0.0)
-
-    def render(self, gauges: Mapping[str, tuple[str, Mapping[Labels, float]]]) -> str:
-        """`gauges`: name -> (help text, {labels: value}) read fresh at scrape time."""
-        out: list[str] = []
-        for name, series in sorted(self.counters.items()):
-            kind, text = _HELP.get(name, ("counter", name))
-            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-            out += [f"{name}{_fmt(k)} {v:g}" for k, v in sorted(series.items())]
-        for name, series in sorted(self.histograms.items()):
-            kind, text = _HELP.get(name, ("histogram", name))
-            out += [f"# HELP {name} {text}", f"# TYPE {name} histogram"]
-            for key, slots in sorted(series.items()):
-                for bound, count in zip(LATENCY_BUCKETS, slots, strict=False):
-                    le = (*key, ("le", f"{bound:g}"))
-                    out.append(f"{name}_bucket{_fmt(le)} {count:g}")
-                out.append(f"{name}_bucket{_fmt((*key, ('le', '+Inf')))} {slots[-1]:g}")
-                out.append(f"{name}_sum{_fmt(key)} {slots[-2]:g}")
-                out.append(f"{name}_count{_fmt(key)} {slots[-1]:g}")
-        for name, (text, series) in sorted(gauges.items()):
-            out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-            out += [f"{name}{_fmt(k)} {v:g}" for k, v in sorted(series.items())]
-        return "\n".join(out) + "\n"
+    def render(self) -> bytes:
+        return prometheus_client.generate_latest(self.registry)

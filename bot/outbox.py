@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from bot import store as db
+from bot.backoff import backoff_delay
 from bot.metrics import Metrics
 from bot.slack import SlackDeliveryError, SlackSender
 from bot.store import Store
@@ -64,9 +64,7 @@ class Outbox:
         return new
 
     def delay(self, attempts: int, retry_after: float | None) -> float:
-        backoff = min(MAX_DELAY, self.base_delay * 2 ** max(0, attempts - 1))
-        backoff *= 1 + random.random() / 4  # noqa: S311
-        return max(backoff, retry_after or 0.0)
+        return max(backoff_delay(attempts, self.base_delay, cap=MAX_DELAY), retry_after or 0.0)
 
     async def send_due(self) -> int:
         """Attempts every due item once; returns how many were delivered."""
@@ -93,7 +91,7 @@ class Outbox:
                         conn, i.id, status=s, error=e, next_attempt_at=time.time() + w
                     )
                 )
-                self.metrics.inc("bot_outbox_sends_total", kind=item.kind, outcome=status)
+                self.metrics.outbox_sends.labels(item.kind, status).inc()
                 log.warning(
                     "outbox item %s not delivered: %s",
                     item.key,
@@ -104,7 +102,7 @@ class Outbox:
             await self.store.call(
                 lambda conn, i=item: db.mark_outbox(conn, i.id, status="delivered")
             )
-            self.metrics.inc("bot_outbox_sends_total", kind=item.kind, outcome="delivered")
+            self.metrics.outbox_sends.labels(item.kind, "delivered").inc()
             log.info("outbox item %s delivered via %s", item.key, self.slack.name)
             delivered += 1
         return delivered

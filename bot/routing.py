@@ -1,27 +1,40 @@
-"""The feature modules the bot runs, composed explicitly (no import-time registries).
+"""The features the bot runs, composed explicitly (no import-time registries).
 
-Adding a feature means writing `handlers/<feature>.py` with a `router` and a `HELP`, and adding
-the module here.
+A feature is a package `handlers/<feature>/` exporting a gidgethub `router`, its `HELP`, and
+optionally `register_cli(subparsers)` for its local commands. Adding a feature means writing that
+package and adding it to `FEATURES`; nothing else in `bot/` changes.
 """
 
 from __future__ import annotations
 
+import argparse
 from types import ModuleType
 
 from gidgethub.routing import Router
 
+import handlers.help
+import handlers.new_model
+import handlers.reviewers
 from bot.help import Help
-from handlers import help as help_handler
-from handlers import new_model, reviewers
+
+#: In this order `/help` lists them and `bot --help` shows their commands.
+FEATURES: tuple[ModuleType, ...] = (handlers.help, handlers.reviewers, handlers.new_model)
 
 
-def handler_modules() -> tuple[ModuleType, ...]:
-    return (help_handler, reviewers, new_model)
+def combined_router(features: tuple[ModuleType, ...] | None = None) -> Router:
+    return Router(*(feature.router for feature in features or FEATURES))
 
 
-def combined_router(modules: tuple[ModuleType, ...] | None = None) -> Router:
-    return Router(*(module.router for module in modules or handler_modules()))
+def all_help(features: tuple[ModuleType, ...] | None = None) -> tuple[Help, ...]:
+    return tuple(feature.HELP for feature in features or FEATURES)
 
 
-def all_help(modules: tuple[ModuleType, ...] | None = None) -> tuple[Help, ...]:
-    return tuple(module.HELP for module in modules or handler_modules())
+def register_feature_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    features: tuple[ModuleType, ...] | None = None,
+) -> None:
+    """Lets each feature add its local commands (`bot reviewers`, ...) to `bot`'s parser."""
+    for feature in features or FEATURES:
+        register = getattr(feature, "register_cli", None)
+        if register is not None:
+            register(sub)

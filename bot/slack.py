@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.backoff import retry_after as retry_after_header
 from bot.config import Settings
 
 log = logging.getLogger("bot.slack")
@@ -51,19 +52,6 @@ class SlackSender(Protocol):
     async def send(self, message: Mapping[str, Any]) -> None: ...
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    if not headers:
-        return None
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
-            try:
-                return max(0.0, float(raw))
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 @dataclass
 class SlackWebAPI:
     """Posts with `chat.postMessage` as the Slack app's bot user."""
@@ -79,7 +67,7 @@ class SlackWebAPI:
             data = response.data if response is not None else None
             error = data.get("error") if isinstance(data, dict) else None
             status = response.status_code if response is not None else 0
-            retry_after = _retry_after(response.headers if response is not None else None)
+            retry_after = retry_after_header(response.headers if response is not None else None)
             raise SlackDeliveryError(
                 f"Slack answered {status}: {error or 'error'}",
                 retry_after=retry_after,
@@ -106,7 +94,7 @@ class SlackWebhook:
             body = (response.body or "").strip()
             raise SlackDeliveryError(
                 f"Slack webhook answered {response.status_code}: {body[:200]}",
-                retry_after=_retry_after(response.headers),
+                retry_after=retry_after_header(response.headers),
                 permanent=response.status_code in (400, 404, 410) and body in PERMANENT_ERRORS,
             )
 

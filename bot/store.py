@@ -1,8 +1,8 @@
 """Durable state in one SQLite file: deliveries, jobs, runs, the outbox and idempotency keys.
 
-A delivery's status is `queued` while the process that accepted it holds it in memory, `pending`
-while it waits in the database (for a retry, a replay, or after a restart), then `done` or
-`failed`. A process that starts turns every `queued` row it finds back into `pending`.
+A delivery's status is `in_memory` while the process that accepted it holds it in memory,
+`stored` while it waits in the database only (for a retry, a replay, or after a restart), then
+`done` or `failed`. A process that starts turns every `in_memory` row it finds into `stored`.
 
 Group commit: an operation is queued, and every operation queued while the previous commit was
 on its way to disk is applied in one transaction with one fsync, after which all their callers
@@ -122,7 +122,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL, filler BLOB);
     """,
+    # Delivery states named for what they mean: `queued` was "held in memory", `pending` was
+    # "waiting in the database".
+    """
+    UPDATE deliveries SET status = 'stored' WHERE status = 'pending';
+    UPDATE deliveries SET status = 'in_memory' WHERE status = 'queued';
+    DROP INDEX deliveries_due;
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'stored';
+    """,
 )
+
+#: What a delivery can be: held by this process, waiting in the database, or finished.
+DELIVERY_STATES = ("in_memory", "stored", "done", "failed")
 
 
 class StoreClosed(RuntimeError):
@@ -141,7 +152,7 @@ class Delivery:
     repo: str | None = None
     installation_id: int | None = None
     seq: int = 0
-    status: str = "queued"
+    status: str = "in_memory"
     attempts: int = 0
     done_callbacks: tuple[str, ...] = ()
     error: str | None = None
@@ -500,15 +511,15 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 
 
 def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> list[Delivery]:
-    """Takes the oldest due `pending` deliveries, in arrival order, into this process's queue."""
+    """Takes the oldest due `stored` deliveries, in arrival order, into this process's memory."""
     rows = conn.execute(
-        f"{_SELECT_QUEUE} WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
+        f"{_SELECT_QUEUE} WHERE d.status = 'stored' AND d.next_attempt_at <= ?"
         " ORDER BY d.seq LIMIT ?",
         (now, limit),
     ).fetchall()
     if rows:
         conn.executemany(
-            "UPDATE deliveries SET status = 'queued' WHERE seq = ?",
+            "UPDATE deliveries SET status = 'in_memory' WHERE seq = ?",
             [(row["seq"],) for row in rows],
         )
     return [_delivery(row) for row in rows]
@@ -517,7 +528,7 @@ def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> li
 def next_due_at(conn: sqlite3.Connection) -> float | None:
     row = conn.execute(
         "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due"
-        " WHERE status = 'pending'"
+        " WHERE status = 'stored'"
     ).fetchone()
     return row[0]
 
@@ -551,14 +562,16 @@ def finish_delivery(
 
 def requeue_unfinished(conn: sqlite3.Connection) -> int:
     """Puts deliveries a stopped or crashed process had accepted back in the database queue."""
-    return conn.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'queued'").rowcount
+    return conn.execute(
+        "UPDATE deliveries SET status = 'stored' WHERE status = 'in_memory'"
+    ).rowcount
 
 
 def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
     """Queues a stored delivery again from scratch, whatever became of it."""
     return (
         conn.execute(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,"
+            "UPDATE deliveries SET status = 'stored', attempts = 0, next_attempt_at = 0,"
             " done_callbacks = '[]', error = NULL, finished_at = NULL WHERE id = ?",
             (delivery_id,),
         ).rowcount
@@ -593,7 +606,7 @@ def count_deliveries(conn: sqlite3.Connection, *, status: str | None = None) -> 
 def queue_depth(conn: sqlite3.Connection) -> int:
     """Deliveries accepted and not yet finished."""
     return conn.execute(
-        "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'pending')"
+        "SELECT COUNT(*) FROM deliveries WHERE status IN ('in_memory', 'stored')"
     ).fetchone()[0]
 
 

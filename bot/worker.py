@@ -1,25 +1,33 @@
-"""The background loop that turns stored deliveries into handler calls, in arrival order.
+"""The background loop that turns stored deliveries into handler calls: concurrently, and in
+arrival order per pull request.
 
 The web request only stores; this loop does the work, so a slow GitHub never slows GitHub's
 webhook calls. A freshly accepted delivery is handed over in memory once its row is committed
 (no database round trip on the hot path); deliveries waiting in the database (retries, replays,
-and whatever a killed process had accepted) are claimed by a poller. A delivery whose handler
-raised is retried with exponential backoff, then kept as `failed` with its traceback for
-`bot deliveries --failed`, never dropped.
+and whatever a killed process had accepted) are claimed by a poller.
+
+Deliveries run concurrently (`Settings.worker_concurrency`, 16), serialised per ordering key
+(`ordering_key`): two deliveries of one pull request never run at once and keep their arrival
+order, while a slow handler on one pull request (a 3,000-file diff, a rate-limit wait) delays
+no other. A delivery whose handler raised is retried with exponential backoff, then kept as
+`failed` with its traceback for `bot deliveries --failed`, never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import random
 import time
 import traceback
+from collections import deque
+from typing import Any
 
 from gidgethub.routing import Router
 
 from bot import store as db
+from bot.backoff import backoff_delay
 from bot.context import Services
 from bot.dispatch import DispatchResult, dispatch
 from bot.store import Delivery, StoreClosed
@@ -34,35 +42,74 @@ MEMORY_LIMIT = 256
 IDLE_POLL = 5.0
 #: Outcomes on their way to disk at most. The next delivery's handlers run while earlier
 #: outcomes commit, so a backlog drains at handler speed rather than one fsync per delivery;
-#: a crash in between leaves those rows `queued`, and they are handled again at the next start,
-#: which handlers already allow for (they record what they did and skip it the second time).
+#: a crash in between leaves those rows `in_memory`, and they are handled again at the next
+#: start, which handlers already allow for (they record what they did and skip it the second
+#: time).
 FINISH_WINDOW = 64
+
+#: Events about one pull request or issue, whose number orders them.
+_NUMBERED_EVENTS = frozenset(
+    {
+        "issue_comment",
+        "issues",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "pull_request_review_thread",
+    }
+)
+#: Events about a repository's branches, ordered per repository.
+_REPOSITORY_EVENTS = frozenset({"push", "create", "delete"})
+
+
+def ordering_key(delivery: Delivery, data: Any) -> str:
+    """What a delivery must wait for: `repo#number` for a PR or issue, `repo` for a push."""
+    if isinstance(data, dict) and delivery.repo:
+        if delivery.event in _NUMBERED_EVENTS:
+            subject = data.get("pull_request") or data.get("issue") or {}
+            number = subject.get("number") if isinstance(subject, dict) else None
+            if isinstance(number, int):
+                return f"{delivery.repo}#{number}"
+        elif delivery.event in _REPOSITORY_EVENTS:
+            return delivery.repo
+    return delivery.id
 
 
 class Worker:
     def __init__(self, services: Services, router: Router) -> None:
         self.services = services
         self.router = router
+        self.concurrency = services.settings.worker_concurrency
         self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        #: Per ordering key: the delivery running (first) and the ones waiting behind it.
+        self._lanes: dict[str, deque[Delivery]] = {}
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._held = 0  # in memory: handed over, waiting in a lane, or running
         self._poll_now = asyncio.Event()
         self._stopping = False
         self._backlog = False
         self.alive = False
-        self.in_flight: Delivery | None = None
         self._finishing: set[asyncio.Future[None]] = set()
 
+    @property
+    def busy(self) -> bool:
+        """Whether any delivery is being handled or waits in memory."""
+        return self._held > 0
+
     def has_room(self) -> bool:
-        """Whether a new delivery may be held in memory (else it is stored as `pending`).
+        """Whether a new delivery may be held in memory (else it is stored as `stored`).
 
         While older deliveries wait in the database, new ones wait behind them, in order.
         """
-        if not self._backlog and self._queue.qsize() < MEMORY_LIMIT:
+        if not self._backlog and self._held < MEMORY_LIMIT:
             return True
         self._backlog = True
         return False
 
     def submit(self, delivery: Delivery) -> None:
-        """Hands over a delivery whose row is committed with status `queued`."""
+        """Hands over a delivery whose row is committed with status `in_memory`."""
+        self._held += 1
         self._queue.put_nowait(delivery)
 
     def wake(self) -> None:
@@ -70,13 +117,13 @@ class Worker:
         self._poll_now.set()
 
     def stop(self) -> None:
-        """Finishes the delivery in hand; the rest stay stored and are taken at the next start."""
+        """Finishes the deliveries in hand; the rest stay stored and are taken at next start."""
         self._stopping = True
         self._poll_now.set()
         self._queue.put_nowait(None)
 
     async def recover(self) -> None:
-        """Turns what a previous process had accepted but not finished into `pending` rows."""
+        """Turns what a previous process had accepted but not finished into `stored` rows."""
         requeued = await self.services.store.call(db.requeue_unfinished, single=True)
         if requeued:
             log.warning("picked up %d deliveries left unfinished by a previous run", requeued)
@@ -101,21 +148,56 @@ class Worker:
                 delivery = await self._queue.get()
                 if delivery is None or self._stopping:
                     break
-                self.in_flight = delivery
-                try:
-                    await self.process(delivery)
-                finally:
-                    self.in_flight = None
-                if self._backlog and self._queue.qsize() < MEMORY_LIMIT // 2:
-                    self._poll_now.set()
-        except StoreClosed:
-            pass
+                await self._start(delivery)
         finally:
             self.alive = False
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            # Each lane finishes the delivery in hand; cancelling `run` cancels them too.
+            await asyncio.gather(*self._lane_tasks, return_exceptions=True)
             await self.settled()
+
+    async def _start(self, delivery: Delivery) -> None:
+        data = delivery.data
+        if data is None:
+            # Parsed once here and carried along, so the dispatcher does not parse it again.
+            with contextlib.suppress(ValueError, RecursionError):
+                data = delivery.payload()
+                delivery = dataclasses.replace(delivery, data=data)
+        key = ordering_key(delivery, data)
+        if (lane := self._lanes.get(key)) is not None:
+            lane.append(delivery)  # runs after the ones before it, in arrival order
+            return
+        await self._slots.acquire()
+        self._lanes[key] = deque([delivery])
+        task = asyncio.create_task(self._run_lane(key), name=f"lane {key}")
+        self._lane_tasks.add(task)
+        task.add_done_callback(self._lane_tasks.discard)
+
+    async def _run_lane(self, key: str) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane and not self._stopping:
+                try:
+                    await self.process(lane[0])
+                except StoreClosed:
+                    return
+                except Exception:
+                    log.exception(
+                        "delivery %s could not be recorded; it is handled again at the next start",
+                        lane[0].id,
+                    )
+                finally:
+                    lane.popleft()
+                    self._held -= 1
+                if self._backlog and self._held < MEMORY_LIMIT // 2:
+                    self._poll_now.set()
+        finally:
+            # What is left (on stop) stays `in_memory` on disk and is taken at the next start.
+            self._held -= len(lane)
+            del self._lanes[key]
+            self._slots.release()
 
     async def settled(self) -> None:
         """Waits until every outcome recorded so far is committed (or has failed to be)."""
@@ -123,17 +205,17 @@ class Worker:
             await asyncio.gather(*self._finishing, return_exceptions=True)
 
     async def _claim_due(self) -> None:
-        while (room := MEMORY_LIMIT - self._queue.qsize()) > 0:
+        while (room := MEMORY_LIMIT - self._held) > 0:
             limit = min(BATCH, room)
             batch = await self.services.store.call(
                 lambda conn, n=limit: db.claim_due_deliveries(conn, time.time(), n)
             )
             for delivery in batch:
-                self._queue.put_nowait(delivery)
+                self.submit(delivery)
             if len(batch) < limit:
                 self._backlog = False  # nothing due waits in the database any more
                 return
-        self._backlog = True  # the memory queue is full; claim the rest once it drains
+        self._backlog = True  # memory is full; claim the rest once it drains
 
     async def _poll(self) -> None:
         store = self.services.store
@@ -181,9 +263,8 @@ class Worker:
                     extra={"event": delivery.event, "handlers": sorted(result.errors)},
                 )
             else:
-                status = "pending"
-                delay = settings.retry_base_seconds * 2 ** (attempts - 1)
-                next_at = time.time() + delay * (1 + random.random() / 4)  # noqa: S311
+                status = "stored"
+                next_at = time.time() + backoff_delay(attempts, settings.retry_base_seconds)
                 log.warning(
                     "delivery %s will be retried",
                     delivery.id,
@@ -211,17 +292,15 @@ class Worker:
         self._finishing.discard(future)
         error = None if future.cancelled() else future.exception()
         if future.cancelled() or isinstance(error, StoreClosed):
-            return  # the row stays `queued` and is handled again at the next start
+            return  # the row stays `in_memory` and is handled again at the next start
         if error is not None:
             log.error(
-                "could not record the outcome of delivery %s; it stays queued and is handled"
+                "could not record the outcome of delivery %s; it stays in_memory and is handled"
                 " again at the next start",
                 delivery.id,
                 exc_info=(type(error), error, error.__traceback__),
             )
             return
-        if status == "pending":
+        if status == "stored":
             self.wake()
-        self.services.metrics.inc(
-            "bot_deliveries_processed_total", event=delivery.event, outcome=status
-        )
+        self.services.metrics.processed.labels(delivery.event, status).inc()

@@ -40,6 +40,7 @@ from bot.sandbox.shapes import REACTIONS, Shapes
 from bot.sandbox.state import (
     Comment,
     Failure,
+    Hold,
     Issue,
     Label,
     Reaction,
@@ -97,6 +98,7 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         self.teams: dict[tuple[str, str], Team] = {}
         self.requests: list[RecordedRequest] = []
         self.failures: list[Failure] = []
+        self.holds: list[Hold] = []
         self.lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
         self.shapes = Shapes(self)
@@ -191,6 +193,22 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         return reaction, True
 
     # ------------------------------------------------------------------ programmed failures
+
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """The next request whose method and path match waits, unanswered, until the test
+        calls `release()` on what this returns: GitHub being slow for one call only."""
+        hold = Hold(method.upper(), re.compile(path_regex))
+        with self.lock:
+            self.holds.append(hold)
+        return hold
+
+    def take_hold(self, method: str, path: str) -> Hold | None:
+        """The hold a request must wait on (called under the lock)."""
+        for hold in self.holds:
+            if hold.method in (method, "*") and hold.pattern.search(path):
+                self.holds.remove(hold)
+                return hold
+        return None
 
     def fail_next(
         self,

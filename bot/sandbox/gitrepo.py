@@ -21,11 +21,18 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bot.localgit import GIT_STATUS
+from bot.localgit import GIT_STATUS, git_env
 
 ZERO_SHA = "0" * 40
 STAGING_REF = "refs/sandbox/staging"
 _GIT_TIMEOUT_S = 120
+#: Who the sandbox's own commits are by.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "sandbox",
+    "GIT_AUTHOR_EMAIL": "sandbox@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "sandbox",
+    "GIT_COMMITTER_EMAIL": "sandbox@users.noreply.github.com",
+}
 _CACHE_SIZE = 1024
 
 
@@ -197,21 +204,7 @@ class GitRepo:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(self.home),
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": "sandbox",
-            "GIT_AUTHOR_EMAIL": "sandbox@users.noreply.github.com",
-            "GIT_COMMITTER_NAME": "sandbox",
-            "GIT_COMMITTER_EMAIL": "sandbox@users.noreply.github.com",
-        }
-        env.update(extra or {})
-        return env
+        return git_env(self.home, {**_IDENTITY, **(extra or {})})
 
     def _call(
         self,

@@ -91,7 +91,7 @@ class Harness:
             while True:
                 depth = await store.call(db.queue_depth)
                 due = await store.call(db.next_outbox_due_at)
-                in_hand = self.runtime.worker.in_flight is not None
+                in_hand = self.runtime.worker.busy
                 if not depth and not in_hand and due is None:
                     return
                 await asyncio.sleep(0.02)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from bot.localgit import git_env
 from bot.sandbox.gitrepo import ZERO_SHA, GitRepo, Identity
 from bot.sandbox.people import People
 from bot.sandbox.shapes import NOREPLY
@@ -260,13 +261,7 @@ def _read_source(source: Path, home: Path) -> tuple[dict[str, str | bytes], set[
             capture_output=True,
             check=False,
             timeout=120,
-            env={
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": str(home),
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": "/dev/null",
-                "LANG": "C.UTF-8",
-            },
+            env=git_env(home),
         )
         if listed.returncode != 0:
             why = listed.stderr.decode("utf-8", "replace").strip()

@@ -8,6 +8,7 @@ situation (a pull request's `draft`, say).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import zlib
@@ -239,6 +240,19 @@ class RecordedRequest:
     query: dict[str, str]
     json: Any
     status: int = 0
+
+
+@dataclass
+class Hold:
+    """A request that waits, unanswered, until the test releases it (`hold_next`)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass

@@ -16,7 +16,7 @@ from gidgethub.routing import Router
 from bot import serving
 from bot import store as db
 from bot.app import create_app
-from bot.routing import handler_modules
+from bot.routing import FEATURES
 from bot.runtime import Runtime
 from tests.support import rawhttp
 from tests.support.webhooks import SECRET, module, payload, webhook_headers
@@ -34,7 +34,7 @@ def _counting_module(calls: list[str]):
 
 async def _drain(runtime: Runtime, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
-        while await runtime.store.call(db.queue_depth) or runtime.worker.in_flight:
+        while await runtime.store.call(db.queue_depth) or runtime.worker.busy:
             await asyncio.sleep(0.01)
 
 
@@ -52,7 +52,7 @@ def _address(client) -> tuple[str, int]:
 @pytest.mark.parametrize("repository", ["x", 5, ["x"], {"full_name": ["a", "b"]}])
 async def test_a_poison_push_is_failed_once_and_the_worker_keeps_going(make_client, repository):
     calls: list[str] = []
-    client = await make_client(_counting_module(calls), *handler_modules())
+    client = await make_client(_counting_module(calls), *FEATURES)
     poison = json.dumps({"ref": "refs/heads/main", "repository": repository}).encode()
     answer = await client.post(
         "/webhook", data=poison, headers=webhook_headers("push", poison, delivery="poison")
@@ -85,7 +85,7 @@ async def test_a_poison_row_left_by_a_previous_process_does_not_stop_the_next_st
                     event="push",
                     headers={},
                     body=body,
-                    status="queued",
+                    status="in_memory",
                     received_at=time.time(),
                 )
             ],
@@ -93,7 +93,7 @@ async def test_a_poison_row_left_by_a_previous_process_does_not_stop_the_next_st
     )
     store.close()
     calls: list[str] = []
-    client = await make_client(_counting_module(calls), *handler_modules())
+    client = await make_client(_counting_module(calls), *FEATURES)
     good = payload()
     await client.post("/webhook", data=good, headers=webhook_headers("issue_comment", good))
     await _drain(client.runtime)

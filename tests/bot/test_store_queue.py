@@ -15,7 +15,7 @@ def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
             event="issue_comment",
             headers={"X-GitHub-Event": "issue_comment"},
             body=b'{"action": "created"}',
-            status="pending",
+            status="stored",
             received_at=1.0,
         )
         for n in range(count)
@@ -49,7 +49,7 @@ def test_claim_takes_the_oldest_due_rows_and_skips_retries_not_yet_due(tmp_path)
     assert [d.id for d in claimed] == ["d-1", "d-2"]
     assert [d.body for d in claimed] == [b'{"action": "created"}'] * 2
     statuses = dict(conn.execute("SELECT id, status FROM deliveries"))
-    assert statuses == {"d-0": "pending", "d-1": "queued", "d-2": "queued"}
+    assert statuses == {"d-0": "stored", "d-1": "in_memory", "d-2": "in_memory"}
     assert db.next_due_at(conn) == later
     assert db.claim_due_deliveries(conn, time.time(), 10) == []
 
@@ -85,5 +85,5 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
     assert {"deliveries_status", "deliveries_due", "outbox_status", "outbox_due"} <= indexes
     assert not {"deliveries_queue", "outbox_queue"} & indexes
     assert [tuple(row) for row in conn.execute("SELECT id, status FROM deliveries")] == [
-        ("kept", "pending")
+        ("kept", "stored")  # `pending` is now called `stored`
     ]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.backoff import rate_limit_wait
 from bot.commands import Command, parse_commands
 from bot.config import ConfigError, RepoConfig, Settings, default_config_toml, parse_repo_config
-from bot.github import rate_limit_wait
 from bot.logs import configure, redact
 from bot.metrics import Metrics
 
@@ -23,8 +23,7 @@ def test_the_bot_process_never_imports_torch_or_model_lib():
     code = (
         "import sys\n"
         "import bot.app, bot.cli, bot.worker, bot.runtime, bot.routing\n"
-        "from bot.routing import handler_modules\n"
-        "handler_modules()\n"
+        "from bot.routing import FEATURES\n"
         "import handlers.help, handlers.reviewers, handlers.new_model, codeowners\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'model_lib'))\n"
         "print(','.join(bad))\n"
@@ -162,12 +161,33 @@ def test_rate_limit_wait():
 
 def test_metrics_render_prometheus_text():
     metrics = Metrics()
-    metrics.inc("bot_deliveries_total", event="push", outcome="accepted")
-    metrics.inc("bot_deliveries_total", event="push", outcome="accepted")
-    metrics.observe("bot_handler_duration_seconds", 0.02, handler='h"x')
-    text = metrics.render({"bot_queue_depth": ("Depth.", {(): 3.0})})
-    assert 'bot_deliveries_total{event="push",outcome="accepted"} 2' in text
-    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.025"} 1' in text
-    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.01"} 0' in text
-    assert 'bot_handler_duration_seconds_count{handler="h\\"x"} 1' in text
-    assert "# TYPE bot_queue_depth gauge\nbot_queue_depth 3" in text
+    metrics.deliveries.labels("push", "accepted").inc()
+    metrics.deliveries.labels("push", "accepted").inc()
+    metrics.handler_seconds.labels('h"x').observe(0.02)
+    metrics.set_store_figures({"deliveries": {"done": 2}}, depth=3, commits=1)
+    text = metrics.render().decode()
+    assert 'bot_deliveries_total{event="push",outcome="accepted"} 2.0' in text
+    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.025"} 1.0' in text
+    assert 'bot_handler_duration_seconds_bucket{handler="h\\"x",le="0.01"} 0.0' in text
+    assert 'bot_handler_duration_seconds_count{handler="h\\"x"} 1.0' in text
+    assert "# TYPE bot_queue_depth gauge\nbot_queue_depth 3.0" in text
+    assert 'bot_deliveries_stored{status="done"} 2.0' in text
+    # A status whose rows are gone leaves the gauge rather than staying at its last count.
+    metrics.set_store_figures({"deliveries": {}}, depth=0, commits=1)
+    assert 'status="done"' not in metrics.render().decode()
+
+
+def test_a_secret_minted_at_run_time_is_masked_in_every_log_line(capsys):
+    import logging
+
+    from bot import logs
+
+    logs.configure(fmt="text", secrets=("configured-secret-123",))
+    token = "ghs_minted0123456789abcdef"
+    logs.add_secret(token)
+    logging.getLogger("bot.test").warning(
+        "fetch https://x-access-token:%s@github.com/o/r failed", token
+    )
+    err = capsys.readouterr().err
+    assert token not in err
+    assert "x-access-token:***@github.com" in err

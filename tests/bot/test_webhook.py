@@ -267,7 +267,7 @@ async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_clie
         headers = webhook_headers("issue_comment", body, delivery=delivery_id)
         assert (await client.post("/webhook", data=body, headers=headers)).status == 202
     stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
-    assert any(d.status == "pending" for d in stored)  # more than fit in memory
+    assert any(d.status == "stored" for d in stored)  # more than fit in memory
     await _drain(client)
     assert seen == ids
 
@@ -319,7 +319,7 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
         while len(seen) < len(ids):
             await asyncio.sleep(0)
     await client.runtime.stop()
-    processed = client.runtime.metrics.render({})
+    processed = client.runtime.metrics.render().decode()
     assert 'bot_deliveries_processed_total{event="issue_comment",outcome="done"} 40' in processed
     reopened = db.Store(client.runtime.settings.database)
     try:
@@ -331,10 +331,10 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
     assert sorted(seen) == ids
 
 
-async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_queued(
+async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_in_memory(
     make_client, monkeypatch, caplog
 ):
-    # The handlers ran, but the disk refused the outcome: the row stays `queued`, so the next
+    # The handlers ran, but the disk refused the outcome: the row stays `in_memory`, so the next
     # start handles it again, and the worker goes on with the deliveries behind it.
     real_finish = db.finish_delivery
 
@@ -355,6 +355,6 @@ async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_queued(
             if {d.id: d.status for d in stored}.get("next") == "done":
                 break
             await asyncio.sleep(0.01)
-    assert {d.id: d.status for d in stored} == {"unlucky": "queued", "next": "done"}
+    assert {d.id: d.status for d in stored} == {"unlucky": "in_memory", "next": "done"}
     assert "could not record the outcome of delivery unlucky" in caplog.text
     assert (await client.get("/healthz")).status == 200

@@ -108,3 +108,62 @@ async def test_sigkill_after_202_loses_nothing_and_repeats_nothing(github, tmp_p
         tag = marker(f"help:{payload['comment']['id']}")
         assert sum(tag in reply["body"] for reply in replies) == 1
     assert len(replies) == len(payloads)
+
+
+async def test_sigkill_with_many_pull_requests_in_flight_loses_nothing_and_repeats_nothing(
+    tmp_path,
+):
+    sandbox = SandboxGitHub(tmp_path / "github")
+    await sandbox.start()
+    try:
+        sandbox.create_repo(REPO, files={"README.md": "x\n"})
+        numbers = []
+        for i in range(12):
+            sandbox.commit(REPO, f"feature-{i}", {f"f{i}.txt": "a\n"}, author="carol")
+            numbers.append(sandbox.open_pull(REPO, f"feature-{i}", author="carol"))
+        # Every PR's replies are slow to be answered, so many are in flight at the kill.
+        payloads = [
+            sandbox.issue_comment_payload(REPO, n, f"@bot /help ({k})", "carol")
+            for k in range(4)
+            for n in numbers
+        ]
+        database = tmp_path / "bot.sqlite3"
+        port = _port()
+        server = await _serve(sandbox, database, port)
+        holds = [sandbox.hold_next("POST", rf"/issues/{n}/comments") for n in numbers]
+        async with aiohttp.ClientSession() as session:
+            sent = await asyncio.gather(
+                *(
+                    send_webhook(
+                        session, f"http://127.0.0.1:{port}/webhook", "issue_comment", p, SECRET
+                    )
+                    for p in payloads
+                )
+            )
+        assert [s.status for s in sent] == [202] * len(payloads)
+        async with asyncio.timeout(20):
+            while sum(h.reached.is_set() for h in holds) < len(numbers):
+                await asyncio.sleep(0.02)  # one reply per PR under way, at the same time
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        for hold in holds:
+            hold.release()  # the killed process never hears the answer
+        server = await _serve(sandbox, database, _port())
+        try:
+            async with asyncio.timeout(60):
+                while sum(len(_replies(sandbox, n)) for n in numbers) < len(payloads):
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # room for a wrongly repeated reply to show up
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0
+        for payload in payloads:
+            number = payload["issue"]["number"]
+            tag = marker(f"help:{payload['comment']['id']}")
+            assert sum(tag in c["body"] for c in _replies(sandbox, number)) == 1
+    finally:
+        await sandbox.close()
+
+
+def _replies(github: SandboxGitHub, number: int) -> list[dict]:
+    return [c for c in github.comments(REPO, number) if "<!-- maintainer-bot:" in c["body"]]

@@ -29,7 +29,7 @@ async def test_dry_run_prints_the_review_request_and_sends_nothing(tmp_path, cap
     finally:
         await github.close()
     summary = json.loads(capsys.readouterr().out)
-    assert summary["handlers_run"] == ["handlers.reviewers.on_ready"]
+    assert summary["handlers_run"] == ["handlers.reviewers.handler.on_ready"]
     (write,) = summary["would_send"]
     assert write["github"]["method"] == "POST"
     assert write["github"]["url"].endswith(f"/repos/{REPO}/pulls/{number}/requested_reviewers")

@@ -184,7 +184,7 @@ async def _exercise(batch: list[tuple[list[tuple[bytes, bytes]], bytes, bool]]) 
             answers = await asyncio.gather(*sends)
             assert all(a.status and a.status < 500 for a in answers), [a.status for a in answers]
             async with asyncio.timeout(30):
-                while await runtime.store.call(db.queue_depth) or runtime.worker.in_flight:
+                while await runtime.store.call(db.queue_depth) or runtime.worker.busy:
                     await asyncio.sleep(0.02)
             stored = await runtime.store.call(lambda conn: db.list_deliveries(conn, limit=10_000))
             assert {d.status for d in stored} <= {"done", "failed"}  # nothing stuck

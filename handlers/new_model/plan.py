@@ -1,10 +1,9 @@
-"""Tell Slack when a push to the default branch adds a model to the library.
+"""Which models a push to the default branch adds, and the Slack message for each: pure.
 
 A model is new when its `modeling_<name>.py` file appears in `<models_dir>/<name>/` between the
 push's endpoints. Comparing endpoints, not walking commits, is what makes renames and
 delete-then-re-add in one push come out right: a renamed model was there before under another
-name, and a re-added one was there before under the same name. At most one alert per
-(repository, model) is ever queued; the outbox retries it until Slack takes it.
+name, and a re-added one was there before under the same name.
 """
 
 from __future__ import annotations
@@ -14,31 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gidgethub.routing import Router
-from gidgethub.sansio import Event
-
 from bot.config import NewModelConfig
-from bot.context import Context
-from bot.github import GitHubAPI
-from bot.help import Help
 
-router = Router()
-
-HELP = Help(
-    name="new-model alerts",
-    summary="Posts a Slack alert when a merge adds a model to the library.",
-    trigger="a push to the default branch that adds `<models_dir>/<name>/modeling_<name>.py`",
-    who="automatic",
-)
-
+#: GitHub's `before` when a push creates the branch: there is nothing to compare with.
 NULL_SHA = "0" * 40
-#: The compare API lists at most this many files; past it, each commit's files are listed.
-COMPARE_FILE_LIMIT = 300
+#: Slack refuses a header or a section text longer than these.
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
-
-
-# --------------------------------------------------------------------------- planning (pure)
 
 
 @dataclass(frozen=True)
@@ -65,7 +46,6 @@ class Rename:
 class NewModelPlan:
     added: list[NewModel] = field(default_factory=list)
     renamed: list[Rename] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def modeling_pattern(models_dir: str) -> re.Pattern[str]:
@@ -213,56 +193,6 @@ def build_message(
     }
 
 
-# --------------------------------------------------------------------------- GitHub
-
-
-def _changes(files: Iterable[Mapping[str, Any]]) -> list[FileChange]:
-    return [
-        FileChange(f["filename"], f.get("status", "modified"), f.get("previous_filename"))
-        for f in files
-    ]
-
-
-async def push_changes(
-    gh: GitHubAPI, repo: str, before: str, after: str, *, log: Any = None
-) -> tuple[list[FileChange], dict[str, Any]]:
-    """The files changed between the endpoints, and the compare answer for its metadata."""
-    compare = await gh.getitem(f"/repos/{repo}/compare/{before}...{after}")
-    files = compare.get("files") or []
-    if len(files) < COMPARE_FILE_LIMIT:
-        return _changes(files), compare
-    # Too many files for one compare answer: list every commit's files and fold them.
-    commits: list[dict[str, Any]] = []
-    async for commit in gh.getiter(
-        f"/repos/{repo}/compare/{before}...{after}", iterable_key="commits"
-    ):
-        commits.append(commit)
-    per_commit: list[list[FileChange]] = []
-    for commit in commits:
-        detail_files: list[dict[str, Any]] = []
-        async for item in gh.getiter(
-            f"/repos/{repo}/commits/{commit['sha']}", iterable_key="files"
-        ):
-            detail_files.append(item)
-        per_commit.append(_changes(detail_files))
-    if log is not None:
-        log.info("push lists %d+ files; folded %d commits instead", len(files), len(commits))
-    return net_changes(per_commit), compare
-
-
-async def merged_pull(gh: GitHubAPI, repo: str, sha: str) -> MergedPull | None:
-    pulls = await gh.getitem(f"/repos/{repo}/commits/{sha}/pulls")
-    chosen = next((p for p in pulls if p.get("merged_at")), pulls[0] if pulls else None)
-    if chosen is None:
-        return None
-    return MergedPull(
-        number=chosen["number"],
-        title=chosen.get("title") or "",
-        author=(chosen.get("user") or {}).get("login", ""),
-        url=chosen.get("html_url", ""),
-    )
-
-
 def is_default_branch_push(payload: Mapping[str, Any]) -> bool:
     repository = payload.get("repository") or {}
     default = repository.get("default_branch") or repository.get("master_branch")
@@ -272,41 +202,3 @@ def is_default_branch_push(payload: Mapping[str, Any]) -> bool:
         and not payload.get("deleted")
         and payload.get("after") not in (None, NULL_SHA)
     )
-
-
-@router.register("push")
-async def on_push(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
-    payload = event.data
-    if not is_default_branch_push(payload):
-        return
-    config = (await ctx.repo_config()).new_model
-    if not config.enabled:
-        ctx.log.info("new-model alerts are turned off for %s", ctx.repo)
-        return
-    before, after = payload.get("before") or NULL_SHA, payload["after"]
-    added_in = attribution(payload.get("commits") or ())
-    if before == NULL_SHA:
-        # The branch was created by this push: no base to compare with, the payload is all.
-        changes = [FileChange(path, "added") for path in added_in]
-    else:
-        changes, compare = await push_changes(gh, ctx.repo, before, after, log=ctx.log)
-        if payload.get("forced"):
-            base = (compare.get("merge_base_commit") or {}).get("sha", before)
-            ctx.log.info("forced push: compared against the merge base %s", base)
-    plan = plan_new_models(changes, config, added_in=added_in, head=after)
-    for rename in plan.renamed:
-        ctx.log.info("model %s was renamed to %s: not a new model", rename.old, rename.new)
-    repo_url = payload["repository"].get("html_url") or f"https://github.com/{ctx.repo}"
-    for model in plan.added:
-        pull = await merged_pull(gh, ctx.repo, model.commit)
-        message = build_message(
-            model=model,
-            repo_url=repo_url,
-            channel=config.channel,
-            mention=config.mention,
-            pull=pull,
-        )
-        queued = await ctx.queue_slack(f"new-model:{ctx.repo}:{model.name}", message)
-        ctx.log.info(
-            "new model %s %s", model.name, "alert queued" if queued else "was announced before"
-        )

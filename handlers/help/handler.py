@@ -1,4 +1,8 @@
-"""Answers `@bot /help` on a pull request with what every feature does and who may use it."""
+"""Answers `@bot /help` on a pull request with what every feature does and who may use it.
+
+The answer is built from every feature's `HELP` (`ctx.help`), so it lists what is composed in
+`bot.routing` and nothing else. One answer per comment, ever: a redelivery posts nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.commands import parse_commands
 from bot.context import Context
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand, render_markdown
+from handlers.help.plan import wants_help
 
 router = Router()
 
@@ -21,16 +25,6 @@ HELP = Help(
     who="anyone",
     commands=(HelpCommand("@bot /help", "reply with this list"),),
 )
-
-
-def wants_help(payload: dict[str, Any], handle: str) -> bool:
-    """Pure: whether this comment asks for help (on a PR, by a person, not the bot itself)."""
-    if "pull_request" not in (payload.get("issue") or {}):
-        return False
-    if (payload.get("sender") or {}).get("type") == "Bot":
-        return False
-    body = (payload.get("comment") or {}).get("body")
-    return any(command.name == "help" for command in parse_commands(body, handle))
 
 
 @router.register("issue_comment", action="created")

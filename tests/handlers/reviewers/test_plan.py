@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from codeowners.owners_file import OwnersFile
-from handlers.reviewers_plan import (
+from handlers.reviewers.plan import (
     Candidate,
     ChangedFile,
     PassedOver,
@@ -105,13 +105,6 @@ def test_skip_when_the_author_owns_anything() -> None:
     assert result.next_batch() == ()
 
 
-def test_author_is_never_chosen_when_the_author_check_is_off() -> None:
-    settings = ReviewerSettings(skip_if_author_owns=False)
-    result = plan([("src/core/a.py", 10)], author="alice", settings=settings)
-    assert chosen(result) == ["@bob"]
-    assert result.passed_over == (PassedOver("@alice", "the author of the pull request"),)
-
-
 def test_skip_when_a_review_exists() -> None:
     result = plan([("src/core/a.py", 10)], reviews=["zed", "yan"])
     assert result.skip_reason == "the pull request already has a review (from @yan, @zed)"
@@ -177,15 +170,6 @@ def test_email_owners_are_passed_over() -> None:
     assert chosen(result) == ["@carol"]
     assert result.passed_over[0].owner == "legacy@acme.example"
     assert "e-mail owner cannot be requested" in result.passed_over[0].reason
-
-
-def test_bots_are_never_chosen() -> None:
-    owners = OwnersFile.parse("* @release-bot @alice @helper\n")
-    settings = ReviewerSettings(bots=("@Helper",))
-    result = plan([("a.py", 10)], owners=owners, settings=settings)
-    assert chosen(result) == ["@alice", "@release-bot"]
-    assert result.passed_over == (PassedOver("@helper", "a bot"),)
-    assert ReviewerSettings().is_bot("dependabot[bot]")
 
 
 def test_unavailable_users_and_teams_are_never_chosen() -> None:
@@ -284,11 +268,6 @@ def test_candidates_run_out_without_error() -> None:
     assert result.next_batch(requested=["@alice"], rejected=["@bob"]) == ()
 
 
-def test_next_batch_refuses_a_single_string() -> None:
-    with pytest.raises(TypeError, match="not one string"):
-        plan([("src/core/a.py", 10)]).next_batch(rejected="@alice")
-
-
 # --------------------------------------------------------------------------- reasons
 
 
@@ -327,47 +306,7 @@ def test_reference_semantics_owners_file() -> None:
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"count": 0}, ValueError, "count must be an int of at least 1"),
-        ({"count": True}, ValueError, "count must be"),
-        ({"max_open_reviews": -1}, ValueError, "max_open_reviews must be None"),
-        ({"unavailable": "alice"}, TypeError, "unavailable must be a sequence"),
-        ({"bots": ("",)}, TypeError, "bots must be a sequence"),
-    ],
-)
-def test_bad_settings(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
-    with pytest.raises(error, match=match):
-        ReviewerSettings(**kwargs)  # type: ignore[arg-type]
-
-
-def test_settings_accept_lists() -> None:
-    assert ReviewerSettings(unavailable=["a"]).unavailable == ("a",)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("path", "changes", "error"),
-    [("", 1, ValueError), ("a.py", -1, ValueError), ("a.py", True, TypeError)],
-)
-def test_bad_changed_file(path: str, changes: int, error: type[Exception]) -> None:
-    with pytest.raises(error):
+@pytest.mark.parametrize(("path", "changes"), [("", 1), ("a.py", -1)])
+def test_a_changed_file_from_github_must_make_sense(path: str, changes: int) -> None:
+    with pytest.raises(ValueError):
         ChangedFile(path, changes)
-
-
-def test_bad_plan_inputs() -> None:
-    files = [ChangedFile("a.py", 1)]
-    with pytest.raises(TypeError, match="reviews must be"):
-        plan_reviewers(files, "a", "bob", [], OWNERS, DEFAULT, repo_owner="acme")
-    with pytest.raises(TypeError, match="files must be"):
-        plan_reviewers(["a.py"], "a", [], [], OWNERS, DEFAULT, repo_owner="acme")  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="owners must be an OwnersFile"):
-        plan_reviewers(files, "a", [], [], "* @x", DEFAULT, repo_owner="acme")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="author must be"):
-        plan_reviewers(files, "", [], [], OWNERS, DEFAULT, repo_owner="acme")
-    with pytest.raises(ValueError, match="repo_owner must be"):
-        plan_reviewers(files, "a", [], [], OWNERS, DEFAULT, repo_owner="")
-    with pytest.raises(ValueError, match="must be a count"):
-        plan_reviewers(files, "a", [], [], OWNERS, DEFAULT, {"bob": -1}, repo_owner="acme")
-    with pytest.raises(TypeError, match="must be a mapping"):
-        plan_reviewers(files, "a", [], [], OWNERS, DEFAULT, [("bob", 1)], repo_owner="acme")  # type: ignore[arg-type]

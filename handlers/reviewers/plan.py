@@ -8,15 +8,15 @@ tested without a server.
 The rules, in the order they apply:
 
 1. If the author is named anywhere in the owners file, nothing is requested: maintainers
-   pick their own reviewers (``ReviewerSettings.skip_if_author_owns`` turns this off).
+   pick their own reviewers.
 2. If the pull request already has a review, or any user or team is already requested,
    nothing is requested. Reviews by the author (replies to comments are reviews in GitHub's
-   API) and by bots do not count: they are not a person's review.
+   API) and by bots (GitHub's ``[bot]`` logins) do not count: they are not a person's review.
 3. Each changed file's owners (its deciding rule) are credited with the file's changed lines.
 4. Owners are ranked by credited lines, ties broken by name, and the top ``count`` eligible
-   ones are requested. Never eligible: the author, bots, owners listed as unavailable,
-   e-mail owners (the API takes logins only), and teams of another organisation (GitHub
-   only requests teams of the repository's owner).
+   ones are requested. Never eligible: owners listed as unavailable, e-mail owners (the API
+   takes logins only), and teams of another organisation (GitHub only requests teams of the
+   repository's owner). The author is never among the owners here: see rule 1.
 5. With ``max_open_reviews`` set, an owner with more open review requests in the repository
    than that is moved behind every other candidate: asked only when no one else can be.
 6. The plan lists every candidate in order, so that when GitHub refuses one (422: not a
@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from bot.config import ReviewersConfig
 from codeowners.owners_file import OwnersFile
 from codeowners.syntax import owner_kind
 
@@ -39,6 +41,8 @@ __all__ = [
     "ReviewerSettings",
     "plan_reviewers",
     "review_request_body",
+    "settings_from",
+    "targets_branch",
 ]
 
 
@@ -50,10 +54,9 @@ class ChangedFile:
     changes: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path:
+        # Built from GitHub's answer or git's output: a bad count must not skew the credit.
+        if not self.path:
             raise ValueError(f"a changed file needs a non-empty path, got {self.path!r}")
-        if isinstance(self.changes, bool) or not isinstance(self.changes, int):
-            raise TypeError(f"{self.path}: changes must be an int, got {self.changes!r}")
         if self.changes < 0:
             raise ValueError(f"{self.path}: changes must not be negative, got {self.changes}")
 
@@ -62,42 +65,19 @@ class ChangedFile:
 class ReviewerSettings:
     """How reviewers are picked; the defaults are the reference behaviour.
 
-    ``unavailable`` and ``bots`` take logins or teams, with or without ``@`` and in any case
-    (``"alice"``, ``"@Alice"``, ``"@org/team"``). Logins ending in ``[bot]`` are always bots.
-    ``max_open_reviews=None`` turns load balancing off.
+    ``unavailable`` takes logins or teams, with or without ``@`` and in any case
+    (``"alice"``, ``"@Alice"``, ``"@org/team"``). ``max_open_reviews=None`` turns load
+    balancing off.
     """
 
     count: int = 2
     unavailable: tuple[str, ...] = ()
-    bots: tuple[str, ...] = ()
     max_open_reviews: int | None = None
-    skip_if_author_owns: bool = True
     _unavailable_keys: frozenset[str] = field(init=False, repr=False, compare=False)
-    _bot_keys: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise ValueError(f"count must be an int of at least 1, got {self.count!r}")
-        if self.max_open_reviews is not None and (
-            isinstance(self.max_open_reviews, bool)
-            or not isinstance(self.max_open_reviews, int)
-            or self.max_open_reviews < 0
-        ):
-            raise ValueError(
-                "max_open_reviews must be None (off) or an int of at least 0, got"
-                f" {self.max_open_reviews!r}"
-            )
-        for name in ("unavailable", "bots"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-                raise TypeError(f"{name} must be a sequence of non-empty logins, got {value!r}")
-            object.__setattr__(self, name, tuple(value))
+        # The repository's config file is validated where it is parsed (`bot.config`).
         object.__setattr__(self, "_unavailable_keys", frozenset(map(_key, self.unavailable)))
-        object.__setattr__(self, "_bot_keys", frozenset(map(_key, self.bots)))
-
-    def is_bot(self, login: str) -> bool:
-        """Bots never review: GitHub's ``[bot]`` suffix, or a login listed in ``bots``."""
-        return login.casefold().endswith("[bot]") or _key(login) in self._bot_keys
 
     def is_unavailable(self, owner: str) -> bool:
         """Whether the config lists this user or team as not taking reviews now."""
@@ -146,8 +126,6 @@ class ReviewerPlan:
         refused ones, add those to ``rejected`` (and log them); repeat until the batch is
         empty. Empty when the plan is skipped or ``count`` reviewers are requested.
         """
-        if isinstance(rejected, str) or isinstance(requested, str):
-            raise TypeError("rejected and requested are collections of owners, not one string")
         if self.skip_reason is not None:
             return ()
         done = {_key(owner) for owner in requested}
@@ -165,6 +143,21 @@ class ReviewerPlan:
         lines = [c.reason for c in self.next_batch()]
         lines += [f"{p.owner} passed over: {p.reason}" for p in self.passed_over]
         return "\n".join(lines)
+
+
+def settings_from(config: ReviewersConfig) -> ReviewerSettings:
+    """The planner's settings from the repository's `[reviewers]` config."""
+    return ReviewerSettings(
+        count=config.count,
+        unavailable=config.unavailable,
+        max_open_reviews=config.max_open_reviews or None,
+    )
+
+
+def targets_branch(pull: Mapping[str, Any], config: ReviewersConfig, default_branch: str) -> bool:
+    """Only pull requests into the configured branches (the default one unless set) qualify."""
+    branches = config.branches or (default_branch,)
+    return pull["base"]["ref"] in branches
 
 
 def review_request_body(batch: Sequence[Candidate]) -> dict[str, list[str]]:
@@ -194,20 +187,16 @@ def plan_reviewers(
     repository's owner, the only organisation whose teams can be requested.
     """
     files = tuple(files)
-    _check_inputs(files, author, reviews, requested, owners, settings, repo_owner)
-    load = _load(open_requests)
+    load = _load(open_requests or {})
     count = settings.count
-    if settings.skip_if_author_owns:
-        line = _author_line(owners, author)
-        if line is not None:
-            return ReviewerPlan(
-                f"the author @{author} is listed in the owners file (line {line}) and picks"
-                " their own reviewers",
-                count=count,
-            )
-    reviewers = sorted(
-        {r for r in reviews if _key(r) != _key(author) and not settings.is_bot(r)}, key=_key
-    )
+    line = _author_line(owners, author)
+    if line is not None:
+        return ReviewerPlan(
+            f"the author @{author} is listed in the owners file (line {line}) and picks"
+            " their own reviewers",
+            count=count,
+        )
+    reviewers = sorted({r for r in reviews if _key(r) != _key(author) and not _is_bot(r)}, key=_key)
     if reviewers:
         return ReviewerPlan(
             f"the pull request already has a review (from {_names(reviewers)})", count=count
@@ -232,7 +221,7 @@ def plan_reviewers(
     overloaded: list[Candidate] = []
     passed: list[PassedOver] = []
     for owner, (lines, nfiles) in sorted(credit.items(), key=lambda i: (-i[1][0], _key(i[0]))):
-        why_not = _ineligible(owner, author, settings, repo_owner)
+        why_not = _ineligible(owner, settings, repo_owner)
         if why_not is not None:
             passed.append(PassedOver(owner, why_not))
             continue
@@ -263,43 +252,17 @@ def plan_reviewers(
     return ReviewerPlan(None, candidates, tuple(passed), count, total)
 
 
-def _check_inputs(
-    files: Sequence[ChangedFile],
-    author: str,
-    reviews: Sequence[str],
-    requested: Sequence[str],
-    owners: OwnersFile,
-    settings: ReviewerSettings,
-    repo_owner: str,
-) -> None:
-    if not isinstance(author, str) or not author:
-        raise ValueError(f"author must be a non-empty login, got {author!r}")
-    if not isinstance(repo_owner, str) or not repo_owner:
-        raise ValueError(f"repo_owner must be a non-empty login, got {repo_owner!r}")
-    for name, value in (("reviews", reviews), ("requested", requested)):
-        if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-            raise TypeError(f"{name} must be a sequence of non-empty logins, got {value!r}")
-    if isinstance(files, str | bytes) or not all(isinstance(f, ChangedFile) for f in files):
-        raise TypeError("files must be a sequence of ChangedFile")
-    if not isinstance(owners, OwnersFile):
-        raise TypeError(f"owners must be an OwnersFile, got {type(owners).__name__}")
-    if not isinstance(settings, ReviewerSettings):
-        raise TypeError(f"settings must be ReviewerSettings, got {type(settings).__name__}")
-
-
-def _load(open_requests: Mapping[str, int] | None) -> dict[str, int]:
-    if open_requests is None:
-        return {}
-    if not isinstance(open_requests, Mapping):
-        raise TypeError(f"open_requests must be a mapping, got {type(open_requests).__name__}")
+def _load(open_requests: Mapping[str, int]) -> dict[str, int]:
+    """One count per owner, however GitHub and the owners file spell the login."""
     load: dict[str, int] = {}
     for name, count in open_requests.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"open_requests keys must be logins, got {name!r}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"open_requests[{name!r}] must be a count, got {count!r}")
         load[_key(name)] = load.get(_key(name), 0) + count
     return load
+
+
+def _is_bot(login: str) -> bool:
+    """GitHub Apps review as ``name[bot]``; no such login can be written in an owners file."""
+    return login.casefold().endswith("[bot]")
 
 
 def _key(name: str) -> str:
@@ -330,7 +293,7 @@ def _credit(files: Sequence[ChangedFile], owners: OwnersFile) -> dict[str, tuple
     return {spelling[key]: value for key, value in credit.items()}
 
 
-def _ineligible(owner: str, author: str, settings: ReviewerSettings, repo_owner: str) -> str | None:
+def _ineligible(owner: str, settings: ReviewerSettings, repo_owner: str) -> str | None:
     kind = owner_kind(owner)
     if kind == "email":
         return "an e-mail owner cannot be requested through the API; write the GitHub login"
@@ -338,10 +301,6 @@ def _ineligible(owner: str, author: str, settings: ReviewerSettings, repo_owner:
         org = owner[1:].split("/", 1)[0]
         if _key(org) != _key(repo_owner):
             return f"a team of {org}, not of {repo_owner}; GitHub only requests the owner's teams"
-    elif _key(owner) == _key(author):
-        return "the author of the pull request"
-    elif settings.is_bot(owner[1:]):
-        return "a bot"
     if settings.is_unavailable(owner):
         return "listed as unavailable in the configuration"
     return None
