@@ -17,6 +17,7 @@ from aiohttp import web
 from gidgethub import ValidationFailure
 from gidgethub.sansio import validate_event
 
+from bot import pages
 from bot import store as db
 from bot.config import ConfigError, Settings
 from bot.help import render_markdown
@@ -270,6 +271,37 @@ async def help_page(request: web.Request) -> web.Response:
     )
 
 
+async def run_page(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    run_id = _id(request, "run")
+    run = await runtime.jobs.get_run(run_id)
+    if run is None:
+        raise web.HTTPNotFound(text=f"no run {run_id}")
+    jobs = await runtime.jobs.jobs_of(run_id)
+    return pages.render_run(run, jobs, runtime.settings.github_web_url)
+
+
+async def job_log(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    run_id, job_id = _id(request, "run"), _id(request, "job")
+    run = await runtime.jobs.get_run(run_id)
+    jobs = await runtime.jobs.jobs_of(run_id) if run else []
+    job = next((j for j in jobs if j.id == job_id), None)
+    if run is None or job is None:
+        raise web.HTTPNotFound(text=f"no job {job_id} in run {run_id}")
+    log = await runtime.jobs.job_log(job_id) or ""
+    if request.query.get("format") == "text":
+        return web.Response(text=log, content_type="text/plain")
+    return pages.render_log(run, job, log, whole=request.query.get("whole") == "1")
+
+
+def _id(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise web.HTTPNotFound(text=f"{name} ids are numbers") from None
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.Application:
     """The aiohttp application; refuses to exist without a webhook secret."""
     if not settings.webhook_secret:
@@ -289,6 +321,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.App
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/help", help_page)
+    app.router.add_get("/runs/{run}", run_page)
+    app.router.add_get("/runs/{run}/jobs/{job}/log", job_log)
 
     async def start(_: web.Application) -> None:
         await runtime.start()

@@ -49,6 +49,12 @@ class Settings:
     public_url: str = ""
     #: Intake limits (README, "Limits"): open connections, seconds to send a request head and
     #: a body, and bytes of request bodies being read at once across all connections.
+    #: Slow-test jobs: at once (GPUs are still handed out one job each), where checkouts and
+    #: cached test environments live, and an existing interpreter to use instead of the cache.
+    job_concurrency: int = 2
+    job_work_dir: str = "var/jobs"
+    env_cache_dir: str = "var/envs"
+    test_python: str | None = None
     #: Deliveries handled at once (one at a time per pull request), and each handler's limit.
     worker_concurrency: int = 16
     handler_timeout_seconds: float = 300.0
@@ -98,6 +104,10 @@ class Settings:
             log_level=get("BOT_LOG_LEVEL") or cls.log_level,
             log_format=get("BOT_LOG_FORMAT") or cls.log_format,
             public_url=(get("BOT_PUBLIC_URL") or "").rstrip("/"),
+            job_concurrency=_env_int(env, "BOT_JOB_CONCURRENCY", cls.job_concurrency),
+            job_work_dir=get("BOT_JOB_DIR") or cls.job_work_dir,
+            env_cache_dir=get("BOT_ENV_CACHE") or cls.env_cache_dir,
+            test_python=get("BOT_TEST_PYTHON"),
             worker_concurrency=_env_int(env, "BOT_WORKER_CONCURRENCY", cls.worker_concurrency),
             handler_timeout_seconds=_env_float(
                 env, "BOT_HANDLER_TIMEOUT_SECONDS", cls.handler_timeout_seconds
@@ -113,6 +123,14 @@ class Settings:
                 env, "BOT_BODY_BYTES_IN_FLIGHT", cls.body_bytes_in_flight
             ),
         )
+
+    @property
+    def github_web_url(self) -> str:
+        """Where people see GitHub: links on pages point there (Enterprise, the sandbox too)."""
+        api = self.github_api_url.rstrip("/")
+        if api == "https://api.github.com":
+            return "https://github.com"
+        return api.removesuffix("/api/v3")
 
     @property
     def has_github_credentials(self) -> bool:

@@ -14,6 +14,7 @@ from bot.comments import post_once
 from bot.config import RepoConfig, Settings
 from bot.github import GitHubAPI, GitHubClients
 from bot.help import Help
+from bot.jobs import JobSystem
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
@@ -30,6 +31,7 @@ class Services:
     outbox: Outbox
     configs: RepoConfigCache
     metrics: Metrics
+    jobs: JobSystem
     help: tuple[Help, ...] = ()
     dry_run: bool = False
 

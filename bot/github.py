@@ -203,6 +203,12 @@ class GitHubClients:
         # Handlers that decide not to act never touch GitHub; only a real call must fail.
         return NoCredentialsGitHubAPI(self.session, base_url=self.settings.github_api_url)
 
+    async def fetch_token(self, installation_id: int | None) -> str | None:
+        """The token a job's `git fetch` of a private repository uses; None when none is set."""
+        if self.settings.github_app_id and installation_id is not None:
+            return await self.installation_token(installation_id)
+        return self.settings.github_token
+
     async def installation_token(self, installation_id: int) -> str:
         lock = self._locks.setdefault(installation_id, asyncio.Lock())
         async with lock:

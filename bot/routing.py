@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import argparse
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from gidgethub.routing import Router
 
 import handlers.help
 import handlers.new_model
 import handlers.reviewers
+import handlers.slow_ci
 from bot.help import Help
 
+if TYPE_CHECKING:
+    from bot.context import Services
+    from bot.jobs import JobSystem
+
 #: In this order `/help` lists them and `bot --help` shows their commands.
-FEATURES: tuple[ModuleType, ...] = (handlers.help, handlers.reviewers, handlers.new_model)
+FEATURES: tuple[ModuleType, ...] = (
+    handlers.help,
+    handlers.reviewers,
+    handlers.new_model,
+    handlers.slow_ci,
+)
 
 
 def combined_router(features: tuple[ModuleType, ...] | None = None) -> Router:
@@ -38,3 +49,13 @@ def register_feature_commands(
         register = getattr(feature, "register_cli", None)
         if register is not None:
             register(sub)
+
+
+def register_feature_jobs(
+    jobs: JobSystem, services: Services, features: tuple[ModuleType, ...] | None = None
+) -> None:
+    """Lets each feature with long work (`run-slow`) say how its runs are reported."""
+    for feature in features or FEATURES:
+        register = getattr(feature, "register_jobs", None)
+        if register is not None:
+            register(jobs, services)

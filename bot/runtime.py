@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from types import ModuleType
 
 import aiohttp
@@ -12,15 +13,26 @@ import aiohttp
 from bot.config import RepoConfig, Settings
 from bot.context import Services
 from bot.github import GitHubClients, new_session
+from bot.jobs import JobSystem
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
-from bot.routing import all_help, combined_router
+from bot.routing import all_help, combined_router, register_feature_jobs
+from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
 from bot.slack import make_sender
 from bot.store import Store
 from bot.worker import Worker
 
 log = logging.getLogger("bot.runtime")
+
+
+def local_runner(settings: Settings) -> LocalRunner:
+    """Jobs on this machine: clean checkouts under the work folder, environments cached per
+    repository (or the configured interpreter), GPUs handed out one job at a time."""
+    envs = EnvConfig(cache_dir=Path(settings.env_cache_dir), python=settings.test_python)
+    return LocalRunner(
+        EnvCache(envs), GpuPool(), LocalRunnerConfig(work_dir=Path(settings.job_work_dir))
+    )
 
 
 class Runtime:
@@ -68,6 +80,11 @@ class Runtime:
             base_delay=self.settings.retry_base_seconds,
             dry_run=self.dry_run,
         )
+        self.jobs = JobSystem(
+            self.store,
+            {"local": local_runner(self.settings)},
+            concurrency=self.settings.job_concurrency,
+        )
         self._services = Services(
             settings=self.settings,
             store=self.store,
@@ -75,9 +92,11 @@ class Runtime:
             outbox=outbox,
             configs=RepoConfigCache(override=self.config_override),
             metrics=self.metrics,
+            jobs=self.jobs,
             help=all_help(self.modules),
             dry_run=self.dry_run,
         )
+        register_feature_jobs(self.jobs, self._services, self.modules)
         self._worker = Worker(self._services, self.router)
         # Before the server takes a request: rows this process accepts must not be mistaken
         # for what a previous process left unfinished.
@@ -87,6 +106,8 @@ class Runtime:
                 asyncio.create_task(self._worker.run(), name="worker"),
                 asyncio.create_task(outbox.run(), name="outbox"),
             ]
+            if not self.dry_run:
+                await self.jobs.start()  # re-reports what a previous process left running
 
     def tasks_alive(self) -> bool:
         return bool(self._tasks) and all(not task.done() for task in self._tasks)
@@ -97,6 +118,7 @@ class Runtime:
             self._worker.stop()
         if self._services is not None:
             self._services.outbox.stop()
+            await self.jobs.stop()  # running jobs go back to the queue for the next start
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
             for task in pending:

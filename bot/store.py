@@ -130,6 +130,69 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX deliveries_due;
     CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'stored';
     """,
+    # The first `jobs` and `runs` tables were never used. A run is one request by a person (a
+    # `run-slow` comment), its jobs are what a runner executes. `version` counts a run's state
+    # changes and `reported_version` the last one its feature reported, so a report lost with
+    # the process is made by the next one. Blobs are zlib-compressed and bounded by bot/jobs.py.
+    """
+    DROP TABLE runs;
+    DROP TABLE jobs;
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind             TEXT NOT NULL,
+        key              TEXT UNIQUE,
+        repo             TEXT NOT NULL,
+        number           INTEGER,
+        head_sha         TEXT NOT NULL,
+        base_ref         TEXT,
+        requested_by     TEXT,
+        requested_at     REAL NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued',
+        reason           TEXT,
+        spec             TEXT NOT NULL DEFAULT '{}',
+        superseded_by    INTEGER REFERENCES runs (id),
+        version          INTEGER NOT NULL DEFAULT 1,
+        reported_version INTEGER NOT NULL DEFAULT 0,
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        finished_at      REAL
+    );
+    CREATE INDEX runs_pull ON runs (repo, number, id);
+    CREATE INDEX runs_active ON runs (status) WHERE status IN ('queued', 'running');
+    CREATE INDEX runs_unreported ON runs (id) WHERE reported_version < version;
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        kind         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        spec         TEXT NOT NULL DEFAULT '{}',
+        status       TEXT NOT NULL DEFAULT 'queued',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        passed       INTEGER NOT NULL DEFAULT 0,
+        failed       INTEGER NOT NULL DEFAULT 0,
+        skipped      INTEGER NOT NULL DEFAULT 0,
+        errors       INTEGER NOT NULL DEFAULT 0,
+        duration_s   REAL,
+        busy_s       REAL,
+        reason       TEXT,
+        failures     TEXT NOT NULL DEFAULT '[]',
+        failed_tests TEXT NOT NULL DEFAULT '[]',
+        tested_sha   TEXT,
+        exit_code    INTEGER,
+        timings      TEXT NOT NULL DEFAULT '{}',
+        results      BLOB,
+        log          BLOB,
+        junit        BLOB,
+        created_at   REAL NOT NULL,
+        started_at   REAL,
+        finished_at  REAL,
+        UNIQUE (run_id, name)
+    );
+    CREATE INDEX jobs_status ON jobs (status);
+    CREATE INDEX jobs_run ON jobs (run_id);
+    CREATE INDEX jobs_durations ON jobs (kind, name, id)
+        WHERE status IN ('passed', 'failed', 'timed_out');
+    """,
 )
 
 #: What a delivery can be: held by this process, waiting in the database, or finished.

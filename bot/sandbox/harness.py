@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,12 @@ from bot.runtime import Runtime
 from bot.sandbox.github import SandboxGitHub
 from bot.sandbox.slack import SandboxSlack
 from bot.sandbox.webhooks import Sent, send_webhook
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 class Harness:
@@ -59,6 +67,17 @@ class Harness:
     async def start_bot(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
         """Starts (or restarts) the bot on the same database."""
         assert self.settings is not None
+        if not port:
+            port = _free_port(host)
+        # Links in comments and statuses point at this bot; jobs run with this interpreter
+        # (it has the model library's test dependencies) in folders of their own.
+        self.settings = replace(
+            self.settings,
+            public_url=f"http://{host}:{port}",
+            test_python=self.settings.test_python or sys.executable,
+            job_work_dir=str(self.root / "jobs"),
+            env_cache_dir=str(self.root / "envs"),
+        )
         self.runtime = Runtime(self.settings)
         self._runner, self.url = await serving.start(
             create_app(self.settings, runtime=self.runtime), host, port
@@ -95,6 +114,22 @@ class Harness:
                 if not depth and not in_hand and due is None:
                     return
                 await asyncio.sleep(0.02)
+
+    async def settle_runs(self, within: float = 60.0) -> None:
+        """Waits until every job run has ended and its last change was reported to GitHub."""
+        assert self.runtime is not None
+        store = self.runtime.store
+        sql = (
+            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
+            " OR reported_version < version"
+        )
+        async with asyncio.timeout(within):
+            await self.settle()
+            while True:
+                if not (await store.call(lambda conn: conn.execute(sql).fetchone()))[0]:
+                    break
+                await asyncio.sleep(0.05)
+            await self.settle()  # what the reports queued (a Slack summary)
 
     async def deliveries(self) -> list[db.Delivery]:
         assert self.runtime is not None

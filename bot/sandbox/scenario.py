@@ -1,8 +1,10 @@
 """`make run` without credentials: the bot against the sandbox, serving this very repository.
 
-A newcomer sees the bot work in seconds, with nothing to configure: an outside contributor opens
-a pull request (reviewers are requested from `.github/review-owners`), someone asks
-`@bot /help`, and a merge adds a model (a Slack alert goes out). Then the bot keeps serving.
+A newcomer sees the bot work with nothing to configure: an outside contributor opens a pull
+request (reviewers are requested from `.github/review-owners`, and a reminder names the
+`run-slow` line), someone asks `@bot /help`, a maintainer comments `run-slow: gpt2` (the model
+library's slow tests run on the approved commit, with a commit status and a run page), and a
+merge adds a model (a Slack alert goes out). Then the bot keeps serving.
 """
 
 from __future__ import annotations
@@ -94,7 +96,25 @@ async def scenario(harness: Harness, root: Path) -> None:
             _say(f"   | {line}")
     _say()
 
-    _say("3. A pull request adding a model is merged.")
+    _say("3. A maintainer reviews it and asks for gpt2's slow tests on that commit.")
+    await asyncio.sleep(1.1)  # the approval must be newer than the commit (GitHub: seconds)
+    maintainer = owners[0] if owners else "maintainer"
+    github.add_collaborator(REPO, maintainer, "write")
+    ask = github.issue_comment_payload(REPO, number, "run-slow: gpt2", maintainer)
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=600)
+    run = (await harness.runtime.jobs.runs_of(REPO, number))[0]
+    for job in await harness.runtime.jobs.jobs_of(run.id):
+        counts = f"{job.passed} passed, {job.failed + job.errors} failed, {job.skipped} skipped"
+        why = f" - {job.reason}" if job.reason and job.state != "passed" else ""
+        _say(f"   -> {job.name}: {job.state} ({counts}){why}")
+    head = github.pull(REPO, number).head_sha
+    status = github.statuses(REPO, head)[0]
+    _say(f"   -> commit status {status['context']}: {status['state']}, {status['description']}")
+    _say(f"   -> the run's page: {harness.url}/runs/{run.id}")
+    _say()
+
+    _say("4. A pull request adding a model is merged.")
     github.commit(
         REPO,
         "add-tinygpt",

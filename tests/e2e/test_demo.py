@@ -14,7 +14,15 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     out = capsys.readouterr().out
     assert harness.github.requested_reviewers(REPO, 1) == (["mb-gpt2", "mb-models"], [])
     assert "reviewers requested on #1: @mb-gpt2, @mb-models" in out
-    assert "**What @bot does here**" in harness.github.comments(REPO, 1)[-1]["body"]
+    bodies = [c["body"] for c in harness.github.comments(REPO, 1)]
+    assert any("**What @bot does here**" in body for body in bodies)
+    assert any("run-slow: gpt2" in body for body in bodies)  # the reminder
+    # A real model_lib folder ran its slow tests on the approved commit and passed.
+    head = harness.github.pull(REPO, 1).head_sha
+    assert harness.github.statuses(REPO, head)[0]["state"] == "success"
+    assert any("Finished, passed" in body for body in bodies)
+    assert "single-gpu_run_models_gpu_models_gpt2: passed" in out
+    assert "/runs/1" in out
     (message,) = harness.slack.messages
     assert message["text"].startswith("New model: tinygpt (#2 Add TinyGPT")
-    assert "3 of 3 deliveries handled" in out
+    assert "4 of 4 deliveries handled" in out

@@ -1,0 +1,212 @@
+"""`bot slow-models` and `bot run-slow`: the `run-slow` rules and runs on a local checkout.
+
+`slow-models` answers "what would `run-slow: bert, gpt2` run here, and what would it drop?"
+with the same planner the server uses. `run-slow` runs those jobs on this checkout's HEAD
+through the same local runner the server uses (a clean checkout, `RUN_SLOW=yes`, the GPU pool),
+so a maintainer sees the bot's answer before pushing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.config import CONFIG_PATH
+from bot.local import UsageError, local_config
+from bot.localgit import GitError, diff, rev_parse, run_git
+from bot.runners import EnvCache, EnvConfig, GpuPool, JobOutcome, LocalRunner, RunRequest
+from bot.runners.local import LocalRunnerConfig
+from handlers.slow_ci.plan import (
+    JobSpec,
+    Selection,
+    Trigger,
+    models_added,
+    parse_trigger,
+    plan_jobs,
+    select_folders,
+)
+
+#: Where `bot run-slow` keeps its last results, for `--failed`.
+LAST_RUN = Path("var") / "run-slow-last.json"
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds this feature's commands to `bot`'s subparsers."""
+    text = "the test folders a run-slow comment would run on this checkout, and what it drops"
+    models = sub.add_parser("slow-models", help=text, description=text)
+    models.set_defaults(func=cmd_slow_models)
+    models.add_argument("comment", help='the comment, e.g. "run-slow: bert, gpt2"')
+    models.add_argument("--base", default="main", help="for models the branch adds (main)")
+    models.add_argument("--head", default="HEAD")
+    models.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
+    models.add_argument("--json", action="store_true")
+
+    text = "run the slow test jobs of these models on this checkout's HEAD, as the bot would"
+    run = sub.add_parser("run-slow", help=text, description=text)
+    run.set_defaults(func=cmd_run_slow)
+    run.add_argument("names", nargs="*", metavar="NAME", help="models or test folders")
+    run.add_argument("--failed", action="store_true", help="only what failed in the last run")
+    run.add_argument("--base", default="main", help="for models the branch adds (main)")
+    run.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
+    run.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter with the test dependencies (default: this one)",
+    )
+    run.add_argument("--timeout", type=float, default=None, help="seconds per job")
+
+
+def _existing_test_dirs(head: str) -> frozenset[str]:
+    """Test folders at `head` (not in the working tree: the bot checks the pinned commit)."""
+    listed = run_git(["ls-tree", "-d", "-r", "--name-only", head, "--", "tests"])
+    return frozenset(line for line in listed.splitlines() if line)
+
+
+def _select(trigger: Trigger, base: str, head: str, models_dir: str) -> Selection:
+    try:
+        head_sha = rev_parse(head)
+        files = [{"filename": c.path, "status": c.status} for c in diff(base, head_sha)]
+        existing = _existing_test_dirs(head_sha)
+    except GitError as exc:
+        raise UsageError(str(exc)) from None
+    return select_folders(
+        models_added(files, models_dir), trigger.names, existing, at=head_sha[:12]
+    )
+
+
+def cmd_slow_models(args: argparse.Namespace) -> int:
+    config = local_config(args.config).slow_ci
+    trigger = parse_trigger(args.comment) or parse_trigger(f"run-slow: {args.comment}")
+    assert trigger is not None  # a `run-slow:` prefix always parses
+    selection = _select(trigger, args.base, args.head, config.models_dir)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "folders": list(selection.paths),
+                    "dropped": [{"name": d.name, "reason": d.reason} for d in selection.dropped],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(selection.summary())
+    return 0
+
+
+def cmd_run_slow(args: argparse.Namespace) -> int:
+    config = local_config(args.config).slow_ci
+    try:
+        head = rev_parse("HEAD")
+        root = run_git(["rev-parse", "--show-toplevel"]).strip()
+    except GitError as exc:
+        raise UsageError(str(exc)) from None
+    tests: dict[str, tuple[str, ...]] = {}
+    if args.failed:
+        jobs, tests = _last_failures()
+        if not jobs:
+            print("nothing failed in the last `bot run-slow`")
+            return 0
+    else:
+        selection = _select(Trigger(tuple(args.names), False), args.base, "HEAD", config.models_dir)
+        print(selection.summary())
+        if selection.empty:
+            return 1
+        jobs = plan_jobs(selection, config.machine_types)
+    timeout = args.timeout or float(config.job_timeout_seconds)
+    outcomes = asyncio.run(_run_jobs(jobs, tests, root, head, args.python, timeout))
+    _print_table(outcomes)
+    _remember(outcomes)
+    return 0 if all(o.ok for _, o in outcomes) else 1
+
+
+async def _run_jobs(
+    jobs: tuple[JobSpec, ...],
+    tests: dict[str, tuple[str, ...]],
+    root: str,
+    head: str,
+    python: str,
+    job_seconds: float,
+) -> list[tuple[JobSpec, JobOutcome]]:
+    with tempfile.TemporaryDirectory(prefix="run-slow-") as work:
+        runner = LocalRunner(
+            EnvCache(EnvConfig(python=python)),
+            GpuPool(),
+            LocalRunnerConfig(work_dir=Path(work)),
+        )
+        outcomes = []
+        for number, job in enumerate(jobs, 1):
+            print(f"[{number}/{len(jobs)}] {job.name} ...", file=sys.stderr, flush=True)
+            request = RunRequest(
+                job_id=f"local-{number}",
+                run_id="local",
+                repo="local",
+                head_clone_url=root,
+                head_sha=head,
+                folder=job.folder,
+                machine_type=job.machine_type,
+                timeout_s=job_seconds,
+                tests=tests.get(job.name, ()),
+            )
+            outcome = await runner.run(request, _progress)
+            print(f"    {outcome.state}: {_counts(outcome)}", file=sys.stderr, flush=True)
+            outcomes.append((job, outcome))
+        return outcomes
+
+
+def _progress(line: str) -> None:
+    # pytest -v prints a line per test: show those, not the whole log.
+    if " PASSED" in line or " FAILED" in line or " SKIPPED" in line or " ERROR" in line:
+        print(f"    {line.rstrip()}", file=sys.stderr, flush=True)
+
+
+def _counts(outcome: JobOutcome) -> str:
+    return (
+        f"{outcome.passed} passed, {outcome.failed + outcome.errors} failed,"
+        f" {outcome.skipped} skipped, {outcome.duration_s:.1f} s"
+        + (f" ({outcome.reason})" if outcome.reason else "")
+    )
+
+
+def _print_table(outcomes: list[tuple[JobSpec, JobOutcome]]) -> None:
+    width = max((len(job.name) for job, _ in outcomes), default=3)
+    print(f"{'job':<{width}}  {'result':<9} passed failed skipped  duration")
+    for job, outcome in outcomes:
+        print(
+            f"{job.name:<{width}}  {outcome.state:<9} {outcome.passed:>6}"
+            f" {outcome.failed + outcome.errors:>6} {outcome.skipped:>7}"
+            f"  {outcome.duration_s:7.1f} s"
+        )
+        for failure in outcome.failures[:10]:
+            print(f"    {failure.node_id}: {failure.assertion or failure.message}")
+        if outcome.reason and outcome.state != "passed":
+            print(f"    {outcome.reason}")
+
+
+def _remember(outcomes: list[tuple[JobSpec, JobOutcome]]) -> None:
+    failed = {
+        job.name: {
+            "folder": job.folder,
+            "machine_type": job.machine_type,
+            "tests": [t.node_id for t in outcome.failures],
+        }
+        for job, outcome in outcomes
+        if not outcome.ok
+    }
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    LAST_RUN.write_text(json.dumps(failed, indent=2))
+
+
+def _last_failures() -> tuple[tuple[JobSpec, ...], dict[str, tuple[str, ...]]]:
+    try:
+        failed = json.loads(LAST_RUN.read_text())
+    except FileNotFoundError:
+        raise UsageError("no earlier `bot run-slow` here to re-run the failures of") from None
+    except ValueError:
+        raise UsageError(f"{LAST_RUN} is not what `bot run-slow` wrote; remove it") from None
+    jobs = tuple(JobSpec(entry["folder"], entry["machine_type"]) for entry in failed.values())
+    return jobs, {name: tuple(entry["tests"]) for name, entry in failed.items()}

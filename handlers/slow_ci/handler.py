@@ -1,0 +1,481 @@
+"""`run-slow`: a maintainer's comment runs the slow test suites of chosen models on the commit
+they looked at, as durable jobs, with one self-updating comment and a commit status.
+
+Approval is for a commit, not a branch: the comment must be newer than the PR's head commit,
+and that head SHA is pinned in the run; the runner checks out exactly it (merged into the base
+branch) and aborts if the PR moved before the checkout. Code from the pull request runs only
+there, only after an authorised person asked. The decisions are `plan.py`'s; this module reads
+GitHub through `SlowCiGitHub`, hands the run to the job system, and renders what the job system
+reports back (`report_run`), so a restart re-renders every run and no status stays pending.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from gidgethub.routing import Router
+from gidgethub.sansio import Event
+
+from bot.comments import marker
+from bot.config import SlowCiConfig
+from bot.context import Context, Services
+from bot.github import GitHubAPI
+from bot.help import Help, HelpCommand
+from bot.jobs import JobRecord, JobSystem, RunRecord
+from handlers.slow_ci.github import ROLES, PullInfo, SlowCiGitHub
+from handlers.slow_ci.plan import (
+    PENDING_DESCRIPTION,
+    DroppedName,
+    Failure,
+    JobResult,
+    JobSpec,
+    SelectedFolder,
+    Selection,
+    Trigger,
+    check_name,
+    error_description,
+    estimate,
+    models_added,
+    not_authorised_reply,
+    nothing_selectable_reply,
+    overall_state,
+    parse_commit_message_trigger,
+    parse_trigger,
+    plan_jobs,
+    plan_reminder,
+    render_comment,
+    select_folders,
+    slack_summary,
+    stale_comment_reply,
+    status_description,
+    unapproved_push_reply,
+)
+
+KIND = "slow_ci"
+LABEL = "run-slow"
+
+router = Router()
+
+HELP = Help(
+    name="slow tests",
+    summary=(
+        "Runs the slow (GPU) test suites of the named models on exactly the commit approved,"
+        " with a `pytest/custom-tests` status and one result comment."
+    ),
+    trigger="a pull-request comment starting with `run-slow`, or the `run-slow` label",
+    who="maintainers: the repository's allow-list, or write permission and above",
+    commands=(
+        HelpCommand("run-slow: bert, gpt2", "run those models' slow tests (plus new models)"),
+        HelpCommand("run-slow --failed", "re-run only what failed in the previous run"),
+    ),
+)
+
+
+# ---------------------------------------------------------------------- triggers
+
+
+def _by_a_bot(data: dict[str, Any]) -> bool:
+    sender = data.get("sender") or {}
+    author = (data.get("comment") or {}).get("user") or {}
+    return "Bot" in (sender.get("type"), author.get("type")) or str(
+        sender.get("login", "")
+    ).endswith("[bot]")
+
+
+@router.register("issue_comment", action="created")
+async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    data = event.data
+    if "pull_request" not in data["issue"] or _by_a_bot(data):
+        return
+    trigger = parse_trigger(data["comment"]["body"])
+    if trigger is None:
+        return
+    config = (await ctx.repo_config()).slow_ci
+    if not config.enabled:
+        return
+    comment = data["comment"]
+    key = f"slow_ci:comment:{ctx.repo}:{comment['id']}"
+    if await ctx.already_done(key):
+        ctx.log.info("run-slow comment %s was handled before", comment["id"])
+        return
+    github = SlowCiGitHub(gh, ctx.repo)
+    outcome = await start_run(
+        github,
+        ctx,
+        config,
+        number=data["issue"]["number"],
+        login=comment["user"]["login"],
+        trigger=trigger,
+        approved_at=_parse_time(comment["created_at"]),
+        source=f"comment-{comment['id']}",
+    )
+    await ctx.mark_done(key, outcome)
+
+
+@router.register("pull_request", action="labeled")
+async def on_label(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    """The label approves the head at the moment it is added, by whoever added it."""
+    data = event.data
+    if (data.get("label") or {}).get("name") != LABEL or _by_a_bot(data):
+        return
+    await _label_run(event, gh, ctx, approver=data["sender"]["login"])
+
+
+@router.register("pull_request", action="synchronize")
+async def on_push(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    """A push to a labelled PR runs only when its pusher may approve runs themselves."""
+    data = event.data
+    labels = {label.get("name") for label in data["pull_request"].get("labels") or ()}
+    if LABEL in labels and not _by_a_bot(data):
+        await _label_run(event, gh, ctx, approver=data["sender"]["login"], push=True)
+
+
+async def _label_run(
+    event: Event, gh: GitHubAPI, ctx: Context, *, approver: str, push: bool = False
+) -> None:
+    config = (await ctx.repo_config()).slow_ci
+    if not config.enabled:
+        return
+    pull = event.data["pull_request"]
+    sha = pull["head"]["sha"]
+    key = f"slow_ci:label:{ctx.repo}#{pull['number']}:{sha}"
+    if await ctx.already_done(key):
+        return
+    github = SlowCiGitHub(gh, ctx.repo)
+    if push and not await _authorised(github, config, approver):
+        await github.comment(
+            pull["comments_url"] if "comments_url" in pull else pull["issue_url"] + "/comments",
+            f"slow_ci:unapproved:{sha}",
+            unapproved_push_reply(sha, approver) + "\n\n" + marker(f"slow_ci:unapproved:{sha}"),
+        )
+        await ctx.mark_done(key, f"push by {approver} not approved")
+        return
+    _, message = await github.commit(sha)
+    trigger = parse_commit_message_trigger(message) or Trigger((), False)
+    outcome = await start_run(
+        github,
+        ctx,
+        config,
+        number=pull["number"],
+        login=approver,
+        trigger=trigger,
+        approved_at=None,
+        source=f"label-{sha[:12]}",
+        pinned_sha=sha,
+    )
+    await ctx.mark_done(key, outcome)
+
+
+@router.register("pull_request", action="opened")
+@router.register("pull_request", action="ready_for_review")
+@router.register("pull_request", action="synchronize")
+async def remind(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    """One comment per PR, ever, naming the models it touches and the line to paste."""
+    pull = event.data["pull_request"]
+    if pull.get("draft") or pull.get("state") != "open":
+        return
+    config = (await ctx.repo_config()).slow_ci
+    if not (config.enabled and config.reminder):
+        return
+    key = f"slow_ci:reminder:{ctx.repo}#{pull['number']}"
+    if await ctx.already_done(key):
+        return
+    github = SlowCiGitHub(gh, ctx.repo)
+    files = await github.changed_files(pull["number"])
+    reminder = plan_reminder(files, config.models_dir, draft=False, marker=marker(key) + "\n")
+    if reminder is None:
+        return
+    comments_url = pull.get("comments_url") or pull["issue_url"] + "/comments"
+    await github.comment(comments_url, key, reminder.body)
+    await ctx.mark_done(key, reminder.line)
+
+
+# ---------------------------------------------------------------------- starting a run
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def _authorised(github: SlowCiGitHub, config: SlowCiConfig, login: str) -> bool:
+    if login.casefold() in {a.casefold() for a in config.allow}:
+        return True
+    return ROLES.index(await github.role(login)) >= ROLES.index(config.min_permission)
+
+
+async def _reply(github: SlowCiGitHub, pull: PullInfo | str, key: str, text: str) -> str:
+    comments_url = pull if isinstance(pull, str) else pull.comments_url
+    await github.comment(comments_url, key, f"{text}\n\n{marker(key)}")
+    return text.splitlines()[0]
+
+
+async def start_run(
+    github: SlowCiGitHub,
+    ctx: Context,
+    config: SlowCiConfig,
+    *,
+    number: int,
+    login: str,
+    trigger: Trigger,
+    approved_at: datetime | None,
+    source: str,
+    pinned_sha: str | None = None,
+) -> str:
+    """Checks who asked and for which commit, selects the folders, and queues the run.
+
+    Returns what happened, for the delivery's record.
+    """
+    repo = ctx.repo
+    reply_key = f"slow_ci:reply:{source}"
+    comments_url = f"/repos/{repo}/issues/{number}/comments"
+    if not await _authorised(github, config, login):
+        text = not_authorised_reply(login, config.allow, config.min_permission)
+        return await _reply(github, comments_url, reply_key, text)
+    pull = await github.pull(number)
+    if pull.state != "open":
+        return await _reply(github, pull, reply_key, "This pull request is closed: nothing runs.")
+    sha = pinned_sha or pull.head_sha
+    if sha != pull.head_sha:
+        return await _reply(github, pull, reply_key, stale_comment_reply(pull.head_sha))
+    committed_at, _ = await github.commit(sha)
+    if approved_at is not None and approved_at <= committed_at:
+        # The approval predates the head commit: what was approved is not what would run.
+        return await _reply(github, pull, reply_key, stale_comment_reply(sha))
+
+    failed_tests: dict[str, list[str]] = {}
+    if trigger.failed_only:
+        jobs, failed_tests, selection = await _previous_failures(ctx, repo, number)
+        if not jobs:
+            text = "Nothing failed in this pull request's previous slow run: nothing to re-run."
+            return await _reply(github, pull, reply_key, text)
+    else:
+        files = await github.changed_files(number)
+        added = models_added(files, config.models_dir)
+        candidates = [
+            path
+            for name in dict.fromkeys((*added, *trigger.names))
+            for path in (f"tests/models/{name}", f"tests/quantization/{name}", f"tests/{name}")
+            if _plausible(name)
+        ]
+        existing = {path for path in candidates if await github.is_folder(path, sha)}
+        selection = select_folders(added, trigger.names, existing, at=sha[:12])
+        if selection.empty:
+            return await _reply(
+                github, pull, reply_key, nothing_selectable_reply(selection).strip()
+            )
+        jobs = plan_jobs(selection, config.machine_types)
+
+    jobs_system = ctx.services.jobs
+    timeout = float(config.job_timeout_seconds)
+    run = await jobs_system.create_run(
+        KIND,
+        repo=repo,
+        number=number,
+        head_sha=sha,
+        base_ref=pull.base_ref,
+        requested_by=login,
+        requested_at=(approved_at.timestamp() if approved_at else time.time()),
+        key=f"{repo}#{number}:{source}",
+        supersede=True,
+        spec={
+            "installation_id": (ctx.event.data.get("installation") or {}).get("id"),
+            "comments_url": pull.comments_url,
+            "title": pull.title,
+            "html_url": pull.html_url,
+            "failed_only": trigger.failed_only,
+            "selection": _selection_json(selection),
+            "channel": config.channel,
+            "request": {
+                "head_clone_url": pull.head_clone_url,
+                "head_ref": pull.head_ref,
+                "base_clone_url": pull.base_clone_url,
+                "timeout_s": timeout,
+            },
+        },
+        jobs=[
+            (
+                job.name,
+                {
+                    "runner": config.runner,
+                    "folder": job.folder,
+                    "machine_type": job.machine_type,
+                    "tests": failed_tests.get(job.name, []),
+                },
+            )
+            for job in jobs
+        ],
+    )
+    ctx.log.info("run-slow on #%s: run %s, %d jobs at %s", number, run.id, len(jobs), sha[:12])
+    return f"run {run.id}: {len(jobs)} jobs at {sha}"
+
+
+def _plausible(name: str) -> bool:
+    return check_name(name) is None
+
+
+async def _previous_failures(
+    ctx: Context, repo: str, number: int
+) -> tuple[tuple[JobSpec, ...], dict[str, list[str]], Selection]:
+    last = await ctx.services.jobs.last_run(KIND, repo, number)
+    if last is None:
+        return (), {}, Selection((), ())
+    run, jobs = last
+    failed = [job for job in jobs if job.done and not job.ok]
+    specs = tuple(JobSpec(job.spec["folder"], job.spec["machine_type"]) for job in failed)
+    tests = {job.name: list(job.failed_tests) for job in failed}
+    return specs, tests, _selection_from(run.spec.get("selection") or {})
+
+
+def _selection_json(selection: Selection) -> dict[str, Any]:
+    return {
+        "folders": [
+            {"name": f.name, "folder": f.folder, "kind": f.kind, "reason": f.reason}
+            for f in selection.folders
+        ],
+        "dropped": [{"name": d.name, "reason": d.reason} for d in selection.dropped],
+    }
+
+
+def _selection_from(data: dict[str, Any]) -> Selection:
+    return Selection(
+        tuple(SelectedFolder(**f) for f in data.get("folders", ())),
+        tuple(DroppedName(**d) for d in data.get("dropped", ())),
+    )
+
+
+# ---------------------------------------------------------------------- reporting
+
+
+def run_url(services: Services, run_id: int) -> str:
+    base = services.settings.public_url
+    return f"{base}/runs/{run_id}" if base else f"/runs/{run_id}"
+
+
+def _result(job: JobRecord) -> JobResult:
+    state = job.state if job.state != "running" else "running"
+    return JobResult(
+        JobSpec(job.spec["folder"], job.spec["machine_type"]),
+        state=state,
+        passed=job.passed,
+        failed=job.failed,
+        skipped=job.skipped,
+        errors=job.errors,
+        duration=job.duration_s or 0.0,
+        failures=tuple(Failure(f.test, f.message) for f in job.failures),
+        reason=job.reason or "",
+    )
+
+
+async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) -> None:
+    """Renders the run's comment and commit status from its rows; safe to call any time."""
+    gh = await services.github.for_installation(run.spec.get("installation_id"))
+    github = SlowCiGitHub(gh, run.repo)
+    results = [_result(job) for job in jobs]
+    specs = [result.job for result in results]
+    selection = _selection_from(run.spec.get("selection") or {})
+    key = f"slow_ci:run:{run.id}"
+    url = run_url(services, run.id)
+    phase, error = _phase(run, jobs)
+    position = estimate_s = None
+    if phase == "queued":
+        position = await services.jobs.queue_position(run.id)
+        past = await services.jobs.past_durations(KIND, [job.name for job in jobs])
+        estimate_s = estimate(_by_folder(jobs, past), specs)
+    body = render_comment(
+        marker=marker(key),
+        selection=selection,
+        run_url=url,
+        phase=phase,
+        jobs=specs,
+        results=results,
+        sha=run.head_sha,
+        failed_only=bool(run.spec.get("failed_only")),
+        queue_position=position,
+        estimate_seconds=estimate_s,
+        superseded_by=run_url(services, run.superseded_by) if run.superseded_by else None,
+        error=error,
+    )
+    comment_id = run.spec.get("comment_id")
+    if comment_id is None:
+        comment_id = await github.comment(run.spec["comments_url"], key, body)
+        await services.jobs.update_spec(run.id, {"comment_id": comment_id})
+    else:
+        await github.edit_comment(comment_id, body)
+    await _set_status(services, github, run, jobs, results, phase, error, url)
+    if not run.active and phase == "finished" and run.spec.get("channel"):
+        message = slack_summary(
+            repo=run.repo,
+            number=run.number or 0,
+            title=run.spec.get("title", ""),
+            pull_url=run.spec.get("html_url", ""),
+            run_url=url,
+            results=results,
+            sha=run.head_sha,
+        )
+        await services.outbox.queue_slack(
+            f"slow_ci:slack:{run.id}", {**message, "channel": run.spec["channel"]}
+        )
+
+
+#: How the runner says the approved commit is no longer the PR's head: nothing was tested.
+HEAD_MOVED = "head moved"
+
+
+def _phase(run: RunRecord, jobs: list[JobRecord]) -> tuple[Any, str | None]:
+    if run.state == "error":
+        return "error", run.reason or "the run could not start"
+    moved = next((j.reason for j in jobs if (j.reason or "").startswith(HEAD_MOVED)), None)
+    if moved and run.state != "cancelled":
+        return "error", moved
+    if run.state == "cancelled":
+        if run.superseded_by:
+            return "superseded", None
+        return "error", run.reason or "cancelled"
+    if run.state == "finished":
+        return "finished", None
+    if any(job.state != "queued" for job in jobs):
+        return "running", None
+    return "queued", None
+
+
+def _by_folder(jobs: list[JobRecord], past: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {job.spec["folder"]: past.get(job.name, []) for job in jobs}
+
+
+async def _set_status(
+    services: Services,
+    github: SlowCiGitHub,
+    run: RunRecord,
+    jobs: list[JobRecord],
+    results: list[JobResult],
+    phase: str,
+    error: str | None,
+    url: str,
+) -> None:
+    if phase in ("queued", "running"):
+        await github.set_status(run.head_sha, "pending", PENDING_DESCRIPTION, url)
+    elif phase == "finished":
+        state = overall_state(results)
+        await github.set_status(run.head_sha, state, status_description(results), url)
+    elif phase == "error":
+        await github.set_status(run.head_sha, "error", error_description(error or ""), url)
+    elif phase == "superseded" and run.superseded_by is not None:
+        # On the same head the newer run's status replaces this one; on an older head nothing
+        # would, so it ends rather than staying pending.
+        newer = await services.jobs.get_run(run.superseded_by)
+        if newer is None or newer.head_sha != run.head_sha:
+            await github.set_status(run.head_sha, "error", "Superseded by a newer run-slow", url)
+
+
+def register_jobs(jobs: JobSystem, services: Services) -> None:
+    """How the job system reports this feature's runs, and where their fetch token comes from."""
+
+    async def reporter(run: RunRecord, rows: list[JobRecord]) -> None:
+        await report_run(services, run, rows)
+
+    async def token(run: RunRecord) -> str | None:
+        return await services.github.fetch_token(run.spec.get("installation_id"))
+
+    jobs.register(KIND, reporter, token_provider=token)

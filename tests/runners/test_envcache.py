@@ -1,0 +1,122 @@
+"""The test-environment cache: keys, install arguments, and one real (offline) build."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.runners.envcache import (
+    EnvBuildError,
+    EnvCache,
+    EnvConfig,
+    environment_key,
+    install_args,
+)
+
+PYPROJECT = """\
+[project]
+name = "toy-lib"
+version = "0"
+dependencies = ["numpy>=1.26"]
+
+[project.optional-dependencies]
+models = ["torch==2.13.0"]
+dev = ["pytest>=8", "toy_lib[models]"]
+
+[tool.ruff]
+line-length = 100
+"""
+
+
+def checkout(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "checkout"
+    root.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_key_follows_dependency_files_only(tmp_path: Path) -> None:
+    root = checkout(tmp_path, {"pyproject.toml": PYPROJECT, "constraints.txt": "numpy==2.0\n"})
+    config = EnvConfig(cache_dir=tmp_path / "envs")
+    key = environment_key(root, config)
+    (root / "README.md").write_text("docs change nothing")
+    (root / "pyproject.toml").write_text(PYPROJECT.replace("line-length = 100", "line-length = 99"))
+    assert environment_key(root, config) == key  # a lint setting is not a dependency
+    (root / "constraints.txt").write_text("numpy==2.1\n")
+    assert environment_key(root, config) != key
+    (root / "constraints.txt").write_text("numpy==2.0\n")
+    (root / "requirements-extra.txt").write_text("requests\n")
+    assert environment_key(root, config) != key
+    (root / "requirements-extra.txt").unlink()
+    assert environment_key(root, config) == key
+    assert environment_key(root, EnvConfig(cache_dir=tmp_path, extras=("models",))) != key
+
+
+def test_install_args(tmp_path: Path) -> None:
+    root = checkout(
+        tmp_path,
+        {"pyproject.toml": PYPROJECT, "constraints.txt": "", "requirements.txt": "safetensors\n"},
+    )
+    args = install_args(root, EnvConfig(extras=("dev",)))
+    assert args == [
+        "-c", str(root / "constraints.txt"), "-r", str(root / "requirements.txt"),
+        "numpy>=1.26", "pytest>=8", "torch==2.13.0", "pytest",
+    ]  # fmt: skip
+    (root / "constraints.txt").unlink()
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert install_args(root, EnvConfig(packages=())) == ["-r", str(root / "requirements.txt")]
+    (root / "requirements.txt").unlink()
+    assert install_args(root, EnvConfig(packages=())) == []  # nothing to install: no pip at all
+    with pytest.raises(EnvBuildError, match="no optional dependency group"):
+        install_args(root, EnvConfig(extras=("gpu",)))
+    evil = '[project]\nname = "x"\ndependencies = ["--index-url=http://evil.example/simple"]\n'
+    with pytest.raises(EnvBuildError, match="not a requirement"):
+        install_args(checkout(tmp_path, {"pyproject.toml": evil}), EnvConfig())
+
+
+async def test_existing_interpreter_builds_nothing(tmp_path: Path) -> None:
+    cache = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", python=sys.executable))
+    env = await cache.ensure("o/r", checkout(tmp_path, {"pyproject.toml": PYPROJECT}))
+    assert env.python == Path(sys.executable) and not env.built
+    assert not (tmp_path / "envs").exists()
+    with pytest.raises(EnvBuildError, match="does not exist"):
+        await EnvCache(EnvConfig(python=str(tmp_path / "nope"))).ensure("o/r", tmp_path)
+
+
+async def test_real_build_once_then_reuse(tmp_path: Path) -> None:
+    """A toy project without dependencies: a real venv, built once even when asked twice at once."""
+    root = checkout(tmp_path, {"pyproject.toml": '[project]\nname = "toy"\nversion = "0"\n'})
+    cache = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", packages=()))
+    lines: list[str] = []
+
+    async def log(line: str) -> None:
+        lines.append(line)
+
+    first, second = await asyncio.gather(
+        cache.ensure("owner/toy", root, log), cache.ensure("owner/toy", root, log)
+    )
+    assert sorted([first.built, second.built]) == [False, True]
+    assert first.python == second.python and first.python.is_file()
+    assert first.python.parent.parent.parent.name == "owner__toy"
+    done = subprocess.run(
+        [str(first.python), "-c", "import sys; print(sys.prefix)"],
+        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == str(first.path)
+    assert any("built by another job" in line for line in lines)
+
+    again = await cache.ensure("owner/toy", root, log)
+    assert (again.built, again.python) == (False, first.python)
+    assert "dependency files unchanged" in lines[-1]
+
+    (root / "requirements.txt").write_text("")  # a new dependency file: a new environment
+    cache_with_req = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", packages=()))
+    third = await cache_with_req.ensure("owner/toy", root, log)
+    assert third.built and third.path != first.path
+    assert cache.prune("owner/toy", keep=1) == [first.path]
+    assert not first.path.exists() and third.path.exists()  # type: ignore[union-attr]
