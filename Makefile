@@ -33,6 +33,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/webhook_ingest.py
+	$(PY) bench/slow_ci_latency.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py
 

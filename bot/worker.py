@@ -47,6 +47,16 @@ IDLE_POLL = 5.0
 #: time).
 FINISH_WINDOW = 64
 
+#: Comments have `worker_concurrency` slots of their own, apart from every other event's: a
+#: person waiting for the answer to a command never queues behind a burst of pull-request
+#: events (twenty 3,000-file diffs).
+_COMMAND_EVENTS = frozenset({"issue_comment", "pull_request_review_comment"})
+
+
+def _pool(delivery: Delivery) -> str:
+    return "commands" if delivery.event in _COMMAND_EVENTS else "events"
+
+
 #: Events about one pull request or issue, whose number orders them.
 _NUMBERED_EVENTS = frozenset(
     {
@@ -84,7 +94,9 @@ class Worker:
         #: Per ordering key: the delivery running (first) and the ones waiting behind it.
         self._lanes: dict[str, deque[Delivery]] = {}
         self._lane_tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(self.concurrency)
+        #: Free slots per pool, and the lanes waiting for one (oldest first).
+        self._free = {"commands": self.concurrency, "events": self.concurrency}
+        self._waiting: dict[str, deque[str]] = {"commands": deque(), "events": deque()}
         self._held = 0  # in memory: handed over, waiting in a lane, or running
         self._poll_now = asyncio.Event()
         self._stopping = False
@@ -169,13 +181,20 @@ class Worker:
         if (lane := self._lanes.get(key)) is not None:
             lane.append(delivery)  # runs after the ones before it, in arrival order
             return
-        await self._slots.acquire()
         self._lanes[key] = deque([delivery])
-        task = asyncio.create_task(self._run_lane(key), name=f"lane {key}")
+        pool = _pool(delivery)
+        if self._free[pool]:
+            self._free[pool] -= 1
+            self._spawn(key, pool)
+        else:
+            self._waiting[pool].append(key)  # never blocks the intake of other lanes
+
+    def _spawn(self, key: str, pool: str) -> None:
+        task = asyncio.create_task(self._run_lane(key, pool), name=f"lane {key}")
         self._lane_tasks.add(task)
         task.add_done_callback(self._lane_tasks.discard)
 
-    async def _run_lane(self, key: str) -> None:
+    async def _run_lane(self, key: str, pool: str) -> None:
         lane = self._lanes[key]
         try:
             while lane and not self._stopping:
@@ -197,7 +216,10 @@ class Worker:
             # What is left (on stop) stays `in_memory` on disk and is taken at the next start.
             self._held -= len(lane)
             del self._lanes[key]
-            self._slots.release()
+            if self._waiting[pool] and not self._stopping:
+                self._spawn(self._waiting[pool].popleft(), pool)  # the slot passes on
+            else:
+                self._free[pool] += 1
 
     async def settled(self) -> None:
         """Waits until every outcome recorded so far is committed (or has failed to be)."""

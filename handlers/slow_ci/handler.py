@@ -11,6 +11,7 @@ reports back (`report_run`), so a restart re-renders every run and no status sta
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any
@@ -230,16 +231,23 @@ async def start_run(
     repo = ctx.repo
     reply_key = f"slow_ci:reply:{source}"
     comments_url = f"/repos/{repo}/issues/{number}/comments"
-    if not await _authorised(github, config, login):
+    # Independent reads go out together: a person is waiting for the reply.
+    authorised, pull, files = await asyncio.gather(
+        _authorised(github, config, login), github.pull(number), github.changed_files(number)
+    )
+    if not authorised:
         text = not_authorised_reply(login, config.allow, config.min_permission)
         return await _reply(github, comments_url, reply_key, text)
-    pull = await github.pull(number)
     if pull.state != "open":
         return await _reply(github, pull, reply_key, "This pull request is closed: nothing runs.")
     sha = pinned_sha or pull.head_sha
     if sha != pull.head_sha:
         return await _reply(github, pull, reply_key, stale_comment_reply(pull.head_sha))
-    committed_at, _ = await github.commit(sha)
+    added = models_added(files, config.models_dir)
+    names = [] if trigger.failed_only else list(dict.fromkeys((*added, *trigger.names)))
+    (committed_at, _), *found = await asyncio.gather(
+        github.commit(sha), *(_test_folder(github, name, sha) for name in names)
+    )
     if approved_at is not None and approved_at <= committed_at:
         # The approval predates the head commit: what was approved is not what would run.
         return await _reply(github, pull, reply_key, stale_comment_reply(sha))
@@ -251,15 +259,7 @@ async def start_run(
             text = "Nothing failed in this pull request's previous slow run: nothing to re-run."
             return await _reply(github, pull, reply_key, text)
     else:
-        files = await github.changed_files(number)
-        added = models_added(files, config.models_dir)
-        candidates = [
-            path
-            for name in dict.fromkeys((*added, *trigger.names))
-            for path in (f"tests/models/{name}", f"tests/quantization/{name}", f"tests/{name}")
-            if _plausible(name)
-        ]
-        existing = {path for path in candidates if await github.is_folder(path, sha)}
+        existing = {path for path in found if path}
         selection = select_folders(added, trigger.names, existing, at=sha[:12])
         if selection.empty:
             return await _reply(
@@ -311,8 +311,14 @@ async def start_run(
     return f"run {run.id}: {len(jobs)} jobs at {sha}"
 
 
-def _plausible(name: str) -> bool:
-    return check_name(name) is None
+async def _test_folder(github: SlowCiGitHub, name: str, sha: str) -> str | None:
+    """The name's test folder at `sha`, in the planner's order of preference; None if none."""
+    if check_name(name) is not None:
+        return None  # never ask GitHub about a path made of an invalid name
+    for path in (f"tests/models/{name}", f"tests/quantization/{name}", f"tests/{name}"):
+        if await github.is_folder(path, sha):
+            return path
+    return None
 
 
 async def _previous_failures(
@@ -397,13 +403,15 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
         superseded_by=run_url(services, run.superseded_by) if run.superseded_by else None,
         error=error,
     )
+    status = _set_status(services, github, run, jobs, results, phase, error, url)
     comment_id = run.spec.get("comment_id")
     if comment_id is None:
-        comment_id = await github.comment(run.spec["comments_url"], key, body)
+        comment_id, _ = await asyncio.gather(
+            github.comment(run.spec["comments_url"], key, body), status
+        )
         await services.jobs.update_spec(run.id, {"comment_id": comment_id})
     else:
-        await github.edit_comment(comment_id, body)
-    await _set_status(services, github, run, jobs, results, phase, error, url)
+        await asyncio.gather(github.edit_comment(comment_id, body), status)
     if not run.active and phase == "finished" and run.spec.get("channel"):
         message = slack_summary(
             repo=run.repo,

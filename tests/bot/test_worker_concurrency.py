@@ -87,3 +87,40 @@ async def test_a_handler_past_its_time_limit_is_cancelled_and_retried(make_clien
             await asyncio.sleep(0.02)
     assert row.attempts == 2
     assert calls == [0, 1]
+
+
+async def test_a_burst_of_slow_pull_request_events_never_delays_a_comment(make_client, settings):
+    release = asyncio.Event()
+    started: list[int] = []
+    answered = asyncio.Event()
+    router = Router()
+
+    @router.register("pull_request", action="opened")
+    async def slow(event, gh, **_):
+        started.append(event.data["pull_request"]["number"])
+        await release.wait()
+
+    @router.register("issue_comment", action="created")
+    async def answer(event, gh, **_):
+        answered.set()
+
+    client = await make_client(module(router), settings_=replace(settings, worker_concurrency=2))
+    for number in range(1, 6):  # more pull requests than slots, all stuck
+        data = json.dumps(
+            {
+                "action": "opened",
+                "repository": {"full_name": "acme/widgets"},
+                "pull_request": {
+                    "number": number, "user": {"login": "a"}, "base": {}, "head": {},
+                },
+            }
+        ).encode()  # fmt: skip
+        await client.post("/webhook", data=data, headers=webhook_headers("pull_request", data))
+    body = payload(issue={"number": 99, "comments_url": "x"})  # another PR's comment
+    await client.post("/webhook", data=body, headers=webhook_headers("issue_comment", body))
+    try:
+        async with asyncio.timeout(5):
+            await answered.wait()
+        assert len(started) == 2  # the events wait for their slots; the comment did not
+    finally:
+        release.set()

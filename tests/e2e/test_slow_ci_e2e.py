@@ -182,3 +182,53 @@ async def test_a_redelivered_comment_starts_no_second_run(harness, repo):
     await harness.settle_runs()
     assert len(await harness.runtime.jobs.runs_of(REPO, repo)) == 1
     assert len(_bot_comments(harness, repo)) == 1
+
+
+async def test_the_run_slow_label_runs_the_models_named_in_the_head_commit(harness, repo):
+    harness.github.commit(
+        REPO, "feature", {"src.py": "x = 2\n"}, author="carol", message="[run-slow] toy",
+        date=PAST,
+    )  # fmt: skip
+    sha = _head(harness, repo)
+    harness.github.add_label(REPO, repo, "run-slow")
+    payload = harness.github.pull_request_payload(
+        REPO, repo, "labeled", sender="maint", label="run-slow"
+    )
+    await harness.deliver("pull_request", payload)
+    await harness.settle_runs()
+    (comment,) = _bot_comments(harness, repo)
+    assert "models/toy" in comment and "Finished, passed" in comment
+    assert _statuses(harness, sha)[0][0] == "success"
+
+
+async def test_a_later_push_by_someone_not_authorised_asks_a_maintainer(harness, repo):
+    harness.github.add_label(REPO, repo, "run-slow")
+    before = _head(harness, repo)
+    harness.github.commit(REPO, "feature", {"src.py": "evil\n"}, author="reader")
+    payload = harness.github.pull_request_payload(
+        REPO, repo, "synchronize", sender="reader", before=before
+    )
+    await harness.deliver("pull_request", payload)
+    await harness.settle_runs()
+    (reply,) = _bot_comments(harness, repo)
+    assert "maintainer" in reply.lower()
+    assert _statuses(harness, _head(harness, repo)) == []
+    assert await harness.runtime.jobs.runs_of(REPO, repo) == []
+
+
+async def test_a_pr_changing_model_tests_gets_one_reminder_ever(harness):
+    harness.github.create_repo(REPO, files=FILES, collaborators={"maint": "write"})
+    harness.github.commit(
+        REPO, "tune", {"tests/models/toy/test_toy.py": "def test_two():\n    pass\n"},
+        author="carol",
+    )  # fmt: skip
+    number = harness.github.open_pull(REPO, "tune", author="carol")
+    payload = harness.github.pull_request_payload(REPO, number, "opened")
+    await harness.deliver("pull_request", payload)
+    before = _head(harness, number)
+    harness.github.commit(REPO, "tune", {"tests/models/toy/test_toy.py": "x = 3\n"}, author="carol")
+    payload = harness.github.pull_request_payload(REPO, number, "synchronize", before=before)
+    await harness.deliver("pull_request", payload)
+    await harness.settle()
+    (reminder,) = _bot_comments(harness, number)
+    assert "run-slow: toy" in reminder
