@@ -232,3 +232,32 @@ async def test_a_pr_changing_model_tests_gets_one_reminder_ever(harness):
     await harness.settle()
     (reminder,) = _bot_comments(harness, number)
     assert "run-slow: toy" in reminder
+
+
+async def test_run_slow_failed_reruns_only_what_failed_before(harness, repo):
+    await _comment(harness, repo, "run-slow: toy, broken")
+    await harness.settle_runs()
+    await _comment(harness, repo, "run-slow --failed")
+    await harness.settle_runs()
+    runs = await harness.runtime.jobs.runs_of(REPO, repo)  # newest first
+    rerun = await harness.runtime.jobs.jobs_of(runs[0].id)
+    assert [(j.spec["folder"], j.spec["tests"]) for j in rerun] == [
+        ("models/broken", ["tests/models/broken/test_broken.py::test_sums"])
+    ]
+    comment = next(b for b in _bot_comments(harness, repo) if "only the jobs that failed" in b)
+    assert "Finished, failed" in comment
+
+
+async def test_a_finished_run_sends_its_summary_to_the_configured_slack_channel(harness):
+    harness.github.create_repo(
+        REPO,
+        files={**FILES, ".github/bot.toml": '[slow_ci]\nreminder = false\nchannel = "ci"\n'},
+        collaborators={"maint": "write"},
+    )
+    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
+    number = harness.github.open_pull(REPO, "feature", author="carol")
+    await _comment(harness, number, "run-slow: toy")
+    await harness.settle_runs()
+    (message,) = harness.slack.messages
+    assert message["channel"] == "ci"
+    assert "passed" in message["text"]
