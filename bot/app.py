@@ -17,14 +17,13 @@ from aiohttp import web
 from gidgethub import ValidationFailure
 from gidgethub.sansio import validate_event
 
-from bot import pages
-from bot import store as db
+from bot import pages, queries
 from bot.config import ConfigError, Settings
 from bot.help import render_markdown
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.queries import Delivery
 from bot.runtime import Runtime
 from bot.serving import guard_app
-from bot.store import Delivery
 
 log = logging.getLogger("bot.app")
 
@@ -229,8 +228,8 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         if store.write_error is not None:
             # The last write failed: try one, so a disk that has room again is seen at once.
-            await store.call(db.heartbeat, single=True)
-        depth = await store.call(db.queue_depth, single=True)
+            await store.call(queries.heartbeat, single=True)
+        depth = await store.call(queries.queue_depth, single=True)
     except Exception as exc:
         problems.append(f"store: {type(exc).__name__}: {exc}")
     else:
@@ -253,7 +252,7 @@ async def metrics(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
 
     def read(conn: object) -> dict[str, dict[str, int]]:
-        return {t: db.count_by_status(conn, t) for t in ("deliveries", "jobs", "outbox")}  # type: ignore[arg-type]
+        return {t: queries.count_by_status(conn, t) for t in ("deliveries", "jobs", "outbox")}  # type: ignore[arg-type]
 
     counts = await runtime.store.call(read)
     depth = counts["deliveries"].get("in_memory", 0) + counts["deliveries"].get("stored", 0)

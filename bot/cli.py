@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import store as db
+from bot import queries
 from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml
 from bot.local import UsageError, read_config_file
 from bot.payload_shape import shape_problem
 from bot.routing import register_feature_commands
+from bot.store import Store
 
 
 def _settings() -> Settings:
@@ -83,10 +84,10 @@ def _load_payload(path: str) -> dict[str, Any]:
     return data
 
 
-def _delivery_from(event: str, payload: dict[str, Any], delivery_id: str) -> db.Delivery:
+def _delivery_from(event: str, payload: dict[str, Any], delivery_id: str) -> queries.Delivery:
     installation = payload.get("installation") or {}
     repository = payload.get("repository") or {}
-    return db.Delivery(
+    return queries.Delivery(
         id=delivery_id,
         event=event,
         headers={"X-GitHub-Event": event, "X-GitHub-Delivery": delivery_id},
@@ -126,11 +127,10 @@ def cmd_handle(args: argparse.Namespace) -> int:
 
 
 async def _handle_once(
-    settings: Settings, delivery: db.Delivery, *, dry_run: bool, override: Any
+    settings: Settings, delivery: queries.Delivery, *, dry_run: bool, override: Any
 ) -> int:
     from bot.dispatch import dispatch
     from bot.runtime import Runtime
-    from bot.store import Store
 
     runtime = Runtime(settings, dry_run=dry_run, store=Store(":memory:"), config_override=override)
     await runtime.start(background=False)
@@ -145,7 +145,9 @@ async def _handle_once(
             writes += [{"slack": message} for message in runtime.services.outbox.dry_run_messages]
         else:
             await runtime.services.outbox.send_due()
-            pending = await runtime.store.call(lambda conn: db.list_outbox(conn, status="pending"))
+            pending = await runtime.store.call(
+                lambda conn: queries.list_outbox(conn, status="pending")
+            )
             for item in pending:
                 print(f"not delivered yet: {item.key}: {item.last_error}", file=sys.stderr)
         summary = {
@@ -168,12 +170,12 @@ async def _handle_once(
 
 def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings()
-    store = db.Store(settings.database)
+    store = Store(settings.database)
     try:
-        found = store.call_sync(lambda conn: db.get_delivery(conn, args.delivery_id))
+        found = store.call_sync(lambda conn: queries.get_delivery(conn, args.delivery_id))
         if found is None:
             raise UsageError(f"no stored delivery {args.delivery_id!r} in {settings.database}")
-        store.call_sync(lambda conn: db.replay_delivery(conn, args.delivery_id))
+        store.call_sync(lambda conn: queries.replay_delivery(conn, args.delivery_id))
     finally:
         store.close()
     print(f"delivery {args.delivery_id} queued again ({found.event}.{found.action or '-'});")
@@ -192,13 +194,13 @@ def _when(timestamp: float | None) -> str:
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     settings = _settings()
-    store = db.Store(settings.database)
+    store = Store(settings.database)
     try:
         status = "failed" if args.failed else args.status
         rows = store.call_sync(
-            lambda conn: db.list_deliveries(conn, status=status, limit=args.limit)
+            lambda conn: queries.list_deliveries(conn, status=status, limit=args.limit)
         )
-        total = store.call_sync(lambda conn: db.count_deliveries(conn, status=status))
+        total = store.call_sync(lambda conn: queries.count_deliveries(conn, status=status))
     finally:
         store.close()
     if args.json:
@@ -245,17 +247,19 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     settings = _settings()
-    store = db.Store(settings.database)
+    store = Store(settings.database)
     try:
         if args.retry is not None:
-            if not store.call_sync(lambda conn: db.retry_outbox(conn, args.retry)):
+            if not store.call_sync(lambda conn: queries.retry_outbox(conn, args.retry)):
                 raise UsageError(f"no undelivered outbox item {args.retry}")
             print(f"outbox item {args.retry} queued again")
             return 0
         status = None if args.all else "pending"
-        items = store.call_sync(lambda conn: db.list_outbox(conn, status=status, limit=200))
+        items = store.call_sync(lambda conn: queries.list_outbox(conn, status=status, limit=200))
         if not args.all:
-            items += store.call_sync(lambda conn: db.list_outbox(conn, status="failed", limit=200))
+            items += store.call_sync(
+                lambda conn: queries.list_outbox(conn, status="failed", limit=200)
+            )
     finally:
         store.close()
     if not items:
@@ -333,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     deliveries = add("deliveries", cmd_deliveries, "list stored deliveries")
     deliveries.add_argument("--failed", action="store_true", help="failed ones, with errors")
-    deliveries.add_argument("--status", choices=db.DELIVERY_STATES)
+    deliveries.add_argument("--status", choices=queries.DELIVERY_STATES)
     deliveries.add_argument(
         "--limit", type=int, default=50, help="newest N deliveries (default 50); says if more"
     )

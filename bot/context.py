@@ -9,7 +9,7 @@ from typing import Any
 
 from gidgethub.sansio import Event
 
-from bot import store as db
+from bot import queries
 from bot.comments import post_once
 from bot.config import RepoConfig, Settings
 from bot.github import GitHubAPI, GitHubClients
@@ -93,9 +93,9 @@ class Context:
         """Whether a side effect with this idempotency key was recorded before."""
         if self.dry_run:
             return False
-        return await self.store.call(lambda conn: db.effect_done(conn, key))
+        return await self.store.call(lambda conn: queries.effect_done(conn, key))
 
     async def mark_done(self, key: str, detail: str = "") -> None:
         """Records a side effect so a redelivery of the same event does not repeat it."""
         if not self.dry_run:
-            await self.store.call(lambda conn: db.record_effect(conn, key, detail))
+            await self.store.call(lambda conn: queries.record_effect(conn, key, detail))

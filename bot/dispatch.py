@@ -23,7 +23,7 @@ from bot.context import Context, Services
 from bot.github import CredentialsMissing
 from bot.logs import delivery_id_var
 from bot.payload_shape import shape_problem
-from bot.store import Delivery
+from bot.queries import Delivery
 
 log = logging.getLogger("bot.dispatch")
 

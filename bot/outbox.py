@@ -14,11 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bot import store as db
+from bot import queries
 from bot.backoff import backoff_delay
 from bot.metrics import Metrics
 from bot.slack import SlackDeliveryError, SlackSender
-from bot.store import Store
+from bot.store import Store, StoreClosed
 
 log = logging.getLogger("bot.outbox")
 
@@ -53,7 +53,7 @@ class Outbox:
             log.info("dry run: not queueing Slack message %s", key, extra={"message": message})
             return True
         new = await self.store.call(
-            lambda conn: db.enqueue_outbox(
+            lambda conn: queries.enqueue_outbox(
                 conn, key=key, kind="slack", payload=message, delivery_id=delivery_id
             )
         )
@@ -68,7 +68,7 @@ class Outbox:
 
     async def send_due(self) -> int:
         """Attempts every due item once; returns how many were delivered."""
-        items = await self.store.call(lambda conn: db.due_outbox(conn, time.time()))
+        items = await self.store.call(lambda conn: queries.due_outbox(conn, time.time()))
         delivered = 0
         for item in items:
             if self._stopping:
@@ -87,7 +87,7 @@ class Outbox:
                 status = "failed" if exc.permanent else "pending"
                 wait = self.delay(item.attempts + 1, exc.retry_after)
                 await self.store.call(
-                    lambda conn, i=item, s=status, e=str(exc), w=wait: db.mark_outbox(
+                    lambda conn, i=item, s=status, e=str(exc), w=wait: queries.mark_outbox(
                         conn, i.id, status=s, error=e, next_attempt_at=time.time() + w
                     )
                 )
@@ -100,7 +100,7 @@ class Outbox:
                 )
                 continue
             await self.store.call(
-                lambda conn, i=item: db.mark_outbox(conn, i.id, status="delivered")
+                lambda conn, i=item: queries.mark_outbox(conn, i.id, status="delivered")
             )
             self.metrics.outbox_sends.labels(item.kind, "delivered").inc()
             log.info("outbox item %s delivered via %s", item.key, self.slack.name)
@@ -113,8 +113,8 @@ class Outbox:
             self._wake.clear()
             try:
                 await self.send_due()
-                next_at = await self.store.call(db.next_outbox_due_at)
-            except db.StoreClosed:
+                next_at = await self.store.call(queries.next_outbox_due_at)
+            except StoreClosed:
                 return
             except Exception:
                 log.exception("outbox loop error")

@@ -26,11 +26,12 @@ from typing import Any
 
 from gidgethub.routing import Router
 
-from bot import store as db
+from bot import queries
 from bot.backoff import backoff_delay
 from bot.context import Services
 from bot.dispatch import DispatchResult, dispatch
-from bot.store import Delivery, StoreClosed
+from bot.queries import Delivery
+from bot.store import StoreClosed
 
 log = logging.getLogger("bot.worker")
 
@@ -136,7 +137,7 @@ class Worker:
 
     async def recover(self) -> None:
         """Turns what a previous process had accepted but not finished into `stored` rows."""
-        requeued = await self.services.store.call(db.requeue_unfinished, single=True)
+        requeued = await self.services.store.call(queries.requeue_unfinished, single=True)
         if requeued:
             log.warning("picked up %d deliveries left unfinished by a previous run", requeued)
 
@@ -230,7 +231,7 @@ class Worker:
         while (room := MEMORY_LIMIT - self._held) > 0:
             limit = min(BATCH, room)
             batch = await self.services.store.call(
-                lambda conn, n=limit: db.claim_due_deliveries(conn, time.time(), n)
+                lambda conn, n=limit: queries.claim_due_deliveries(conn, time.time(), n)
             )
             for delivery in batch:
                 self.submit(delivery)
@@ -245,7 +246,7 @@ class Worker:
             self._poll_now.clear()
             try:
                 await self._claim_due()
-                next_at = await store.call(db.next_due_at, single=True)
+                next_at = await store.call(queries.next_due_at, single=True)
             except StoreClosed:
                 return
             except Exception:
@@ -295,7 +296,7 @@ class Worker:
         while len(self._finishing) >= FINISH_WINDOW:
             await asyncio.wait(self._finishing, return_when=asyncio.FIRST_COMPLETED)
         future = self.services.store.submit(
-            lambda conn: db.finish_delivery(
+            lambda conn: queries.finish_delivery(
                 conn,
                 delivery.id,
                 status=status,

@@ -17,8 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import serving
-from bot import store as db
+from bot import queries, serving
 from bot.app import create_app
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -108,8 +107,8 @@ class Harness:
         store = self.runtime.store
         async with asyncio.timeout(within):
             while True:
-                depth = await store.call(db.queue_depth)
-                due = await store.call(db.next_outbox_due_at)
+                depth = await store.call(queries.queue_depth)
+                due = await store.call(queries.next_outbox_due_at)
                 in_hand = self.runtime.worker.busy
                 if not depth and not in_hand and due is None:
                     return
@@ -131,10 +130,10 @@ class Harness:
                 await asyncio.sleep(0.05)
             await self.settle()  # what the reports queued (a Slack summary)
 
-    async def deliveries(self) -> list[db.Delivery]:
+    async def deliveries(self) -> list[queries.Delivery]:
         assert self.runtime is not None
-        return await self.runtime.store.call(lambda conn: db.list_deliveries(conn, limit=1000))
+        return await self.runtime.store.call(lambda conn: queries.list_deliveries(conn, limit=1000))
 
-    async def outbox(self) -> list[db.OutboxItem]:
+    async def outbox(self) -> list[queries.OutboxItem]:
         assert self.runtime is not None
-        return await self.runtime.store.call(lambda conn: db.list_outbox(conn, limit=1000))
+        return await self.runtime.store.call(lambda conn: queries.list_outbox(conn, limit=1000))

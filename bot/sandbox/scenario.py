@@ -15,7 +15,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from bot import store as db
+from bot import queries
 from bot.config import Settings
 from bot.sandbox.harness import Harness
 
@@ -128,7 +128,7 @@ async def scenario(harness: Harness, root: Path) -> None:
     await harness.settle()
     for message in harness.slack.messages:
         _say(f"   -> Slack #{message['channel']}: {message['text']}")
-    deliveries = await harness.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    deliveries = await harness.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     done = sum(d.status == "done" for d in deliveries)
     _say()
     _say(f"{done} of {len(deliveries)} deliveries handled; `bot deliveries` lists them.")

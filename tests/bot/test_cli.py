@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import store as db
+from bot import queries
 from bot.cli import main
+from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = ROOT / "tests" / "fixtures" / "issue_comment.created.json"
@@ -90,8 +91,8 @@ def test_config_check_and_show(env, capsys):
 
 
 def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | None = None) -> None:
-    store = db.Store(str(env / "bot.sqlite3"))
-    delivery = db.Delivery(
+    store = Store(str(env / "bot.sqlite3"))
+    delivery = queries.Delivery(
         id=delivery_id,
         event="push",
         headers={},
@@ -99,9 +100,9 @@ def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | No
         repo="o/r",
         received_at=time.time(),
     )
-    store.call_sync(lambda conn: db.insert_deliveries(conn, [delivery]))
+    store.call_sync(lambda conn: queries.insert_deliveries(conn, [delivery]))
     store.call_sync(
-        lambda conn: db.finish_delivery(
+        lambda conn: queries.finish_delivery(
             conn, delivery_id, status=status, attempts=5, done_callbacks=(), error=error
         )
     )
@@ -124,16 +125,16 @@ def test_deliveries_failed_shows_the_error_and_replay_requeues(env, capsys):
         "d-bad": "failed",
     }
     assert main(["replay", "d-bad"]) == 0
-    store = db.Store(str(env / "bot.sqlite3"))
-    replayed = store.call_sync(lambda conn: db.get_delivery(conn, "d-bad"))
+    store = Store(str(env / "bot.sqlite3"))
+    replayed = store.call_sync(lambda conn: queries.get_delivery(conn, "d-bad"))
     store.close()
     assert (replayed.status, replayed.attempts, replayed.error) == ("stored", 0, None)
 
 
 def test_outbox_lists_pending_and_failed(env, capsys):
-    store = db.Store(str(env / "bot.sqlite3"))
+    store = Store(str(env / "bot.sqlite3"))
     store.call_sync(
-        lambda conn: db.enqueue_outbox(conn, key="k1", kind="slack", payload={"text": "hi"})
+        lambda conn: queries.enqueue_outbox(conn, key="k1", kind="slack", payload={"text": "hi"})
     )
     store.close()
     assert main(["outbox"]) == 0

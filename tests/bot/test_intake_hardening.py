@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 from gidgethub.routing import Router
 
-from bot import serving
-from bot import store as db
+from bot import queries, serving
 from bot.app import create_app
 from bot.routing import FEATURES
 from bot.runtime import Runtime
+from bot.store import Store
 from tests.support import rawhttp
 from tests.support.webhooks import SECRET, module, payload, webhook_headers
 
@@ -34,12 +34,12 @@ def _counting_module(calls: list[str]):
 
 async def _drain(runtime: Runtime, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
-        while await runtime.store.call(db.queue_depth) or runtime.worker.busy:
+        while await runtime.store.call(queries.queue_depth) or runtime.worker.busy:
             await asyncio.sleep(0.01)
 
 
-async def _stored(runtime: Runtime, delivery_id: str) -> db.Delivery | None:
-    return await runtime.store.call(lambda conn: db.get_delivery(conn, delivery_id))
+async def _stored(runtime: Runtime, delivery_id: str) -> queries.Delivery | None:
+    return await runtime.store.call(lambda conn: queries.get_delivery(conn, delivery_id))
 
 
 def _address(client) -> tuple[str, int]:
@@ -74,13 +74,13 @@ async def test_a_poison_push_is_failed_once_and_the_worker_keeps_going(make_clie
 async def test_a_poison_row_left_by_a_previous_process_does_not_stop_the_next_start(
     make_client, settings
 ):
-    store = db.Store(settings.database)
+    store = Store(settings.database)
     body = json.dumps({"ref": "refs/heads/main", "repository": "x"}).encode()
     store.call_sync(
-        lambda conn: db.insert_deliveries(
+        lambda conn: queries.insert_deliveries(
             conn,
             [
-                db.Delivery(
+                queries.Delivery(
                     id="poison",
                     event="push",
                     headers={},
@@ -134,21 +134,21 @@ async def test_a_handler_that_cannot_read_the_payload_fails_it_without_retries(m
     ids=["repo-list", "huge-installation", "lone-surrogate", "undecodable-event"],
 )
 async def test_a_row_sqlite_refuses_fails_alone_and_its_group_is_stored(settings, bad):
-    store = db.Store(settings.database)
+    store = Store(settings.database)
     try:
         good = [
-            db.Delivery(id=f"good-{i}", event="ping", headers={}, body=b"{}", received_at=1.0)
+            queries.Delivery(id=f"good-{i}", event="ping", headers={}, body=b"{}", received_at=1.0)
             for i in range(60)
         ]
         poison = replace(
-            db.Delivery(id="bad", event="ping", headers={}, body=b"{}", received_at=1.0), **bad
+            queries.Delivery(id="bad", event="ping", headers={}, body=b"{}", received_at=1.0), **bad
         )
         results = await asyncio.gather(
             *(store.ingest(d) for d in [*good[:30], poison, *good[30:]]), return_exceptions=True
         )
         assert isinstance(results[30], Exception)
         assert [r for i, r in enumerate(results) if i != 30] == [True] * 60
-        assert store.call_sync(lambda conn: db.count_deliveries(conn)) == 60
+        assert store.call_sync(lambda conn: queries.count_deliveries(conn)) == 60
     finally:
         store.close()
 
@@ -173,7 +173,7 @@ async def test_good_deliveries_sent_with_bad_ones_are_all_stored(make_client):
         )
     answers = await asyncio.gather(*sends)
     assert all(a.status < 500 for a in answers)
-    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn, limit=500))
+    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn, limit=500))
     assert set(good_ids) <= {d.id for d in stored}
 
 

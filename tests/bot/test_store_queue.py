@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from bot import store as db
+from bot import queries
+from bot.store import MIGRATIONS, connect
 
 
 def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
     deliveries = [
-        db.Delivery(
+        queries.Delivery(
             id=f"d-{start + n}",
             event="issue_comment",
             headers={"X-GitHub-Event": "issue_comment"},
@@ -20,7 +21,7 @@ def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
         )
         for n in range(count)
     ]
-    db.insert_deliveries(conn, deliveries)
+    queries.insert_deliveries(conn, deliveries)
 
 
 def _steps(conn: sqlite3.Connection, fn) -> int:
@@ -41,29 +42,29 @@ def _steps(conn: sqlite3.Connection, fn) -> int:
 
 
 def test_claim_takes_the_oldest_due_rows_and_skips_retries_not_yet_due(tmp_path):
-    conn = db.connect(str(tmp_path / "q.sqlite3"))
+    conn = connect(str(tmp_path / "q.sqlite3"))
     _pending(conn, 3)
     later = time.time() + 3600
     conn.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = 'd-0'", (later,))
-    claimed = db.claim_due_deliveries(conn, time.time(), 10)
+    claimed = queries.claim_due_deliveries(conn, time.time(), 10)
     assert [d.id for d in claimed] == ["d-1", "d-2"]
     assert [d.body for d in claimed] == [b'{"action": "created"}'] * 2
     statuses = dict(conn.execute("SELECT id, status FROM deliveries"))
     assert statuses == {"d-0": "stored", "d-1": "in_memory", "d-2": "in_memory"}
-    assert db.next_due_at(conn) == later
-    assert db.claim_due_deliveries(conn, time.time(), 10) == []
+    assert queries.next_due_at(conn) == later
+    assert queries.claim_due_deliveries(conn, time.time(), 10) == []
 
 
 def test_claiming_from_a_large_backlog_reads_only_the_rows_it_takes(tmp_path):
     # A burst leaves thousands of rows pending; the worker claims 32 at a time while the server
     # keeps accepting on the same thread, so a claim must not sort or scan the whole backlog.
-    conn = db.connect(str(tmp_path / "q.sqlite3"))
+    conn = connect(str(tmp_path / "q.sqlite3"))
     _pending(conn, 500)
-    small = _steps(conn, lambda: db.claim_due_deliveries(conn, time.time(), 32))
-    small_due = _steps(conn, lambda: db.next_due_at(conn))
+    small = _steps(conn, lambda: queries.claim_due_deliveries(conn, time.time(), 32))
+    small_due = _steps(conn, lambda: queries.next_due_at(conn))
     _pending(conn, 10_000, start=500)
-    large = _steps(conn, lambda: db.claim_due_deliveries(conn, time.time(), 32))
-    large_due = _steps(conn, lambda: db.next_due_at(conn))
+    large = _steps(conn, lambda: queries.claim_due_deliveries(conn, time.time(), 32))
+    large_due = _steps(conn, lambda: queries.next_due_at(conn))
     assert large <= small * 2 + 5, (small, large)
     assert large_due <= small_due * 2 + 5, (small_due, large_due)
 
@@ -71,7 +72,7 @@ def test_claiming_from_a_large_backlog_reads_only_the_rows_it_takes(tmp_path):
 def test_a_database_from_the_first_schema_is_migrated(tmp_path):
     path = str(tmp_path / "old.sqlite3")
     old = sqlite3.connect(path, isolation_level=None)
-    for statement in filter(str.strip, db.MIGRATIONS[0].split(";")):
+    for statement in filter(str.strip, MIGRATIONS[0].split(";")):
         old.execute(statement)
     old.execute("PRAGMA user_version=1")
     old.execute(
@@ -79,8 +80,8 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
         " VALUES ('kept', 'push', 'pending', 1)"
     )
     old.close()
-    conn = db.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(db.MIGRATIONS)
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"deliveries_status", "deliveries_due", "outbox_status", "outbox_due"} <= indexes
     assert not {"deliveries_queue", "outbox_queue"} & indexes

@@ -10,9 +10,10 @@ import time
 import pytest
 from gidgethub.routing import Router
 
-from bot import store as db
+from bot import queries
 from bot.app import create_app
 from bot.config import ConfigError, Settings
+from bot.store import Store
 from tests.support.webhooks import SECRET, module, payload, sign, webhook_headers
 
 GITHUB_EXAMPLE_SECRET = "It's a Secret to Everybody"
@@ -100,7 +101,7 @@ async def test_oversized_body_is_413_and_not_stored(make_client):
         "/webhook", data=body, headers=webhook_headers("issue_comment", body)
     )
     assert response.status == 413
-    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     assert stored == []
 
 
@@ -123,9 +124,9 @@ async def test_accepted_delivery_is_stored_before_202(make_client):
     assert response.status == 202
     assert (await response.json()) == {"status": "accepted", "delivery": "d-1"}
     # Read through a separate connection: the row must already be committed on disk.
-    other = db.Store(client.runtime.settings.database)
+    other = Store(client.runtime.settings.database)
     try:
-        stored = other.call_sync(lambda conn: db.get_delivery(conn, "d-1"))
+        stored = other.call_sync(lambda conn: queries.get_delivery(conn, "d-1"))
     finally:
         other.close()
     assert stored is not None
@@ -164,13 +165,13 @@ async def test_ping_is_answered_and_recorded(make_client):
     response = await client.post("/webhook", data=body, headers=webhook_headers("ping", body))
     assert response.status == 202
     await _drain(client)
-    rows = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    rows = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     assert [(r.event, r.status) for r in rows] == [("ping", "done")]
 
 
 async def _drain(client, timeout: float = 5.0) -> None:
     async def depth() -> int:
-        return await client.runtime.store.call(db.queue_depth)
+        return await client.runtime.store.call(queries.queue_depth)
 
     async with asyncio.timeout(timeout):
         while await depth():
@@ -198,7 +199,7 @@ async def test_failing_handler_is_retried_then_failed_with_its_error(make_client
     )
     assert response.status == 202
     await _drain(client)
-    stored = await client.runtime.store.call(lambda conn: db.get_delivery(conn, "boom"))
+    stored = await client.runtime.store.call(lambda conn: queries.get_delivery(conn, "boom"))
     assert stored.status == "failed"
     assert stored.attempts == 3 == len(attempts)
     assert "the handler broke on purpose" in stored.error
@@ -266,7 +267,7 @@ async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_clie
         body = payload()
         headers = webhook_headers("issue_comment", body, delivery=delivery_id)
         assert (await client.post("/webhook", data=body, headers=headers)).status == 202
-    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     assert any(d.status == "stored" for d in stored)  # more than fit in memory
     await _drain(client)
     assert seen == ids
@@ -281,20 +282,20 @@ async def test_the_same_delivery_twice_at_once_is_stored_once(make_client):
         client.post("/webhook", data=body, headers=headers),
     )
     assert sorted([first.status, second.status]) == [200, 202]
-    stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     assert [d.id for d in stored] == ["twin"]
 
 
 async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_client, monkeypatch):
     # Outcomes are committed in the background while the next deliveries run; a graceful stop
     # must still wait for them, or a restart would handle those deliveries a second time.
-    slow_commit = db.Store._commit
+    slow_commit = Store._commit
 
     def slow_disk(self):
         time.sleep(0.2)
         slow_commit(self)
 
-    monkeypatch.setattr(db.Store, "_commit", slow_disk)
+    monkeypatch.setattr(Store, "_commit", slow_disk)
     import bot.worker
 
     monkeypatch.setattr(bot.worker, "FINISH_WINDOW", 4)  # the worker also waits for room
@@ -321,9 +322,9 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
     await client.runtime.stop()
     processed = client.runtime.metrics.render().decode()
     assert 'bot_deliveries_processed_total{event="issue_comment",outcome="done"} 40' in processed
-    reopened = db.Store(client.runtime.settings.database)
+    reopened = Store(client.runtime.settings.database)
     try:
-        stored = reopened.call_sync(lambda conn: db.list_deliveries(conn, limit=100))
+        stored = reopened.call_sync(lambda conn: queries.list_deliveries(conn, limit=100))
     finally:
         reopened.close()
     assert sorted(d.id for d in stored) == ids
@@ -336,14 +337,14 @@ async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_in_memory(
 ):
     # The handlers ran, but the disk refused the outcome: the row stays `in_memory`, so the next
     # start handles it again, and the worker goes on with the deliveries behind it.
-    real_finish = db.finish_delivery
+    real_finish = queries.finish_delivery
 
     def refuse_one(conn, delivery_id, **outcome):
         if delivery_id == "unlucky":
             raise sqlite3.OperationalError("disk I/O error")
         return real_finish(conn, delivery_id, **outcome)
 
-    monkeypatch.setattr(db, "finish_delivery", refuse_one)
+    monkeypatch.setattr(queries, "finish_delivery", refuse_one)
     client = await make_client()
     for delivery_id in ("unlucky", "next"):
         body = payload()
@@ -351,7 +352,7 @@ async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_in_memory(
         assert (await client.post("/webhook", data=body, headers=headers)).status == 202
     async with asyncio.timeout(5):
         while True:
-            stored = await client.runtime.store.call(lambda conn: db.list_deliveries(conn))
+            stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
             if {d.id: d.status for d in stored}.get("next") == "done":
                 break
             await asyncio.sleep(0.01)

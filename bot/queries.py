@@ -1,0 +1,360 @@
+"""What the bot keeps, as records and as plain functions over a connection.
+
+The server runs these through `Store.call` (group commit) and the command line through
+`Store.call_sync`, so both share one implementation of every query; `bot.store` is the engine
+that runs them (the connection, the schema, the group commit).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: What a delivery can be: held by this process, waiting in the database, or finished.
+DELIVERY_STATES = ("in_memory", "stored", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook delivery as accepted; `body` is the raw bytes GitHub signed."""
+
+    id: str
+    event: str
+    headers: Mapping[str, str]
+    body: bytes
+    action: str | None = None
+    repo: str | None = None
+    installation_id: int | None = None
+    seq: int = 0
+    status: str = "in_memory"
+    attempts: int = 0
+    done_callbacks: tuple[str, ...] = ()
+    error: str | None = None
+    received_at: float = 0.0
+    finished_at: float | None = None
+    #: The parsed payload when the accepting process already parsed it; never stored.
+    data: Any = field(default=None, compare=False, repr=False)
+
+    def payload(self) -> Any:
+        return self.data if self.data is not None else json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    delivery_id: str | None
+    created_at: float
+    delivered_at: float | None
+
+
+# ---------------------------------------------------------------------- operations
+# Plain functions over a connection, so the server (through Store.call) and the command line
+# (through Store.call_sync) share one implementation of every query.
+
+
+def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> list[bool]:
+    """Stores deliveries in two statements; for each, False when its id was already stored."""
+    ids = [d.id for d in deliveries]
+    known: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        known.update(
+            row[0]
+            for row in conn.execute(f"SELECT id FROM deliveries WHERE id IN ({marks})", chunk)  # noqa: S608
+        )
+    fresh: list[Delivery] = []
+    answers: list[bool] = []
+    for d in deliveries:
+        new = d.id not in known
+        known.add(d.id)  # the same id twice in one batch is a redelivery too
+        answers.append(new)
+        if new:
+            fresh.append(d)
+    if not fresh:
+        return answers
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO deliveries (id, event, action, repo, installation_id, received_at, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (d.id, d.event, d.action, d.repo, d.installation_id, d.received_at or now, d.status)
+            for d in fresh
+        ],
+    )
+    # AUTOINCREMENT hands out consecutive seqs within one transaction.
+    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'").fetchone()[0]
+    first = last - len(fresh) + 1
+    conn.executemany(
+        "INSERT INTO delivery_bodies (seq, headers, body) VALUES (?, ?, ?)",
+        [
+            (first + i, json.dumps(dict(d.headers)), zlib.compress(d.body, 1))
+            for i, d in enumerate(fresh)
+        ],
+    )
+    return answers
+
+
+_WITH_BODY = (
+    "SELECT d.*, b.headers, b.body FROM deliveries d {} JOIN delivery_bodies b ON b.seq = d.seq"
+)
+_SELECT_DELIVERY = _WITH_BODY.format("")
+#: Walks pending rows in arrival order rather than letting the planner sort the backlog.
+_SELECT_QUEUE = _WITH_BODY.format("INDEXED BY deliveries_status")
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        event=row["event"],
+        headers=json.loads(row["headers"]),
+        body=zlib.decompress(row["body"]),
+        action=row["action"],
+        repo=row["repo"],
+        installation_id=row["installation_id"],
+        seq=row["seq"],
+        status=row["status"],
+        attempts=row["attempts"],
+        done_callbacks=tuple(json.loads(row["done_callbacks"])),
+        error=row["error"],
+        received_at=row["received_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def claim_due_deliveries(conn: sqlite3.Connection, now: float, limit: int) -> list[Delivery]:
+    """Takes the oldest due `stored` deliveries, in arrival order, into this process's memory."""
+    rows = conn.execute(
+        f"{_SELECT_QUEUE} WHERE d.status = 'stored' AND d.next_attempt_at <= ?"
+        " ORDER BY d.seq LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    if rows:
+        conn.executemany(
+            "UPDATE deliveries SET status = 'in_memory' WHERE seq = ?",
+            [(row["seq"],) for row in rows],
+        )
+    return [_delivery(row) for row in rows]
+
+
+def next_due_at(conn: sqlite3.Connection) -> float | None:
+    row = conn.execute(
+        "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due"
+        " WHERE status = 'stored'"
+    ).fetchone()
+    return row[0]
+
+
+def finish_delivery(
+    conn: sqlite3.Connection,
+    delivery_id: str,
+    *,
+    status: str,
+    attempts: int,
+    done_callbacks: Iterable[str],
+    error: str | None = None,
+    next_attempt_at: float = 0.0,
+) -> None:
+    conn.execute(
+        "UPDATE deliveries SET status = ?, attempts = ?, done_callbacks = ?, error = ?,"
+        " next_attempt_at = ?, finished_at = CASE WHEN ? IN ('done', 'failed') THEN ? END"
+        " WHERE id = ?",
+        (
+            status,
+            attempts,
+            json.dumps(sorted(set(done_callbacks))),
+            error,
+            next_attempt_at,
+            status,
+            time.time(),
+            delivery_id,
+        ),
+    )
+
+
+def requeue_unfinished(conn: sqlite3.Connection) -> int:
+    """Puts deliveries a stopped or crashed process had accepted back in the database queue."""
+    return conn.execute(
+        "UPDATE deliveries SET status = 'stored' WHERE status = 'in_memory'"
+    ).rowcount
+
+
+def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
+    """Queues a stored delivery again from scratch, whatever became of it."""
+    return (
+        conn.execute(
+            "UPDATE deliveries SET status = 'stored', attempts = 0, next_attempt_at = 0,"
+            " done_callbacks = '[]', error = NULL, finished_at = NULL WHERE id = ?",
+            (delivery_id,),
+        ).rowcount
+        == 1
+    )
+
+
+def get_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:
+    row = conn.execute(f"{_SELECT_DELIVERY} WHERE d.id = ?", (delivery_id,)).fetchone()
+    return _delivery(row) if row else None
+
+
+def list_deliveries(
+    conn: sqlite3.Connection, *, status: str | None = None, limit: int = 50
+) -> list[Delivery]:
+    if status is None:
+        rows = conn.execute(f"{_SELECT_DELIVERY} ORDER BY d.seq DESC LIMIT ?", (limit,)).fetchall()
+    else:
+        rows = conn.execute(
+            f"{_SELECT_DELIVERY} WHERE d.status = ? ORDER BY d.seq DESC LIMIT ?",
+            (status, limit),
+        ).fetchall()
+    return [_delivery(row) for row in rows]
+
+
+def count_deliveries(conn: sqlite3.Connection, *, status: str | None = None) -> int:
+    if status is None:
+        return conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    return conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = ?", (status,)).fetchone()[0]
+
+
+def queue_depth(conn: sqlite3.Connection) -> int:
+    """Deliveries accepted and not yet finished."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status IN ('in_memory', 'stored')"
+    ).fetchone()[0]
+
+
+def heartbeat(conn: sqlite3.Connection) -> None:
+    """A write the size of a large delivery, so it fails where a delivery would."""
+    conn.execute(
+        "INSERT OR REPLACE INTO heartbeat (id, at, filler) VALUES (1, ?, randomblob(65536))",
+        (time.time(),),
+    )
+
+
+def count_by_status(conn: sqlite3.Connection, table: str) -> dict[str, int]:
+    if table not in {"deliveries", "jobs", "outbox", "runs"}:
+        raise ValueError(f"no such table: {table}")
+    rows = conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status").fetchall()  # noqa: S608
+    return {row[0]: row[1] for row in rows}
+
+
+# ---------------------------------------------------------------------- idempotency keys
+
+
+def effect_done(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM effects WHERE key = ?", (key,)).fetchone() is not None
+
+
+def record_effect(conn: sqlite3.Connection, key: str, detail: str = "") -> bool:
+    """Records that a side effect happened; False when it had been recorded already."""
+    return (
+        conn.execute(
+            "INSERT OR IGNORE INTO effects (key, detail, created_at) VALUES (?, ?, ?)",
+            (key, detail, time.time()),
+        ).rowcount
+        == 1
+    )
+
+
+# ---------------------------------------------------------------------- outbox
+
+
+def _outbox(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        key=row["key"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        delivery_id=row["delivery_id"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def enqueue_outbox(
+    conn: sqlite3.Connection,
+    *,
+    key: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    delivery_id: str | None = None,
+) -> bool:
+    """Queues a side effect once per key, ever; False when the key was queued before."""
+    return (
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (key, kind, payload, delivery_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key, kind, json.dumps(payload), delivery_id, time.time()),
+        ).rowcount
+        == 1
+    )
+
+
+def due_outbox(conn: sqlite3.Connection, now: float, limit: int = 20) -> list[OutboxItem]:
+    rows = conn.execute(
+        "SELECT * FROM outbox INDEXED BY outbox_status"
+        " WHERE status = 'pending' AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    return [_outbox(row) for row in rows]
+
+
+def next_outbox_due_at(conn: sqlite3.Connection) -> float | None:
+    return conn.execute(
+        "SELECT MIN(next_attempt_at) FROM outbox INDEXED BY outbox_due WHERE status = 'pending'"
+    ).fetchone()[0]
+
+
+def mark_outbox(
+    conn: sqlite3.Connection,
+    item_id: int,
+    *,
+    status: str,
+    error: str | None = None,
+    next_attempt_at: float = 0.0,
+) -> None:
+    conn.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+        " next_attempt_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? END WHERE id = ?",
+        (status, error, next_attempt_at, status, time.time(), item_id),
+    )
+
+
+def list_outbox(
+    conn: sqlite3.Connection, *, status: str | None = None, limit: int = 50
+) -> list[OutboxItem]:
+    if status is None:
+        rows = conn.execute("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT * FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit)
+        ).fetchall()
+    return [_outbox(row) for row in rows]
+
+
+def retry_outbox(conn: sqlite3.Connection, item_id: int) -> bool:
+    """Puts a failed outbox item back in the queue, e.g. after fixing a Slack channel name."""
+    return (
+        conn.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = 0 WHERE id = ?"
+            " AND status != 'delivered'",
+            (item_id,),
+        ).rowcount
+        == 1
+    )
