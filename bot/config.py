@@ -220,10 +220,26 @@ class SlowCiConfig:
 
 
 @dataclass(frozen=True)
+class StyleConfig:
+    """`@bot /style`: ruff's fixes for a PR's Python files, pushed with the base branch's rules."""
+
+    enabled: bool = True
+    #: Pushing to someone's branch is a write in their name: admins only, as the reference.
+    min_permission: Literal["read", "triage", "write", "maintain", "admin"] = "admin"
+    #: Folders (or files) whose Python files are fixed; "" is the whole repository.
+    paths: tuple[str, ...] = ("",)
+    max_files: int = 1000
+    #: Who the `Apply style fixes` commit is by.
+    commit_name: str = "maintainer-bot"
+    commit_email: str = "maintainer-bot@users.noreply.github.com"
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     reviewers: ReviewersConfig = field(default_factory=ReviewersConfig)
     new_model: NewModelConfig = field(default_factory=NewModelConfig)
     slow_ci: SlowCiConfig = field(default_factory=SlowCiConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
 
 
 def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
@@ -304,6 +320,11 @@ def _check_ranges(config: Any, source: str, prefix: str) -> None:
                 f"{source}: '{prefix}machine_types' takes single-gpu and multi-gpu,"
                 f" got {list(config.machine_types)}"
             )
+    if isinstance(config, StyleConfig):
+        if config.max_files < 1:
+            raise ConfigError(f"{source}: '{prefix}max_files' must be at least 1")
+        if not config.commit_name.strip() or "@" not in config.commit_email:
+            raise ConfigError(f"{source}: '{prefix}commit_name' and 'commit_email' must be set")
     if isinstance(config, NewModelConfig):
         if not config.channel.strip():
             raise ConfigError(f"{source}: '{prefix}channel' must not be empty")

@@ -132,6 +132,8 @@ class JobRecord:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    #: `JobOutcome.result`: a feature's structured result, None for test jobs
+    result: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -172,7 +174,7 @@ _RUN_COLUMNS = (
 _JOB_COLUMNS = (
     "id, run_id, kind, name, spec, status, attempts, passed, failed, skipped, errors,"
     " duration_s, busy_s, reason, failures, failed_tests, tested_sha, exit_code, timings,"
-    " created_at, started_at, finished_at"
+    " created_at, started_at, finished_at, result"
 )
 
 
@@ -223,6 +225,7 @@ def _job(row: sqlite3.Row) -> JobRecord:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        result=json.loads(row["result"]) if row["result"] else None,
     )
 
 
@@ -429,7 +432,7 @@ def finish_job(
     conn.execute(
         "UPDATE jobs SET status = ?, reason = ?, passed = ?, failed = ?, skipped = ?, errors = ?,"
         " duration_s = ?, busy_s = ?, failures = ?, failed_tests = ?, tested_sha = ?,"
-        " exit_code = ?, timings = ?, results = ?, log = ?, junit = ?, finished_at = ?"
+        " exit_code = ?, timings = ?, results = ?, log = ?, junit = ?, finished_at = ?, result = ?"
         " WHERE id = ?",
         (
             outcome.state,
@@ -449,6 +452,7 @@ def finish_job(
             _zip(outcome.log, limits.log_bytes),
             _zip(outcome.junit_xml, limits.junit_bytes),
             now,
+            json.dumps(dict(outcome.result)) if outcome.result is not None else None,
             job_id,
         ),
     )

@@ -17,11 +17,14 @@ import handlers.help
 import handlers.new_model
 import handlers.reviewers
 import handlers.slow_ci
+import handlers.style
 from bot.help import Help
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.context import Services
     from bot.jobs import JobSystem
+    from bot.runners import Runner
 
 #: In this order `/help` lists them and `bot --help` shows their commands.
 FEATURES: tuple[ModuleType, ...] = (
@@ -29,6 +32,7 @@ FEATURES: tuple[ModuleType, ...] = (
     handlers.reviewers,
     handlers.new_model,
     handlers.slow_ci,
+    handlers.style,
 )
 
 
@@ -59,3 +63,15 @@ def register_feature_jobs(
         register = getattr(feature, "register_jobs", None)
         if register is not None:
             register(jobs, services)
+
+
+def feature_runners(
+    settings: Settings, features: tuple[ModuleType, ...] | None = None
+) -> dict[str, Runner]:
+    """Runners a feature brings for its own jobs (`/style`'s git-and-ruff runner)."""
+    found: dict[str, Runner] = {}
+    for feature in features or FEATURES:
+        make = getattr(feature, "runners", None)
+        if make is not None:
+            found.update(make(settings))
+    return found

@@ -17,7 +17,7 @@ from bot.jobs import JobSystem
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
-from bot.routing import all_help, combined_router, register_feature_jobs
+from bot.routing import all_help, combined_router, feature_runners, register_feature_jobs
 from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
 from bot.slack import make_sender
 from bot.store import Store
@@ -82,7 +82,7 @@ class Runtime:
         )
         self.jobs = JobSystem(
             self.store,
-            {"local": local_runner(self.settings)},
+            {"local": local_runner(self.settings), **feature_runners(self.settings, self.modules)},
             concurrency=self.settings.job_concurrency,
         )
         self._services = Services(

@@ -191,6 +191,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_durations ON jobs (kind, name, id)
         WHERE status IN ('passed', 'failed', 'timed_out');
     """,
+    # A job's structured result for its feature (the `/style` fix: files, commit, errors).
+    """
+    ALTER TABLE jobs ADD COLUMN result TEXT;
+    """,
 )
 
 

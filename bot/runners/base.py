@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.logs import redact
 from bot.runners.junit import TestResult
@@ -137,6 +137,9 @@ class JobOutcome:
     exit_code: int | None = None
     #: seconds spent per phase (checkout, env, wait, tests): where a job's overhead goes
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: what a job that is not a test run produced, as JSON-able data for its feature's reporter
+    #: (the `/style` fix: files, fixes, commit, remaining errors); stored with the job's row
+    result: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

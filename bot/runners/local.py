@@ -121,7 +121,7 @@ def token_secrets(token: str | None) -> list[str]:
     return [token, base64.b64encode(f"x-access-token:{token}".encode()).decode()]
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise JobError("the clone URL carries credentials; refusing to use it")
@@ -241,7 +241,7 @@ class LocalRunner:
             await log.note(reason)
             return self._outcome("error", reason, log, started, timings)
         finally:
-            _remove_tree(workdir)
+            remove_tree(workdir)
 
     async def _in_workdir(
         self,
@@ -310,9 +310,9 @@ class LocalRunner:
 
     async def _checkout(self, request: RunRequest, src: Path, home: Path, log: BoundedLog) -> str:
         """Fetch and check out what the job tests; returns the commit id of HEAD."""
-        _check_url(request.head_clone_url)
+        check_url(request.head_clone_url)
         if request.base_clone_url:
-            _check_url(request.base_clone_url)
+            check_url(request.base_clone_url)
         env = checkout_git_env(home)
         need_token = any(
             urlsplit(u).scheme in ("http", "https")
@@ -334,7 +334,7 @@ class LocalRunner:
             merge = await self._try_merge_ref(request, src, env, token, log)
             if merge is not None:
                 return merge
-            _remove_tree(src)
+            remove_tree(src)
             await self._init(src, env)  # the shallow fetch must not confuse the full one
 
         head_spec = f"refs/heads/{request.head_ref}" if request.head_ref else pinned
@@ -433,7 +433,7 @@ class LocalRunner:
             env=env, cwd=src.parent, timeout_s=60,
         )  # fmt: skip
         if code != 0:
-            raise JobError(f"git init failed: {_last_line(err)}")
+            raise JobError(f"git init failed: {last_line(err)}")
 
     async def _remote_tip(
         self, url: str, ref: str, env: dict[str, str], token: str | None
@@ -443,7 +443,7 @@ class LocalRunner:
             env=fetch_env(env, url, token), cwd=env["HOME"], timeout_s=self.config.git_timeout_s,
         )  # fmt: skip
         if code != 0:
-            raise JobError(f"could not read the head repository: {_last_line(err)}")
+            raise JobError(f"could not read the head repository: {last_line(err)}")
         for line in out.splitlines():
             sha, _, name = line.partition("\t")
             if name == f"refs/heads/{ref}":
@@ -456,7 +456,7 @@ class LocalRunner:
             env=env, cwd=src, timeout_s=60,
         )  # fmt: skip
         if code != 0:
-            raise JobError(f"git rev-parse {rev}: {_last_line(err)}")
+            raise JobError(f"git rev-parse {rev}: {last_line(err)}")
         return out.strip()
 
     async def _has_commit(self, src: Path, env: dict[str, str], sha: str) -> bool:
@@ -606,12 +606,12 @@ def _judge(code: int, report: JUnitReport) -> tuple[JobState, str]:
     return "error", reason
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "failed"
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove a checkout even where tests made files or folders read-only."""
 
     def unlock(_func: object, name: str, _exc: object) -> None:

@@ -3,8 +3,9 @@
 A newcomer sees the bot work with nothing to configure: an outside contributor opens a pull
 request (reviewers are requested from `.github/review-owners`, and a reminder names the
 `run-slow` line), someone asks `@bot /help`, a maintainer comments `run-slow: gpt2` (the model
-library's slow tests run on the approved commit, with a commit status and a run page), and a
-merge adds a model (a Slack alert goes out). Then the bot keeps serving.
+library's slow tests run on the approved commit, with a commit status and a run page), a
+merge adds a model (a Slack alert goes out), and an admin's `@bot /style` pushes ruff's fixes
+to a hurried pull request. Then the bot keeps serving.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from bot.sandbox.harness import Harness
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "maintainer-bot/maintainer-bot"
 MODELS = "model_lib/models"
+
+
+#: What `/style` tidies in step 5: unsorted imports, an unused one, no formatting.
+SLOPPY = (
+    "import sys\nimport os\n\ndef tip(name,times=1):\n  return os.path.join('tips',name)*times\n"
+)
 
 
 def _say(text: str = "") -> None:
@@ -128,6 +135,20 @@ async def scenario(harness: Harness, root: Path) -> None:
     await harness.settle()
     for message in harness.slack.messages:
         _say(f"   -> Slack #{message['channel']}: {message['text']}")
+    _say()
+
+    _say("5. A hurried pull request; an admin asks `@bot /style` to tidy it.")
+    github.commit(REPO, "quick-tip", {"handlers/help/tips.py": SLOPPY}, author="new-contributor")
+    tidy = github.open_pull(REPO, "quick-tip", title="A tip", author="new-contributor")
+    github.add_collaborator(REPO, "repo-admin", "admin")
+    ask = github.issue_comment_payload(REPO, tidy, "@bot /style", "repo-admin")
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=120)
+    reply = next(c["body"] for c in github.comments(REPO, tidy) if "style:run" in c["body"])
+    _say(f"   -> {reply.splitlines()[0]}")
+    tip = github.git(REPO).resolve("quick-tip")
+    message = github.git(REPO).info(tip).message.strip()
+    _say(f"   -> #{tidy}'s branch is now at {tip[:12]}: {message}")
     deliveries = await harness.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     done = sum(d.status == "done" for d in deliveries)
     _say()

@@ -25,4 +25,6 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     assert "/runs/1" in out
     (message,) = harness.slack.messages
     assert message["text"].startswith("New model: tinygpt (#2 Add TinyGPT")
-    assert "4 of 4 deliveries handled" in out
+    assert "Style fixes have been applied to 1 file" in out
+    assert "Apply style fixes" in out
+    assert "5 of 5 deliveries handled" in out

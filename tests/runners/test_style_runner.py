@@ -1,0 +1,91 @@
+"""The style runner on its own: what ruff is given, and how a job stops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from handlers.style.runner import StyleRequest, StyleRunner, StyleRunnerConfig, ruff_env
+
+ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+TOKEN = "ghs_" + "s3cret" * 6  # a made-up token the test looks for
+
+
+def _git(cwd, *args: str) -> str:
+    ident = ["-c", "user.name=Dev", "-c", "user.email=dev@example.invalid"]
+    done = subprocess.run(
+        ["git", *ident, *args], cwd=cwd, env=ENV, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def remote(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    (work / "a.py").write_text("x = 1\n")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "base")
+    base = _git(work, "rev-parse", "HEAD")
+    (work / "a.py").write_text("x=1\n")
+    _git(work, "commit", "-qam", "head")
+    head = _git(work, "rev-parse", "HEAD")
+    return work, base, head
+
+
+def _request(remote, **kw) -> StyleRequest:
+    work, base, head = remote
+    fields: dict = {"job_id": "1", "run_id": "1", "repo": "o/r", "head_ref": "main"}
+    fields.update(head_clone_url=str(work), base_clone_url=str(work), files=("a.py",))
+    fields.update(head_sha=head, base_sha=base)
+    return StyleRequest(**{**fields, **kw})
+
+
+def test_ruff_gets_a_minimal_environment_of_its_own():
+    env = ruff_env(Path("/tmp/h"))
+    assert set(env) == {"PATH", "HOME", "XDG_CONFIG_HOME", "LANG", "NO_COLOR"}
+
+
+async def test_ruff_sees_no_token_in_its_argv_or_environment(remote, tmp_path):
+    seen = tmp_path / "seen.json"
+    spy = (
+        "import json, os, sys\n"
+        f"with open({str(seen)!r}, 'a') as out:\n"
+        "    out.write(json.dumps([sys.argv, dict(os.environ)]) + '\\n')\n"
+    )
+    runner = StyleRunner(
+        StyleRunnerConfig(work_dir=tmp_path / "jobs", ruff=(sys.executable, "-c", spy))
+    )
+    outcome = await runner.run(_request(remote, token=lambda: TOKEN))
+    assert outcome.result is not None and outcome.result["outcome"] == "nothing"
+    calls = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert len(calls) == 3
+    for argv, env in calls:
+        assert TOKEN not in json.dumps([argv, env])
+        assert "--config" in argv and "--no-cache" in argv
+        assert set(env) == {"PATH", "HOME", "XDG_CONFIG_HOME", "LANG", "NO_COLOR"}
+    assert not list((tmp_path / "jobs").iterdir())  # the checkout is gone
+
+
+async def test_a_cancelled_job_ends_cancelled_and_a_stopped_bot_gets_the_cancel(remote, tmp_path):
+    slow = (sys.executable, "-c", "import time; time.sleep(30)")
+    runner = StyleRunner(StyleRunnerConfig(work_dir=tmp_path / "jobs", ruff=slow))
+    job = asyncio.create_task(runner.run(_request(remote)))
+    async with asyncio.timeout(10):
+        while "1" not in runner._tasks:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert await runner.cancel("1")
+    assert (await job).state == "cancelled"
+
+    job = asyncio.create_task(runner.run(_request(remote, job_id="2")))
+    await asyncio.sleep(0.3)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
