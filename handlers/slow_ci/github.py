@@ -12,11 +12,7 @@ from typing import Any
 
 import gidgethub
 
-from bot.comments import find_marked_comment, marker
-from bot.github import GitHubAPI
-
-#: GitHub's repository roles, weakest first; `role_name` answers with one of them.
-ROLES = ("none", "read", "triage", "write", "maintain", "admin")
+from bot.conversation import Conversation
 
 
 @dataclass(frozen=True)
@@ -58,25 +54,8 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class SlowCiGitHub:
+class SlowCiGitHub(Conversation):
     """One repository, seen as slow runs need it."""
-
-    def __init__(self, gh: GitHubAPI, repo: str) -> None:
-        self.gh = gh
-        self.repo = repo
-
-    async def role(self, login: str) -> str:
-        """The user's role on the repository (`none` for a stranger)."""
-        try:
-            answer = await self.gh.getitem(
-                f"/repos/{self.repo}/collaborators/{{login}}/permission", url_vars={"login": login}
-            )
-        except gidgethub.BadRequest as exc:
-            if exc.status_code == 404:
-                return "none"
-            raise
-        role = answer.get("role_name") or answer.get("permission") or "none"
-        return role if role in ROLES else "none"
 
     async def pull(self, number: int) -> PullInfo:
         return pull_info(await self.gh.getitem(f"/repos/{self.repo}/pulls/{number}"))
@@ -106,28 +85,11 @@ class SlowCiGitHub:
             raise
         return isinstance(answer, list)
 
-    async def comment(self, comments_url: str, key: str, body: str) -> int:
-        """Posts the run's comment once: a replay finds the earlier one by its marker."""
-        found = await find_marked_comment(self.gh, comments_url, key)
-        if found is not None:
-            return int(found["id"])
-        posted = await self.gh.post(comments_url, data={"body": body})
-        return int(posted["id"])
-
-    async def edit_comment(self, comment_id: int, body: str) -> None:
-        await self.gh.patch(f"/repos/{self.repo}/issues/comments/{comment_id}", data={"body": body})
-
     async def set_status(self, sha: str, state: str, description: str, target_url: str) -> None:
         data = {"state": state, "context": "pytest/custom-tests", "description": description}
         if target_url.startswith(("http://", "https://")):
             data["target_url"] = target_url
         await self.gh.post(f"/repos/{self.repo}/statuses/{sha}", data=data)
 
-    async def react(self, comment_id: int, content: str) -> None:
-        await self.gh.post(
-            f"/repos/{self.repo}/issues/comments/{comment_id}/reactions",
-            data={"content": content},
-        )
 
-
-__all__ = ["ROLES", "PullInfo", "SlowCiGitHub", "marker", "pull_info"]
+__all__ = ["PullInfo", "SlowCiGitHub", "pull_info"]

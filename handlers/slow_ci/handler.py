@@ -22,10 +22,11 @@ from gidgethub.sansio import Event
 from bot.comments import marker
 from bot.config import SlowCiConfig
 from bot.context import Context, Services
+from bot.conversation import at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
-from handlers.slow_ci.github import ROLES, PullInfo, SlowCiGitHub
+from handlers.slow_ci.github import SlowCiGitHub
 from handlers.slow_ci.plan import (
     PENDING_DESCRIPTION,
     DroppedName,
@@ -203,13 +204,7 @@ def _parse_time(text: str) -> datetime:
 async def _authorised(github: SlowCiGitHub, config: SlowCiConfig, login: str) -> bool:
     if login.casefold() in {a.casefold() for a in config.allow}:
         return True
-    return ROLES.index(await github.role(login)) >= ROLES.index(config.min_permission)
-
-
-async def _reply(github: SlowCiGitHub, pull: PullInfo | str, key: str, text: str) -> str:
-    comments_url = pull if isinstance(pull, str) else pull.comments_url
-    await github.comment(comments_url, key, f"{text}\n\n{marker(key)}")
-    return text.splitlines()[0]
+    return at_least(await github.role(login), config.min_permission)
 
 
 async def start_run(
@@ -237,12 +232,14 @@ async def start_run(
     )
     if not authorised:
         text = not_authorised_reply(login, config.allow, config.min_permission)
-        return await _reply(github, comments_url, reply_key, text)
+        return await github.reply(comments_url, reply_key, text)
     if pull.state != "open":
-        return await _reply(github, pull, reply_key, "This pull request is closed: nothing runs.")
+        return await github.reply(
+            pull.comments_url, reply_key, "This pull request is closed: nothing runs."
+        )
     sha = pinned_sha or pull.head_sha
     if sha != pull.head_sha:
-        return await _reply(github, pull, reply_key, stale_comment_reply(pull.head_sha))
+        return await github.reply(pull.comments_url, reply_key, stale_comment_reply(pull.head_sha))
     added = models_added(files, config.models_dir)
     names = [] if trigger.failed_only else list(dict.fromkeys((*added, *trigger.names)))
     (committed_at, _), *found = await asyncio.gather(
@@ -250,20 +247,20 @@ async def start_run(
     )
     if approved_at is not None and approved_at <= committed_at:
         # The approval predates the head commit: what was approved is not what would run.
-        return await _reply(github, pull, reply_key, stale_comment_reply(sha))
+        return await github.reply(pull.comments_url, reply_key, stale_comment_reply(sha))
 
     failed_tests: dict[str, list[str]] = {}
     if trigger.failed_only:
         jobs, failed_tests, selection = await _previous_failures(ctx, repo, number)
         if not jobs:
             text = "Nothing failed in this pull request's previous slow run: nothing to re-run."
-            return await _reply(github, pull, reply_key, text)
+            return await github.reply(pull.comments_url, reply_key, text)
     else:
         existing = {path for path in found if path}
         selection = select_folders(added, trigger.names, existing, at=sha[:12])
         if selection.empty:
-            return await _reply(
-                github, pull, reply_key, nothing_selectable_reply(selection).strip()
+            return await github.reply(
+                pull.comments_url, reply_key, nothing_selectable_reply(selection).strip()
             )
         jobs = plan_jobs(selection, config.machine_types)
 

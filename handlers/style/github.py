@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.slow_ci.github import ROLES, SlowCiGitHub
+from bot.conversation import Conversation
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def style_pull(pull: dict[str, Any]) -> StylePull:
     )
 
 
-class StyleGitHub(SlowCiGitHub):
+class StyleGitHub(Conversation):
     """One repository, seen as `/style` needs it."""
 
     async def style_pull(self, number: int) -> StylePull:
@@ -74,4 +74,4 @@ class StyleGitHub(SlowCiGitHub):
         ]
 
 
-__all__ = ["ROLES", "StyleGitHub", "StylePull", "style_pull"]
+__all__ = ["StyleGitHub", "StylePull", "style_pull"]

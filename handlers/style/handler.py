@@ -20,10 +20,11 @@ from bot.commands import parse_commands
 from bot.comments import MARKER_PREFIX, marker
 from bot.config import StyleConfig
 from bot.context import Context, Services
+from bot.conversation import at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
-from handlers.style.github import ROLES, StyleGitHub, StylePull
+from handlers.style.github import StyleGitHub, StylePull
 from handlers.style.plan import (
     CLOSED_REPLY,
     NO_FILES_REPLY,
@@ -95,11 +96,6 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
     await ctx.mark_done(key, outcome)
 
 
-async def _reply(github: StyleGitHub, comments_url: str, key: str, text: str) -> str:
-    await github.comment(comments_url, key, f"{text}\n\n{marker(key)}")
-    return text.splitlines()[0]
-
-
 async def accept(
     github: StyleGitHub,
     ctx: Context,
@@ -119,17 +115,17 @@ async def accept(
     role, pull, files = await asyncio.gather(
         github.role(login), github.style_pull(number), github.files(number)
     )
-    if ROLES.index(role) < ROLES.index(config.min_permission):
+    if not at_least(role, config.min_permission):
         text = not_authorised_reply(login, config.min_permission)
-        return await _reply(github, comments_url, reply_key, text)
+        return await github.reply(comments_url, reply_key, text)
     if pull.state != "open":
-        return await _reply(github, comments_url, reply_key, CLOSED_REPLY)
+        return await github.reply(comments_url, reply_key, CLOSED_REPLY)
     if not pull.head_clone_url:
         text = "The head repository of this pull request is gone: there is nothing to push to."
-        return await _reply(github, comments_url, reply_key, text)
+        return await github.reply(comments_url, reply_key, text)
     choice = choose_files(files, config.paths, config.max_files)
     if not choice.files:
-        return await _reply(github, comments_url, reply_key, NO_FILES_REPLY)
+        return await github.reply(comments_url, reply_key, NO_FILES_REPLY)
     await github.react(comment_id, "eyes")
     run = await ctx.services.jobs.create_run(
         KIND,

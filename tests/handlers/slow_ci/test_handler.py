@@ -56,9 +56,9 @@ class FakeGitHub:
         self.asked.append(path)
         return path in self.folders
 
-    async def comment(self, comments_url: str, key: str, body: str) -> int:
-        self.replies.append(body)
-        return 1
+    async def reply(self, comments_url: str, key: str, text: str) -> str:
+        self.replies.append(text)
+        return text.splitlines()[0]
 
 
 class FakeJobs:

@@ -1,0 +1,63 @@
+"""What every command feature asks and writes on a pull request's conversation: who the person
+is to the repository, one reply per key, the result comment it edits, reactions.
+
+The features' narrow clients (`run-slow`'s, `/style`'s) build on this one, so two features never
+depend on each other and a reply is posted once, the same way, everywhere.
+"""
+
+from __future__ import annotations
+
+import gidgethub
+
+from bot.comments import find_marked_comment, marker
+from bot.github import GitHubAPI
+
+#: GitHub's repository roles, weakest first; `role_name` answers with one of them.
+ROLES = ("none", "read", "triage", "write", "maintain", "admin")
+
+
+def at_least(role: str, wanted: str) -> bool:
+    return ROLES.index(role if role in ROLES else "none") >= ROLES.index(wanted)
+
+
+class Conversation:
+    """One repository's pull-request conversations, as a command feature needs them."""
+
+    def __init__(self, gh: GitHubAPI, repo: str) -> None:
+        self.gh = gh
+        self.repo = repo
+
+    async def role(self, login: str) -> str:
+        """The user's role on the repository (`none` for a stranger)."""
+        try:
+            answer = await self.gh.getitem(
+                f"/repos/{self.repo}/collaborators/{{login}}/permission", url_vars={"login": login}
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                return "none"
+            raise
+        role = answer.get("role_name") or answer.get("permission") or "none"
+        return role if role in ROLES else "none"
+
+    async def comment(self, comments_url: str, key: str, body: str) -> int:
+        """Posts a comment once: a replay finds the earlier one by its marker."""
+        found = await find_marked_comment(self.gh, comments_url, key)
+        if found is not None:
+            return int(found["id"])
+        posted = await self.gh.post(comments_url, data={"body": body})
+        return int(posted["id"])
+
+    async def reply(self, comments_url: str, key: str, text: str) -> str:
+        """A one-line answer (a refusal, a reason), once per key; returns its first line."""
+        await self.comment(comments_url, key, f"{text}\n\n{marker(key)}")
+        return text.splitlines()[0]
+
+    async def edit_comment(self, comment_id: int, body: str) -> None:
+        await self.gh.patch(f"/repos/{self.repo}/issues/comments/{comment_id}", data={"body": body})
+
+    async def react(self, comment_id: int, content: str) -> None:
+        await self.gh.post(
+            f"/repos/{self.repo}/issues/comments/{comment_id}/reactions",
+            data={"content": content},
+        )
