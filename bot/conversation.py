@@ -16,6 +16,14 @@ from bot.github import GitHubAPI
 ROLES = ("none", "read", "triage", "write", "maintain", "admin")
 
 
+#: What a command that needs the job system answers where no job runs (a one-shot `bot handle`,
+#: as in a GitHub Actions step): a run accepted there would show `pending` for ever.
+NO_JOBS_REPLY = (
+    "This bot runs here without its server (`bot serve`), so it cannot run jobs: nothing was"
+    " started. Ask again where the bot's server runs."
+)
+
+
 def at_least(role: str, wanted: str) -> bool:
     return ROLES.index(role if role in ROLES else "none") >= ROLES.index(wanted)
 

@@ -659,6 +659,7 @@ class JobSystem:
         self._reports: dict[int, _Reporting] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._ever_started = False
         self._wake: asyncio.Event | None = None
         self._tick: _Tick | None = None
         self._stopping = False
@@ -941,6 +942,12 @@ class JobSystem:
 
     # -- the loop ------------------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        """Whether this process runs jobs (`bot serve`, from its start to its exit: a run queued
+        while it stops is taken at the next start); a one-shot `bot handle` never does."""
+        return self._ever_started
+
     async def start(self) -> None:
         """Recovers what a dead process left behind, reports it, then starts taking jobs."""
         if self._loop_task is not None:
@@ -950,6 +957,7 @@ class JobSystem:
         for snap in snaps:
             self._changed(snap)
         self._loop_task = asyncio.create_task(self.run(), name="jobs-loop")
+        self._ever_started = True
 
     async def run(self) -> None:
         """Feeds queued jobs to runners, oldest first, at most `concurrency` at a time."""

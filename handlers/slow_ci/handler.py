@@ -22,7 +22,7 @@ from gidgethub.sansio import Event
 from bot.comments import marker
 from bot.config import SlowCiConfig
 from bot.context import Context, Services
-from bot.conversation import at_least
+from bot.conversation import NO_JOBS_REPLY, at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
@@ -265,6 +265,8 @@ async def start_run(
         jobs = plan_jobs(selection, config.machine_types)
 
     jobs_system = ctx.services.jobs
+    if not jobs_system.started:
+        return await github.reply(pull.comments_url, reply_key, NO_JOBS_REPLY)
     timeout = float(config.job_timeout_seconds)
     run = await jobs_system.create_run(
         KIND,

@@ -20,7 +20,7 @@ from bot.commands import parse_commands
 from bot.comments import MARKER_PREFIX, marker
 from bot.config import StyleConfig
 from bot.context import Context, Services
-from bot.conversation import at_least
+from bot.conversation import NO_JOBS_REPLY, at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
@@ -126,6 +126,8 @@ async def accept(
     choice = choose_files(files, config.paths, config.max_files)
     if not choice.files:
         return await github.reply(comments_url, reply_key, NO_FILES_REPLY)
+    if not ctx.services.jobs.started:
+        return await github.reply(comments_url, reply_key, NO_JOBS_REPLY)
     await github.react(comment_id, "eyes")
     run = await ctx.services.jobs.create_run(
         KIND,

@@ -62,8 +62,9 @@ class FakeGitHub:
 
 
 class FakeJobs:
-    def __init__(self) -> None:
+    def __init__(self, started: bool = True) -> None:
         self.runs: list[dict[str, Any]] = []
+        self.started = started
 
     async def create_run(self, kind: str, **run: Any) -> Any:
         self.runs.append({"kind": kind, **run})
@@ -161,3 +162,15 @@ async def test_a_model_the_pr_adds_runs_without_being_named():
     )
     _, (run,) = await _start(github, "run-slow")
     assert run["jobs"][0][1]["folder"] == "models/tiny"
+
+
+async def test_without_a_job_loop_a_run_is_refused_rather_than_left_pending():
+    github = FakeGitHub()
+    jobs = FakeJobs(started=False)
+    await start_run(
+        github, _ctx(jobs), SlowCiConfig(), number=7, login="maint",  # type: ignore[arg-type]
+        trigger=parse_trigger("run-slow: toy"), approved_at=LATER,  # type: ignore[arg-type]
+        source="comment-1",
+    )  # fmt: skip
+    assert jobs.runs == []
+    assert "without its server" in github.replies[0]
