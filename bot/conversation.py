@@ -7,6 +7,9 @@ depend on each other and a reply is posted once, the same way, everywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gidgethub
 
 from bot.comments import find_marked_comment, marker
@@ -28,6 +31,61 @@ def at_least(role: str, wanted: str) -> bool:
     return ROLES.index(role if role in ROLES else "none") >= ROLES.index(wanted)
 
 
+@dataclass(frozen=True)
+class PullInfo:
+    """A pull request as the command features need it (GitHub's object, trimmed)."""
+
+    number: int
+    state: str
+    draft: bool
+    title: str
+    html_url: str
+    author: str
+    head_sha: str
+    head_ref: str
+    head_repo: str  # "" once a fork is deleted
+    head_clone_url: str  # "" likewise
+    base_sha: str
+    base_ref: str
+    base_repo: str
+    base_clone_url: str
+    maintainer_can_modify: bool
+    comments_url: str
+
+    @property
+    def from_fork(self) -> bool:
+        return self.head_repo.casefold() != self.base_repo.casefold()
+
+    @property
+    def may_push(self) -> bool:
+        """The bot may push to the head branch: the base repository's own, or a fork that
+        allows edits from maintainers."""
+        return not self.from_fork or self.maintainer_can_modify
+
+
+def pull_info(pull: dict[str, Any]) -> PullInfo:
+    head, base = pull["head"], pull["base"]
+    head_repo = head.get("repo") or {}
+    return PullInfo(
+        number=pull["number"],
+        state=pull["state"],
+        draft=bool(pull.get("draft")),
+        title=pull.get("title") or "",
+        html_url=pull.get("html_url") or "",
+        author=(pull.get("user") or {}).get("login", ""),
+        head_sha=head["sha"],
+        head_ref=head["ref"],
+        head_repo=head_repo.get("full_name") or "",
+        head_clone_url=head_repo.get("clone_url") or "",
+        base_sha=base.get("sha", ""),
+        base_ref=base["ref"],
+        base_repo=base["repo"]["full_name"],
+        base_clone_url=base["repo"]["clone_url"],
+        maintainer_can_modify=bool(pull.get("maintainer_can_modify")),
+        comments_url=pull.get("comments_url") or pull["issue_url"] + "/comments",
+    )
+
+
 class Conversation:
     """One repository's pull-request conversations, as a command feature needs them."""
 
@@ -47,6 +105,16 @@ class Conversation:
             raise
         role = answer.get("role_name") or answer.get("permission") or "none"
         return role if role in ROLES else "none"
+
+    async def pull(self, number: int) -> PullInfo:
+        return pull_info(await self.gh.getitem(f"/repos/{self.repo}/pulls/{number}"))
+
+    async def changed_files(self, number: int) -> list[dict[str, Any]]:
+        """The PR's files with their status (added, modified, renamed, removed)."""
+        return [
+            {"filename": f["filename"], "status": f.get("status", "modified")}
+            async for f in self.gh.getiter(f"/repos/{self.repo}/pulls/{number}/files?per_page=100")
+        ]
 
     async def comment(self, comments_url: str, key: str, body: str) -> int:
         """Posts a comment once: a replay finds the earlier one by its marker."""

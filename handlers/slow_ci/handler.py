@@ -287,7 +287,7 @@ async def start_run(
             "selection": _selection_json(selection),
             "channel": config.channel,
             "request": {
-                "head_clone_url": pull.head_clone_url,
+                "head_clone_url": pull.head_clone_url or pull.base_clone_url,  # a deleted fork
                 "head_ref": pull.head_ref,
                 "base_clone_url": pull.base_clone_url,
                 "timeout_s": timeout,

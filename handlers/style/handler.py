@@ -20,11 +20,10 @@ from bot.commands import parse_commands
 from bot.comments import MARKER_PREFIX, marker
 from bot.config import StyleConfig
 from bot.context import Context, Services
-from bot.conversation import NO_JOBS_REPLY, at_least
+from bot.conversation import NO_JOBS_REPLY, Conversation, PullInfo, at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
-from handlers.style.github import StyleGitHub, StylePull
 from handlers.style.plan import (
     CLOSED_REPLY,
     NO_FILES_REPLY,
@@ -86,7 +85,7 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
         ctx.log.info("/style comment %s was handled before", comment["id"])
         return
     outcome = await accept(
-        StyleGitHub(gh, ctx.repo),
+        Conversation(gh, ctx.repo),
         ctx,
         config,
         number=data["issue"]["number"],
@@ -97,7 +96,7 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
 
 
 async def accept(
-    github: StyleGitHub,
+    github: Conversation,
     ctx: Context,
     config: StyleConfig,
     *,
@@ -113,7 +112,7 @@ async def accept(
     reply_key = f"style:reply:{comment_id}"
     comments_url = f"/repos/{repo}/issues/{number}/comments"
     role, pull, files = await asyncio.gather(
-        github.role(login), github.style_pull(number), github.files(number)
+        github.role(login), github.pull(number), github.changed_files(number)
     )
     if not at_least(role, config.min_permission):
         text = not_authorised_reply(login, config.min_permission)
@@ -147,7 +146,7 @@ async def accept(
 
 def _spec(
     ctx: Context,
-    pull: StylePull,
+    pull: PullInfo,
     files: tuple[str, ...],
     skipped: tuple[tuple[str, str], ...],
     config: StyleConfig,
@@ -196,7 +195,7 @@ def _phase_and_result(run: RunRecord, jobs: list[JobRecord]) -> tuple[str, Style
 async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) -> None:
     """Renders the run's one reply from its rows (and the final reaction); safe to repeat."""
     gh = await services.github.for_installation(run.spec.get("installation_id"))
-    github = StyleGitHub(gh, run.repo)
+    github = Conversation(gh, run.repo)
     phase, result = _phase_and_result(run, jobs)
     key = f"style:run:{run.id}"
     url = None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.config import SlowCiConfig
-from handlers.slow_ci.github import PullInfo
+from bot.conversation import PullInfo
 from handlers.slow_ci.handler import start_run
 from handlers.slow_ci.plan import parse_trigger
 
@@ -23,8 +23,10 @@ LATER = datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
 def _pull(**changes: Any) -> PullInfo:
     base = {
         "number": 7, "state": "open", "draft": False, "title": "t", "html_url": "",
-        "author": "carol", "head_sha": SHA, "head_ref": "feature", "head_clone_url": "/h",
-        "base_ref": "main", "base_clone_url": "/b", "comments_url": "/c",
+        "author": "carol", "head_sha": SHA, "head_ref": "feature", "head_repo": "acme/models",
+        "head_clone_url": "/h", "base_sha": "b" * 40, "base_ref": "main",
+        "base_repo": "acme/models", "base_clone_url": "/b", "maintainer_can_modify": False,
+        "comments_url": "/c",
     }  # fmt: skip
     return PullInfo(**{**base, **changes})
 
