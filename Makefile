@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean browser
 
 # The PyPI `codeowners` package (the peer that comparison tests and the benchmark measure
 # against) shares our package's name, so it is installed outside site-packages.
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(PY) -m bot run
 
+# The page tests load the bot's pages in headless Chromium; Debian ships it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
+
 ## Lint, format check and the whole test suite.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
@@ -34,6 +41,8 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/webhook_ingest.py
 	$(PY) bench/slow_ci_latency.py
+	$(PY) bench/run_page.py
+	$(PY) bench/style_job.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py
 

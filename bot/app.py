@@ -1,4 +1,4 @@
-"""The web server: accepts GitHub webhooks, reports health and metrics, serves help.
+"""The web server: accepts GitHub webhooks, reports health and metrics, serves the pages.
 
 The webhook path only verifies, parses and stores; it never calls GitHub, Slack, git or pytest,
 so GitHub's delivery timeout is never at risk and a burst of deliveries costs little.
@@ -17,13 +17,13 @@ from aiohttp import web
 from gidgethub import ValidationFailure
 from gidgethub.sansio import validate_event
 
-from bot import pages, queries
+from bot import queries
 from bot.config import ConfigError, Settings
-from bot.help import render_markdown
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.queries import Delivery
-from bot.runtime import Runtime
+from bot.runtime import RUNTIME, Runtime
 from bot.serving import guard_app
+from bot.web import routes
 
 log = logging.getLogger("bot.app")
 
@@ -36,8 +36,6 @@ _KEPT_HEADERS = (
     "X-GitHub-Hook-Installation-Target-Type",
     "User-Agent",
 )
-
-RUNTIME = web.AppKey("runtime", Runtime)
 
 
 #: GitHub's event names; anything else in the header is not from GitHub, and never a label.
@@ -260,47 +258,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=runtime.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def help_page(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    helps = runtime.services.help
-    if request.query.get("format") == "markdown":
-        return web.Response(text=render_markdown(helps, runtime.settings.handle))
-    return web.json_response(
-        {"handle": runtime.settings.handle, "features": [h.as_dict() for h in helps]}
-    )
-
-
-async def run_page(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    run_id = _id(request, "run")
-    run = await runtime.jobs.get_run(run_id)
-    if run is None:
-        raise web.HTTPNotFound(text=f"no run {run_id}")
-    jobs = await runtime.jobs.jobs_of(run_id)
-    return pages.render_run(run, jobs, runtime.settings.github_web_url)
-
-
-async def job_log(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    run_id, job_id = _id(request, "run"), _id(request, "job")
-    run = await runtime.jobs.get_run(run_id)
-    jobs = await runtime.jobs.jobs_of(run_id) if run else []
-    job = next((j for j in jobs if j.id == job_id), None)
-    if run is None or job is None:
-        raise web.HTTPNotFound(text=f"no job {job_id} in run {run_id}")
-    log = await runtime.jobs.job_log(job_id) or ""
-    if request.query.get("format") == "text":
-        return web.Response(text=log, content_type="text/plain")
-    return pages.render_log(run, job, log, whole=request.query.get("whole") == "1")
-
-
-def _id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(text=f"{name} ids are numbers") from None
-
-
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.Application:
     """The aiohttp application; refuses to exist without a webhook secret."""
     if not settings.webhook_secret:
@@ -319,9 +276,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.App
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/help", help_page)
-    app.router.add_get("/runs/{run}", run_page)
-    app.router.add_get("/runs/{run}/jobs/{job}/log", job_log)
+    routes.add_routes(app, runtime)
 
     async def start(_: web.Application) -> None:
         await runtime.start()

@@ -62,6 +62,16 @@ class Settings:
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     body_bytes_in_flight: int = 64 * 1024 * 1024
+    #: Signing in to the web pages, through the GitHub App's own OAuth client (its client id
+    #: and secret, on the App's settings page): private repositories' run pages need it. Without
+    #: them, private pages and operator pages answer the admin token alone.
+    github_client_id: str | None = None
+    github_client_secret: str | None = field(default=None, repr=False)
+    #: Scripts reach every page with `Authorization: Bearer <admin_token>`.
+    admin_token: str | None = field(default=None, repr=False)
+    #: Signed-in logins (lower-cased) that may see deliveries and the outbox, replay and retry.
+    #: A list here rather than a GitHub role: who runs the bot is not who maintains a repository.
+    operators: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +97,16 @@ class Settings:
         if (app_id is None) != (private_key is None):
             raise ConfigError(
                 "GITHUB_APP_ID and GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) go together"
+            )
+        client_id, client_secret = get("GITHUB_CLIENT_ID"), get("GITHUB_CLIENT_SECRET")
+        if (client_id is None) != (client_secret is None):
+            raise ConfigError("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET go together")
+        admin_token = get("BOT_ADMIN_TOKEN")
+        if admin_token is not None and len(admin_token) < _ADMIN_TOKEN_MIN:
+            # It opens every page; a short one is guessed (and logs could not mask it).
+            raise ConfigError(
+                f"BOT_ADMIN_TOKEN: use at least {_ADMIN_TOKEN_MIN} characters, e.g. the output"
+                " of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return cls(
             webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
@@ -122,6 +142,10 @@ class Settings:
             body_bytes_in_flight=_env_int(
                 env, "BOT_BODY_BYTES_IN_FLIGHT", cls.body_bytes_in_flight
             ),
+            github_client_id=client_id,
+            github_client_secret=client_secret,
+            admin_token=admin_token,
+            operators=_env_logins(env, "BOT_OPERATORS"),
         )
 
     @property
@@ -145,8 +169,19 @@ class Settings:
             self.github_token,
             self.slack_bot_token,
             self.slack_webhook_url,
+            self.github_client_secret,
+            self.admin_token,
         )
         return tuple(v for v in values if v)
+
+
+_ADMIN_TOKEN_MIN = 16
+
+
+def _env_logins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated GitHub logins, lower-cased: GitHub logins are case-insensitive."""
+    logins = (part.strip().lstrip("@").lower() for part in env.get(name, "").split(","))
+    return tuple(dict.fromkeys(login for login in logins if login))
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

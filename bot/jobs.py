@@ -250,6 +250,78 @@ def read_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
     return _job(row) if row else None
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a listing shows; `visible` limits private repositories to those named."""
+
+    kind: str | None = None
+    repo: str | None = None
+    number: int | None = None
+    states: Sequence[str] | None = None
+    #: None: every repository; else public runs plus the private repositories named here.
+    visible: frozenset[str] | None = None
+
+
+def list_runs(
+    conn: sqlite3.Connection, where: RunFilter, *, before: int | None = None, limit: int = 50
+) -> list[RunRecord]:
+    """Newest first, `limit` at most, with ids below `before` (the next page's cursor).
+
+    A run whose spec does not say it is public counts as private.
+    """
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE 1"  # noqa: S608
+    args: list[Any] = []
+    if where.kind is not None:
+        sql += " AND kind = ?"
+        args.append(where.kind)
+    if where.repo is not None:
+        sql += " AND repo = ?"
+        args.append(where.repo)
+    if where.number is not None:
+        sql += " AND number = ?"
+        args.append(where.number)
+    if where.states is not None:
+        sql += f" AND status IN ({','.join('?' * len(where.states))})"
+        args.extend(where.states)
+    if where.visible is not None:
+        repos = sorted(where.visible)
+        sql += " AND (json_extract(spec, '$.private') = 0"
+        if repos:
+            sql += f" OR repo IN ({','.join('?' * len(repos))})"
+            args.extend(repos)
+        sql += ")"
+    if before is not None:
+        sql += " AND id < ?"
+        args.append(before)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(limit)
+    return [_run(row) for row in conn.execute(sql, args)]
+
+
+def private_repos(conn: sqlite3.Connection) -> list[str]:
+    """Repositories with runs not known to be public: the ones a viewer's access is asked for."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT repo FROM runs WHERE json_extract(spec, '$.private') IS NOT 0"
+        )
+    ]
+
+
+def jobs_of_runs(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, list[JobRecord]]:
+    out: dict[int, list[JobRecord]] = {run_id: [] for run_id in run_ids}
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE run_id IN ({marks}) ORDER BY id",  # noqa: S608
+            chunk,
+        )
+        for row in rows:
+            out[row["run_id"]].append(_job(row))
+    return out
+
+
 def snapshot(conn: sqlite3.Connection, run_id: int) -> Snapshot | None:
     run = read_run(conn, run_id)
     return (run, read_jobs(conn, run_id)) if run else None

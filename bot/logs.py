@@ -31,6 +31,11 @@ def add_secret(value: str) -> None:
         _minted.add(value)
 
 
+def minted_secrets() -> frozenset[str]:
+    """The secrets learnt at run time so far, for other outputs that mask them (the pages)."""
+    return frozenset(_minted)
+
+
 class _SecretRedactor(logging.Filter):
     """Replaces every secret value in a record's text before any handler sees it."""
 

@@ -123,6 +123,10 @@ class Outbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0))
 
+    def wake(self) -> None:
+        """Sends what is due now (an operator asked for a retry) instead of at the next tick."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()

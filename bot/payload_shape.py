@@ -41,6 +41,20 @@ _BY_EVENT: Mapping[str, tuple[tuple[str, bool, _Spec], ...]] = {
         ("repository", True, {}),
     ),
     "push": (("repository", True, {}),),
+    "check_run": (
+        (
+            "check_run",
+            True,
+            {
+                "id": (int,),
+                "head_sha": (str,),
+                "external_id": (str, None),
+                "pull_requests": (list,),
+            },
+        ),
+        ("requested_action", False, {"identifier": (str,)}),
+        ("repository", True, {}),
+    ),
 }
 _PUSH_FIELDS: _Spec = {"ref": (str,), "before": (str,), "after": (str,), "commits": (list,)}
 

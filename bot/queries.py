@@ -115,12 +115,12 @@ _SELECT_DELIVERY = _WITH_BODY.format("")
 _SELECT_QUEUE = _WITH_BODY.format("INDEXED BY deliveries_status")
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _delivery(row: sqlite3.Row, *, with_body: bool = True) -> Delivery:
     return Delivery(
         id=row["id"],
         event=row["event"],
-        headers=json.loads(row["headers"]),
-        body=zlib.decompress(row["body"]),
+        headers=json.loads(row["headers"]) if with_body else {},
+        body=zlib.decompress(row["body"]) if with_body else b"",
         action=row["action"],
         repo=row["repo"],
         installation_id=row["installation_id"],
@@ -219,6 +219,28 @@ def list_deliveries(
             (status, limit),
         ).fetchall()
     return [_delivery(row) for row in rows]
+
+
+def page_deliveries(
+    conn: sqlite3.Connection,
+    *,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """Newest first, below the `before` seq, without headers or bodies: a page listing 50
+    deliveries never decompresses their payloads."""
+    sql = "SELECT * FROM deliveries WHERE 1"
+    args: list[Any] = []
+    if status:
+        sql += " AND status = ?"
+        args.append(status)
+    if before is not None:
+        sql += " AND seq < ?"
+        args.append(before)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    args.append(limit)
+    return [_delivery(row, with_body=False) for row in conn.execute(sql, args)]
 
 
 def count_deliveries(conn: sqlite3.Connection, *, status: str | None = None) -> int:

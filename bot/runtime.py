@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import aiohttp
+from aiohttp import web
 
 from bot.config import RepoConfig, Settings
 from bot.context import Services
@@ -130,3 +131,7 @@ class Runtime:
         if self.session is not None:
             await self.session.close()
         self.store.close()
+
+
+#: Where the web application keeps its runtime, for every request handler.
+RUNTIME = web.AppKey("runtime", Runtime)

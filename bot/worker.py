@@ -50,12 +50,16 @@ FINISH_WINDOW = 64
 
 #: Comments have `worker_concurrency` slots of their own, apart from every other event's: a
 #: person waiting for the answer to a command never queues behind a burst of pull-request
-#: events (twenty 3,000-file diffs).
+#: events (twenty 3,000-file diffs). So does a click on a check run's button; the other
+#: `check_run` actions (every CI's check runs, created and completed) are not commands.
 _COMMAND_EVENTS = frozenset({"issue_comment", "pull_request_review_comment"})
+_COMMAND_ACTIONS = frozenset({("check_run", "requested_action")})
 
 
 def _pool(delivery: Delivery) -> str:
-    return "commands" if delivery.event in _COMMAND_EVENTS else "events"
+    if delivery.event in _COMMAND_EVENTS or (delivery.event, delivery.action) in _COMMAND_ACTIONS:
+        return "commands"
+    return "events"
 
 
 #: Events about one pull request or issue, whose number orders them.
@@ -74,7 +78,8 @@ _REPOSITORY_EVENTS = frozenset({"push", "create", "delete"})
 
 
 def ordering_key(delivery: Delivery, data: Any) -> str:
-    """What a delivery must wait for: `repo#number` for a PR or issue, `repo` for a push."""
+    """What a delivery must wait for: `repo#number` for a PR or issue (or a check run of a
+    PR's commit), `repo` for a push."""
     if isinstance(data, dict) and delivery.repo:
         if delivery.event in _NUMBERED_EVENTS:
             subject = data.get("pull_request") or data.get("issue") or {}
@@ -83,6 +88,14 @@ def ordering_key(delivery: Delivery, data: Any) -> str:
                 return f"{delivery.repo}#{number}"
         elif delivery.event in _REPOSITORY_EVENTS:
             return delivery.repo
+        elif delivery.event == "check_run":
+            # A check run names the open pull requests of its commit (none for a fork's).
+            check = data.get("check_run")
+            pulls = check.get("pull_requests") if isinstance(check, dict) else None
+            first = pulls[0] if isinstance(pulls, list) and pulls else None
+            number = first.get("number") if isinstance(first, dict) else None
+            if isinstance(number, int):
+                return f"{delivery.repo}#{number}"
     return delivery.id
 
 

@@ -1,8 +1,8 @@
 """What every endpoint of the sandbox GitHub is built from: a `Call` in, a `Reply` out, errors
 in GitHub's shapes, and the lookups endpoints share (a pull request, an issue, a commit).
 
-Endpoints are grouped by subject (`api_accounts`, `api_pulls`, `api_issues`, `api_git`); each
-group lists its routes, and `rest.Rest` serves them all.
+Endpoints are grouped by subject (`api_accounts`, `api_pulls`, `api_issues`, `api_git`,
+`api_checks`, `api_oauth`); each group lists its routes, and `rest.Rest` serves them all.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Endpoints about the App and accounts: installation tokens, the App, installations, users,
-a repository's own description and a user's permission on it, and the rate limit."""
+"""Endpoints about the App and accounts: installation tokens, the App, installations, users
+(and whom a user token speaks for), a repository's own description and a user's permission on
+it, and the rate limit."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class AccountEndpoints(Endpoints):
         ("GET", r"/installation/repositories", "installation_repositories"),
         ("GET", r"/rate_limit", "rate_limit"),
         ("GET", r"/users/([^/]+)", "get_user"),
+        ("GET", r"/user", "authenticated_user"),
     )
     REPO_ROUTES = routes(
         ("GET", r"", "get_repo"),
@@ -76,8 +78,20 @@ class AccountEndpoints(Endpoints):
             raise not_found()
         return Reply(200, self.shapes.user(call.args[0]))
 
+    def authenticated_user(self, call: Call) -> Reply:
+        """Whom a user token speaks for; an installation's token is no one."""
+        if call.credential is None or call.credential.login is None:
+            raise GitHubError(403, "Resource not accessible by integration")
+        return Reply(200, self.shapes.user(call.credential.login))
+
     def get_repo(self, call: Call) -> Reply:
-        return Reply(200, self.shapes.repository(call.here, detailed=True))
+        shape = self.shapes.repository(call.here, detailed=True)
+        if call.credential is not None and call.credential.login is not None:
+            # A user token learns what its person may do; people without a role on a private
+            # repository were answered 404 before this.
+            role = self.hub.role(call.here, call.credential.login) or "read"
+            shape["permissions"] = _permissions(role)
+        return Reply(200, shape)
 
     def permission(self, call: Call) -> Reply:
         repo, login = call.here, call.args[0]
@@ -88,13 +102,18 @@ class AccountEndpoints(Endpoints):
             role = "none" if repo.private else "read"
         permission = LEGACY_PERMISSION.get(role, "none")
         user = self.shapes.user(login)
-        rank = ("none", "read", "triage", "write", "maintain", "admin").index(role)
-        user["permissions"] = {
-            "admin": rank >= 5,
-            "maintain": rank >= 4,
-            "push": rank >= 3,
-            "triage": rank >= 2,
-            "pull": rank >= 1,
-        }
+        user["permissions"] = _permissions(role)
         user["role_name"] = role
         return Reply(200, {"permission": permission, "role_name": role, "user": user})
+
+
+def _permissions(role: str) -> dict[str, bool]:
+    """GitHub's `permissions` object for a role ("none": no access at all)."""
+    rank = ("none", "read", "triage", "write", "maintain", "admin").index(role)
+    return {
+        "admin": rank >= 5,
+        "maintain": rank >= 4,
+        "push": rank >= 3,
+        "triage": rank >= 2,
+        "pull": rank >= 1,
+    }

@@ -1,14 +1,17 @@
 """The sandbox GitHub's credentials: the App's key pair, App JWTs, installation tokens, a static
-token for token mode, and GitHub's per-token rate limit headers.
+token for token mode, the App's OAuth client with its sign-in codes and user-to-server tokens,
+and GitHub's per-token rate limit headers.
 
 The checks are GitHub's own, so a client that would be refused by GitHub is refused here too:
 an App JWT must be RS256-signed by the App's key, name the App in `iss`, be unexpired and expire
-at most ten minutes ahead; an installation token expires after an hour.
+at most ten minutes ahead; an installation token expires after an hour; a sign-in code is good
+once, for ten minutes, with the `redirect_uri` it was given for.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ TOKEN_LIFETIME_S = 3600
 JWT_MAX_LIFETIME_S = 600
 CLOCK_DRIFT_S = 60
 RATE_WINDOW_S = 3600
+CODE_LIFETIME_S = 600
 
 
 class AuthError(Exception):
@@ -36,12 +40,27 @@ class AuthError(Exception):
         self.status = status
 
 
+class CodeRefused(Exception):
+    """A sign-in code GitHub would not exchange; the message is GitHub's error code."""
+
+
 @dataclass
 class Credential:
-    """Who a request speaks for: the App itself (JWT) or an installation / the static token."""
+    """Who a request speaks for: the App itself (JWT), an installation / the static token, or a
+    person signed in through the App's OAuth client (a user-to-server token)."""
 
-    kind: str  # "app" | "installation" | "token"
+    kind: str  # "app" | "installation" | "token" | "user"
     key: str  # what the rate limit is counted against
+    login: str | None = None  # the person a user token speaks for
+
+
+@dataclass
+class _Code:
+    """A sign-in code the authorize page handed a browser, for one exchange."""
+
+    login: str
+    redirect_uri: str
+    expires_at: float
 
 
 @dataclass
@@ -84,6 +103,14 @@ class AppAuth:
         self.static_token = "ghp_sandbox" + secrets.token_hex(15)
         self._tokens: dict[str, float] = {}
         self._buckets: dict[str, _Bucket] = {}
+        #: The App's OAuth client, as on its settings page (`Iv1.` ids are GitHub Apps').
+        self.client_id = "Iv1." + secrets.token_hex(8)
+        self.client_secret = secrets.token_hex(20)
+        #: Who is signed in to the sandbox GitHub in the browser (`sign_in_as`).
+        self.browser_login: str | None = None
+        self._codes: dict[str, _Code] = {}
+        #: User-to-server tokens: token -> (login, expiry).
+        self.user_tokens: dict[str, tuple[str, float]] = {}
 
     # ------------------------------------------------------------------ credentials
 
@@ -101,9 +128,36 @@ class AppAuth:
         }
 
     def expire(self, token: str) -> None:
-        """Makes an installation token expire now (a test of the client's refresh)."""
+        """Makes an installation or user token expire now (a test of the client's refresh, or
+        of a person's token revoked on GitHub)."""
         if token in self._tokens:
             self._tokens[token] = 0.0
+        if token in self.user_tokens:
+            self.user_tokens[token] = (self.user_tokens[token][0], 0.0)
+
+    # ------------------------------------------------------------------ OAuth web flow
+
+    def grant_code(self, login: str, redirect_uri: str) -> str:
+        """The code the authorize page sends the browser back with."""
+        code = secrets.token_hex(10)
+        self._codes[code] = _Code(login, redirect_uri, time.time() + CODE_LIFETIME_S)
+        return code
+
+    def redeem_code(self, code: str, redirect_uri: str | None) -> str:
+        """Whom a code signs in; a code is used up even when refused, as GitHub's are."""
+        found = self._codes.pop(code, None)
+        if found is None or found.expires_at <= time.time():
+            raise CodeRefused("bad_verification_code")
+        if redirect_uri is not None and redirect_uri != found.redirect_uri:
+            raise CodeRefused("redirect_uri_mismatch")
+        return found.login
+
+    def mint_user_token(self, login: str) -> dict[str, Any]:
+        """A user-to-server token for `login`, shaped like the token exchange's answer (with
+        token expiration turned off, so no refresh token)."""
+        token = "ghu_" + secrets.token_urlsafe(27)[:36]
+        self.user_tokens[token] = (login, math.inf)  # until revoked (`expire`)
+        return {"access_token": token, "token_type": "bearer", "scope": ""}
 
     def check_jwt(self, authorization: str) -> Credential:
         scheme, _, credential = authorization.partition(" ")
@@ -143,6 +197,11 @@ class AppAuth:
             raise AuthError("Requires authentication")
         if credential == self.static_token:
             return Credential("token", "token")
+        user = self.user_tokens.get(credential)
+        if user is not None:
+            if user[1] <= time.time():
+                raise AuthError("Bad credentials")
+            return Credential("user", f"user:{user[0].lower()}", login=user[0])
         expires = self._tokens.get(credential)
         if expires is None or expires <= time.time():
             raise AuthError("Bad credentials")

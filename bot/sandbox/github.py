@@ -3,11 +3,11 @@
 Tests and `make run` set up a world in Python (repositories from files or from a checkout,
 branches, pull requests from branches or forks, collaborators and teams, reviews, labels), send
 the bot webhook payloads built from that world, and then look at what the bot did (comments,
-review requests, statuses, reactions, every request it made). The bot talks to it through its
-real gidgethub client over real HTTP, with App JWTs and installation tokens, and it answers the
-way GitHub does for the cases a bot relies on: 401 for bad credentials, 404 for an unknown pull
-request, 422 for a reviewer who is not a collaborator, `Link` pagination, the caps on a pull
-request's files (3,000) and a comparison's files (300), rate limit headers.
+review requests, statuses, check runs, reactions, every request it made). The bot talks to it
+through its real gidgethub client over real HTTP, with App JWTs and installation tokens, and it
+answers the way GitHub does for the cases a bot relies on: 401 for bad credentials, 404 for an
+unknown pull request, 422 for a reviewer who is not a collaborator, `Link` pagination, the caps
+on a pull request's files (3,000) and a comparison's files (300), rate limit headers.
 
 The Python API is layered: people and roles (`people.py`), repositories and commits
 (`repositories.py`), pull requests (`pulls.py`), and here issues, comments, labels, programmed
@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.api import DOCS
+from bot.sandbox.api_checks import check_run_shape
 from bot.sandbox.auth import AppAuth
 from bot.sandbox.gitrepo import UnknownRevision
 from bot.sandbox.http import LoopbackServer
@@ -58,6 +59,7 @@ DEFAULT_PERMISSIONS = {
     "metadata": "read",
     "pull_requests": "write",
     "statuses": "write",
+    "checks": "write",
     "members": "read",
 }
 
@@ -93,6 +95,9 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         )
         self.private_key_pem = self.auth.private_key_pem
         self.token = self.auth.static_token
+        #: False: the static token may write check runs, as a GitHub Actions `GITHUB_TOKEN` may;
+        #: True: it is a personal access token, and GitHub answers check-run writes with 403.
+        self.personal_token = False
         self.repos: dict[str, SandboxRepo] = {}
         self.users: dict[str, User] = {}
         self.teams: dict[tuple[str, str], Team] = {}
@@ -304,6 +309,29 @@ class SandboxGitHub(PullRequests, LoopbackServer):
                 raise UnknownRevision(f"{ref!r} is not a commit of {full_name}")
             return [self.shapes.status(repo, s) for s in repo.statuses.get(sha, [])]
 
+    def check_runs(self, full_name: str, ref: str | None = None) -> list[dict[str, Any]]:
+        """Check runs, oldest first: of the commit `ref` names, or of every commit."""
+        with self.lock:
+            repo = self.repo(full_name)
+            sha = None
+            if ref is not None:
+                sha = repo.git.resolve(ref)
+                if sha is None:
+                    raise UnknownRevision(f"{ref!r} is not a commit of {full_name}")
+            return [
+                check_run_shape(self, repo, run)
+                for run in repo.check_runs.values()
+                if sha is None or run.head_sha == sha
+            ]
+
+    def check_run_annotations(self, full_name: str, check_run_id: int) -> list[dict[str, Any]]:
+        """Every annotation of a check run, in the order the requests sent them."""
+        with self.lock:
+            run = self.repo(full_name).check_runs.get(check_run_id)
+            if run is None:
+                raise KeyError(f"{full_name} has no check run {check_run_id}")
+            return [dict(annotation) for annotation in run.annotations]
+
     def reactions(self, full_name: str, comment_id: int) -> list[dict[str, Any]]:
         with self.lock:
             repo = self.repo(full_name)
@@ -329,6 +357,12 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         created_at: str | None = None,
     ) -> dict[str, Any]:
         return self.payloads.issue_comment(full_name, number, body, user, created_at=created_at)
+
+    def check_run_action_payload(
+        self, full_name: str, check_run_id: int, identifier: str, sender: str
+    ) -> dict[str, Any]:
+        """What GitHub sends when `sender` clicks a check run's button (`requested_action`)."""
+        return self.payloads.check_run_requested_action(full_name, check_run_id, identifier, sender)
 
     def push_payload(
         self,

@@ -54,6 +54,8 @@ class Harness:
             webhook_secret=self.secret,
             github_token=self.github.token,
             github_api_url=self.github.url,
+            github_client_id=self.github.oauth_client_id,
+            github_client_secret=self.github.oauth_client_secret,
             slack_bot_token=self.slack.token,
             slack_api_url=self.slack.api_url,
             database=base.database

@@ -3,8 +3,9 @@
 Each payload carries what GitHub's does for an App (`installation`, `repository`, `sender`,
 `organization` for organisation repositories), and describes the state the sandbox is in: a
 `pull_request` payload reads the PR as the REST API shows it, an `issue_comment` payload
-creates its comment first (GitHub stores a comment before announcing it), and a `push` payload
-lists the commits and files git really holds between `before` and `after`.
+creates its comment first (GitHub stores a comment before announcing it), a `push` payload
+lists the commits and files git really holds between `before` and `after`, and a `check_run`
+payload describes a check run the bot created, as a click on one of its buttons sends it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot.sandbox.api_checks import check_run_shape
 from bot.sandbox.gitrepo import ZERO_SHA
 from bot.sandbox.shapes import NOREPLY, node_id
 from bot.sandbox.state import SandboxRepo
@@ -151,6 +153,30 @@ class Payloads:
                 "comment": hub.shapes.comment(repo, comment),
             }
             payload.update(self.envelope(repo, comment.author))
+            return payload
+
+    def check_run_requested_action(
+        self, full_name: str, check_run_id: int, identifier: str, sender: str
+    ) -> dict[str, Any]:
+        """A `check_run` delivery with action `requested_action`: `sender` clicked the button
+        `identifier` of the check run. GitHub sends it only for a button the check run shows."""
+        hub = self.hub
+        with hub.lock:
+            repo = hub.repo(full_name)
+            run = repo.check_runs.get(check_run_id)
+            if run is None:
+                raise KeyError(f"{full_name} has no check run {check_run_id}")
+            shown = [action["identifier"] for action in run.actions]
+            if identifier not in shown:
+                raise ValueError(
+                    f"check run {check_run_id} shows no button {identifier!r} (it shows {shown})"
+                )
+            payload: dict[str, Any] = {
+                "action": "requested_action",
+                "check_run": check_run_shape(hub, repo, run),
+                "requested_action": {"identifier": identifier},
+            }
+            payload.update(self.envelope(repo, sender))
             return payload
 
     def push(

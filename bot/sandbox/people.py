@@ -6,6 +6,10 @@ decides who may be asked to review and what `GET .../collaborators/{user}/permis
 People the sandbox has never heard of do not exist (404 there, as GitHub answers for accounts
 that do not exist); anyone named anywhere (an author, a commenter, a collaborator, a team
 member) is added on the way.
+
+A person also signs in, through the App's OAuth client: `sign_in_as` says who the browser is
+signed in to GitHub as, and what their token may read follows the same roles (a private
+repository is seen only by people with a role on it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import threading
 from collections.abc import Iterable
 
+from bot.sandbox.auth import AppAuth
 from bot.sandbox.state import ROLES, SandboxRepo, Team, User, check_login, check_role
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -23,6 +28,7 @@ class People:
     lock: threading.RLock
     users: dict[str, User]
     teams: dict[tuple[str, str], Team]
+    auth: AppAuth
 
     def add_user(self, login: str, *, kind: str = "User") -> User:
         """Makes `login` an existing GitHub account (people named anywhere else are added)."""
@@ -91,3 +97,36 @@ class People:
         if any(name.lower() == key for name in repo.collaborators):
             return "COLLABORATOR"
         return "NONE"
+
+    def can_read(self, repo: SandboxRepo, login: str) -> bool:
+        """Whether `login` sees `repo` at all: anyone a public one, people with a role a private
+        one (others get 404, as if it did not exist)."""
+        return not repo.private or self.role(repo, login) is not None
+
+    # ------------------------------------------------------------------ signing in
+
+    def sign_in_as(self, login: str | None) -> None:
+        """Who the browser is signed in to GitHub as, from now on: the OAuth authorize page
+        sends them straight back signed in (GitHub would show its consent page first). None
+        signs the browser out, and the authorize page then refuses."""
+        with self.lock:
+            self.auth.browser_login = None if login is None else self.add_user(login).login
+
+    @property
+    def oauth_client_id(self) -> str:
+        """The App's OAuth client id, for the bot's GITHUB_CLIENT_ID."""
+        return self.auth.client_id
+
+    @property
+    def oauth_client_secret(self) -> str:
+        """The App's OAuth client secret, for the bot's GITHUB_CLIENT_SECRET."""
+        return self.auth.client_secret
+
+    def user_tokens(self, login: str) -> list[str]:
+        """The user-to-server tokens handed out for `login`, for tests that look for leaks."""
+        with self.lock:
+            return [
+                token
+                for token, (owner, _) in self.auth.user_tokens.items()
+                if owner.lower() == login.lower()
+            ]

@@ -20,8 +20,10 @@ from aiohttp import web
 
 from bot.sandbox.api import DOCS, Call, Endpoints, GitHubError, Reply, Route, not_found
 from bot.sandbox.api_accounts import AccountEndpoints
+from bot.sandbox.api_checks import CheckEndpoints
 from bot.sandbox.api_git import GitEndpoints
 from bot.sandbox.api_issues import IssueEndpoints
+from bot.sandbox.api_oauth import OAuthEndpoints, WebRoute
 from bot.sandbox.api_pulls import PullEndpoints
 from bot.sandbox.auth import AuthError
 from bot.sandbox.state import RecordedRequest
@@ -34,7 +36,9 @@ _GROUPS: tuple[type[Endpoints], ...] = (
     AccountEndpoints,
     PullEndpoints,
     IssueEndpoints,
+    CheckEndpoints,  # before GitEndpoints, whose `/commits/(.+)` would take its `/check-runs`
     GitEndpoints,
+    OAuthEndpoints,
 )
 
 Handler = Callable[[Call], Reply]
@@ -129,6 +133,11 @@ class Rest:
 
     def _answer(self, call: Call) -> Reply:
         route, handler, full_name = self._find(call)
+        if isinstance(route, WebRoute) and handler is not None:  # GitHub's web pages
+            try:
+                return handler(call)
+            except GitHubError as exc:
+                return Reply(exc.status, _error_body(exc.status, exc.message, exc.errors))
         auth = self.hub.auth
         authorization = call.headers.get("authorization", "")
         try:
@@ -154,6 +163,8 @@ class Rest:
                     call.repo = self.hub.repo(full_name)
                 except KeyError:
                     raise not_found() from None
+                if credential.login and not self.hub.can_read(call.repo, credential.login):
+                    raise not_found()  # a person's token sees no private repository of others
             reply = handler(call)
         except GitHubError as exc:
             reply = Reply(exc.status, _error_body(exc.status, exc.message, exc.errors))

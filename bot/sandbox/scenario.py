@@ -47,6 +47,12 @@ def _owners(root: Path) -> list[str]:
     return found
 
 
+def operator(root: Path) -> str:
+    """The maintainer who asks for the slow run, and may see the operator's pages."""
+    owners = _owners(root)
+    return owners[0] if owners else "maintainer"
+
+
 def _new_model_files(root: Path, like: str, name: str) -> dict[str, str]:
     """A renamed copy of a model's files: all the alert looks at is where the files land."""
     files: dict[str, str] = {}
@@ -105,7 +111,7 @@ async def scenario(harness: Harness, root: Path) -> None:
 
     _say("3. A maintainer reviews it and asks for gpt2's slow tests on that commit.")
     await asyncio.sleep(1.1)  # the approval must be newer than the commit (GitHub: seconds)
-    maintainer = owners[0] if owners else "maintainer"
+    maintainer = operator(root)
     github.add_collaborator(REPO, maintainer, "write")
     ask = github.issue_comment_payload(REPO, number, "run-slow: gpt2", maintainer)
     await harness.deliver("issue_comment", ask)
@@ -153,11 +159,17 @@ async def scenario(harness: Harness, root: Path) -> None:
     done = sum(d.status == "done" for d in deliveries)
     _say()
     _say(f"{done} of {len(deliveries)} deliveries handled; `bot deliveries` lists them.")
+    _say()
+    # The sandbox's GitHub signs a browser in as the maintainer, an operator of this bot.
+    github.sign_in_as(operator(root))
+    _say(f"Open {harness.url}/ in a browser: runs, the chart of slow jobs per folder, and")
+    _say(f"after `sign in` (as {operator(root)}, through the sandbox's GitHub) the deliveries")
+    _say("and the outbox, with their replay buttons.")
 
 
 async def _main(host: str, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="maintainer-bot-sandbox-") as tmp:
-        settings = Settings(database=str(Path(tmp) / "bot.sqlite3"))
+        settings = Settings(database=str(Path(tmp) / "bot.sqlite3"), operators=(operator(ROOT),))
         harness = Harness(Path(tmp), settings=settings)
         try:
             await harness.start(port=port, host=host)

@@ -95,6 +95,10 @@ def login_from_email(email: str) -> str | None:
     return local.split("+", 1)[-1] or None
 
 
+#: The webhook events the App subscribes to, as app.yml lists them.
+APP_EVENTS = ("check_run", "issue_comment", "pull_request", "push")
+
+
 class Shapes:
     def __init__(self, hub: SandboxGitHub) -> None:
         self.hub = hub
@@ -155,7 +159,7 @@ class Shapes:
             "owner": self.user(hub.app_owner),
             "html_url": f"{self.html}/apps/{hub.app_slug}",
             "permissions": dict(hub.auth.permissions),
-            "events": ["issue_comment", "pull_request", "push"],
+            "events": list(APP_EVENTS),
             "installations_count": 1,
         }
 
@@ -170,7 +174,7 @@ class Shapes:
             "target_type": hub.user(hub.app_owner).kind,
             "repository_selection": "all",
             "permissions": dict(hub.auth.permissions),
-            "events": ["issue_comment", "pull_request", "push"],
+            "events": list(APP_EVENTS),
             "access_tokens_url": f"{self.api}/app/installations/{hub.installation_id}"
             "/access_tokens",
         }

@@ -1,5 +1,6 @@
 """What the sandbox GitHub remembers besides git: people, teams, issues, pull requests, comments,
-reviews, labels, reactions and commit statuses, plus the record of every request it answered.
+reviews, labels, reactions, commit statuses and check runs, plus the record of every request it
+answered.
 
 Plain data: the rules (who may be asked to review, what a merge does) live in `people.py`,
 `pulls.py` and the endpoints, so a test may also set a field directly to stage an unusual
@@ -123,6 +124,27 @@ class Status:
     created_at: str
 
 
+@dataclass
+class CheckRun:
+    """A check run (Checks API); `annotations` accumulate over the requests that sent them."""
+
+    id: int
+    name: str
+    head_sha: str
+    app_id: int  # the App that created it (the sandbox has one; the static token speaks for it)
+    external_id: str | None
+    details_url: str | None
+    status: str  # queued | in_progress | completed
+    conclusion: str | None
+    started_at: str
+    completed_at: str | None
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, str]] = field(default_factory=list)
+
+
 @dataclass(kw_only=True)
 class Issue:
     number: int
@@ -193,6 +215,7 @@ class SandboxRepo:
     issues: dict[int, Issue] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
     statuses: dict[str, list[Status]] = field(default_factory=dict)  # sha -> newest first
+    check_runs: dict[int, CheckRun] = field(default_factory=dict)  # id -> check run, oldest first
     labels: dict[str, Label] = field(default_factory=dict)  # lower-cased name -> label
 
     @property

@@ -7,6 +7,7 @@ a handler test can stand in for GitHub with a small table.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import gidgethub
 
@@ -44,6 +45,25 @@ class SlowCiGitHub(Conversation):
         if target_url.startswith(("http://", "https://")):
             data["target_url"] = target_url
         await self.gh.post(f"/repos/{self.repo}/statuses/{sha}", data=data)
+
+    async def find_check_run(self, sha: str, name: str, external_id: str) -> int | None:
+        """The check run a report created before its id was stored (a crash in between), so a
+        run gets one check run, found again rather than made twice."""
+        async for check in self.gh.getiter(
+            f"/repos/{self.repo}/commits/{sha}/check-runs{{?check_name,filter,per_page}}",
+            url_vars={"check_name": name, "filter": "all", "per_page": "100"},
+            iterable_key="check_runs",
+        ):
+            if check.get("name") == name and check.get("external_id") == external_id:
+                return int(check["id"])
+        return None
+
+    async def create_check_run(self, body: dict[str, Any]) -> int:
+        answer = await self.gh.post(f"/repos/{self.repo}/check-runs", data=body)
+        return int(answer["id"])
+
+    async def update_check_run(self, check_run_id: int, body: dict[str, Any]) -> None:
+        await self.gh.patch(f"/repos/{self.repo}/check-runs/{check_run_id}", data=body)
 
 
 __all__ = ["PullInfo", "SlowCiGitHub", "pull_info"]

@@ -4,18 +4,26 @@ they looked at, as durable jobs, with one self-updating comment and a commit sta
 Approval is for a commit, not a branch: the comment must be newer than the PR's head commit,
 and that head SHA is pinned in the run; the runner checks out exactly it (merged into the base
 branch) and aborts if the PR moved before the checkout. Code from the pull request runs only
-there, only after an authorised person asked. The decisions are `plan.py`'s; this module reads
-GitHub through `SlowCiGitHub`, hands the run to the job system, and renders what the job system
-reports back (`report_run`), so a restart re-renders every run and no status stays pending.
+there, only after an authorised person asked. The decisions are `plan.py`'s (and `checks.py`'s
+for the check run); this module reads GitHub through `SlowCiGitHub`, hands the run to the job
+system, and renders what the job system reports back (`report_run`), so a restart re-renders
+every run and no status stays pending.
+
+Beside the comment and the status, each run has a check run (Checks API) with the result table,
+the failing tests as annotations and, when something failed, a "Re-run failed" button: its
+click is a `check_run` delivery that starts what `run-slow --failed` starts. Checks need an App
+installation token; with a personal token GitHub refuses them, and the run goes on without.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 from typing import Any
 
+import gidgethub
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
@@ -26,6 +34,8 @@ from bot.conversation import NO_JOBS_REPLY, at_least
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
+from bot.runners.junit import TestResult
+from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, plan_check_run
 from handlers.slow_ci.github import SlowCiGitHub
 from handlers.slow_ci.plan import (
     PENDING_DESCRIPTION,
@@ -57,14 +67,19 @@ from handlers.slow_ci.plan import (
 
 KIND = "slow_ci"
 LABEL = "run-slow"
+#: `check_run_id` in a run's spec when GitHub refused check runs (a personal token): the run
+#: is reported without one, and not asked again at every report.
+NO_CHECK_RUN = 0
 
+log = logging.getLogger(__name__)
 router = Router()
 
 HELP = Help(
     name="slow tests",
     summary=(
         "Runs the slow (GPU) test suites of the named models on exactly the commit approved,"
-        " with a `pytest/custom-tests` status and one result comment."
+        " with a `pytest/custom-tests` status, one result comment and a `slow tests` check run"
+        " whose Re-run failed button re-runs what failed."
     ),
     trigger="a pull-request comment starting with `run-slow`, or the `run-slow` label",
     who="maintainers: the repository's allow-list, or write permission and above",
@@ -194,6 +209,76 @@ async def remind(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None
     await ctx.mark_done(key, reminder.line)
 
 
+@router.register("check_run", action="requested_action")
+async def on_check_action(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
+    """The Re-run failed button: `run-slow --failed` by whoever clicked, on the check's commit.
+
+    One re-run per check run, however often it is clicked or the click redelivered; a click by
+    someone who may not run slow tests gets the same answer as their comment would, and leaves
+    the button to a maintainer.
+    """
+    data = event.data
+    check = data["check_run"]
+    if (data.get("requested_action") or {}).get("identifier") != RERUN_FAILED:
+        return
+    if _by_a_bot(data):
+        return
+    run = await _run_of_check(ctx, check)
+    if run is None or run.number is None:
+        ctx.log.info("check run %s is not one of this bot's slow runs; ignored", check["id"])
+        return
+    config = (await ctx.repo_config()).slow_ci
+    if not config.enabled:
+        return
+    key = f"slow_ci:check:{ctx.repo}:{check['id']}"
+    if await ctx.already_done(key):
+        ctx.log.info("the Re-run failed of check run %s was handled before", check["id"])
+        return
+    github = SlowCiGitHub(gh, ctx.repo)
+    login = data["sender"]["login"]
+    if not await _authorised(github, config, login):
+        text = not_authorised_reply(login, config.allow, config.min_permission)
+        comments_url = f"/repos/{ctx.repo}/issues/{run.number}/comments"
+        await github.reply(comments_url, f"slow_ci:reply:check-{check['id']}-{login}", text)
+        return
+    outcome = await start_run(
+        github,
+        ctx,
+        config,
+        number=run.number,
+        login=login,
+        trigger=Trigger((), True),
+        approved_at=None,
+        source=f"check-{check['id']}",
+        pinned_sha=check["head_sha"],
+    )
+    await ctx.mark_done(key, outcome)
+
+
+async def _run_of_check(ctx: Context, check: dict[str, Any]) -> RunRecord | None:
+    """The run whose check run this is, or None for anyone else's check run.
+
+    The check run names its run (`external_id`) and the run names its check run: both must
+    agree, and in App mode the check run must be this App's, so another App's check run that
+    happens to carry a number is never taken for a run of ours.
+    """
+    external = check.get("external_id")
+    if not isinstance(external, str) or not (external.isascii() and external.isdigit()):
+        return None
+    run = await ctx.services.jobs.get_run(int(external))
+    if run is None or run.kind != KIND or run.repo.casefold() != ctx.repo.casefold():
+        return None
+    check_run_id = run.spec.get("check_run_id")
+    if not check_run_id or check_run_id != check.get("id"):
+        return None
+    if run.head_sha != check.get("head_sha"):
+        return None
+    app_id = ctx.settings.github_app_id
+    if app_id and str((check.get("app") or {}).get("id")) != str(app_id):
+        return None
+    return run
+
+
 # ---------------------------------------------------------------------- starting a run
 
 
@@ -280,6 +365,8 @@ async def start_run(
         supersede=True,
         spec={
             "installation_id": (ctx.event.data.get("installation") or {}).get("id"),
+            # For the run pages: what is not known to be public is shown as private.
+            "private": bool((ctx.event.data.get("repository") or {}).get("private", True)),
             "comments_url": pull.comments_url,
             "title": pull.title,
             "html_url": pull.html_url,
@@ -403,14 +490,34 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
         error=error,
     )
     status = _set_status(services, github, run, jobs, results, phase, error, url)
+    check = plan_check_run(
+        phase=phase,
+        selection=selection,
+        run_url=url,
+        jobs=specs,
+        results=results,
+        tests=await _failing_tests(services, jobs) if phase == "finished" else None,
+        sha=run.head_sha,
+        failed_only=bool(run.spec.get("failed_only")),
+        queue_position=position,
+        superseded_by=run_url(services, run.superseded_by) if run.superseded_by else None,
+        error=error,
+    )
     comment_id = run.spec.get("comment_id")
     if comment_id is None:
-        comment_id, _ = await asyncio.gather(
-            github.comment(run.spec["comments_url"], key, body), status
-        )
-        await services.jobs.update_spec(run.id, {"comment_id": comment_id})
+        comment = github.comment(run.spec["comments_url"], key, body)
     else:
-        await asyncio.gather(github.edit_comment(comment_id, body), status)
+        comment = github.edit_comment(comment_id, body)
+    # Each effect goes out whatever the others meet; then the first failure fails the report,
+    # which the job system retries with the rows of then (each effect is idempotent).
+    outcomes = await asyncio.gather(
+        comment, status, _report_check(services, github, run, check, url), return_exceptions=True
+    )
+    if comment_id is None and not isinstance(outcomes[0], BaseException):
+        await services.jobs.update_spec(run.id, {"comment_id": outcomes[0]})
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     if not run.active and phase == "finished" and run.spec.get("channel"):
         message = slack_summary(
             repo=run.repo,
@@ -424,6 +531,77 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
         await services.outbox.queue_slack(
             f"slow_ci:slack:{run.id}", {**message, "channel": run.spec["channel"]}
         )
+
+
+async def _failing_tests(
+    services: Services, jobs: list[JobRecord]
+) -> dict[JobSpec, list[TestResult]]:
+    """Per-test results of the jobs with failing tests: where the annotations point."""
+    wanted = [job for job in jobs if job.done and (job.failed or job.errors)]
+    found = await asyncio.gather(*(services.jobs.job_tests(job.id) for job in wanted))
+    return {
+        JobSpec(job.spec["folder"], job.spec["machine_type"]): tests
+        for job, tests in zip(wanted, found, strict=True)
+    }
+
+
+def _checks_refused(exc: gidgethub.HTTPException) -> bool:
+    """GitHub will not take check runs from this credential (a personal token: 403; no access:
+    404), as opposed to a rate limit's 403, which passes."""
+    if int(exc.status_code) not in (403, 404) or isinstance(exc, gidgethub.RateLimitExceeded):
+        return False
+    headers = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
+    return "retry-after" not in headers
+
+
+async def _report_check(
+    services: Services, github: SlowCiGitHub, run: RunRecord, plan: CheckRunPlan, url: str
+) -> None:
+    """Creates the run's check run or brings it up to date, annotations in batches.
+
+    The spec is read again: an earlier report of this run may have created the check run after
+    these rows were read. How many annotations went is kept in the spec, since GitHub adds each
+    request's annotations to the ones before, so a retried report sends only the rest.
+    """
+    fresh = await services.jobs.get_run(run.id)
+    spec = (fresh or run).spec
+    check_run_id = spec.get("check_run_id")
+    if check_run_id == NO_CHECK_RUN:
+        return
+    sent = int(spec.get("check_annotations_sent") or 0)
+    batches = plan.batches(sent)
+    first = batches.pop(0) if batches else ()
+    try:
+        if check_run_id is None:
+            check_run_id = await github.find_check_run(run.head_sha, CHECK_NAME, str(run.id))
+        if check_run_id is None:
+            body = plan.create_body(
+                head_sha=run.head_sha, external_id=str(run.id), details_url=url, annotations=first
+            )
+            check_run_id = await github.create_check_run(body)
+            await services.jobs.update_spec(run.id, {"check_run_id": check_run_id})
+        else:
+            if spec.get("check_run_id") is None:
+                await services.jobs.update_spec(run.id, {"check_run_id": check_run_id})
+            await github.update_check_run(check_run_id, plan.body(first))
+        sent += len(first)
+        if first:
+            await services.jobs.update_spec(run.id, {"check_annotations_sent": sent})
+        for batch in batches:
+            await github.update_check_run(check_run_id, {"output": plan.output(batch)})
+            sent += len(batch)
+            await services.jobs.update_spec(run.id, {"check_annotations_sent": sent})
+    except gidgethub.HTTPException as exc:
+        if not _checks_refused(exc):
+            raise
+        log.warning(
+            "GitHub refused the check run of run %s (%s %s); the run is reported without one"
+            " (check runs need a GitHub App installation token with checks: write)",
+            run.id,
+            int(exc.status_code),
+            exc,
+        )
+        await services.jobs.update_spec(run.id, {"check_run_id": NO_CHECK_RUN})
 
 
 #: How the runner says the approved commit is no longer the PR's head: nothing was tested.

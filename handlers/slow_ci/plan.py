@@ -30,12 +30,25 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from handlers.slow_ci.markdown import (
+    clip,
+    code_fence,
+    code_span,
+    escape_text,
+    format_duration,
+    link_destination,
+    one_line,
+    short_sha,
+    table_cell,
+)
+
 __all__ = [
     "MACHINE_TYPES",
     "MAX_FAILURES_SHOWN",
     "MAX_FOLDERS",
     "MAX_NAME_LENGTH",
     "RUN_STARTED_SENTENCE",
+    "STATE_LABEL",
     "STATUS_CONTEXT",
     "DroppedName",
     "Failure",
@@ -46,17 +59,22 @@ __all__ = [
     "Selection",
     "Trigger",
     "check_name",
+    "dropped_lines",
     "error_description",
     "estimate",
+    "failure_lines",
+    "folder_list",
     "models_added",
     "not_authorised_reply",
     "nothing_selectable_reply",
     "overall_state",
     "parse_commit_message_trigger",
     "parse_trigger",
+    "phase_line",
     "plan_jobs",
     "plan_reminder",
     "render_comment",
+    "result_rows",
     "select_folders",
     "slack_summary",
     "stale_comment_reply",
@@ -89,8 +107,6 @@ RESERVED_NAMES = frozenset({"models", "quantization"})
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?", re.ASCII)
 _SEPARATORS = re.compile(r"[,\s]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_BACKTICKS = re.compile(r"`+")
 
 FolderKind = Literal["model", "quantization", "suite"]
 JobState = Literal[
@@ -100,7 +116,8 @@ CommitState = Literal["success", "failure", "pending"]
 Phase = Literal["started", "queued", "running", "finished", "superseded", "error"]
 TERMINAL_STATES = frozenset({"passed", "failed", "error", "skipped", "cancelled", "timed_out"})
 _STATE_ORDER = ("passed", "failed", "error", "timed_out", "cancelled", "skipped")
-_STATE_LABEL = {
+#: A job state as the comment's and the check run's tables show it.
+STATE_LABEL = {
     "queued": "⏳ queued",
     "running": "🔄 running",
     "passed": "✅ passed",
@@ -479,7 +496,7 @@ class JobResult:
     reason: str | None = None  # why skipped, errored or timed out
 
     def __post_init__(self) -> None:
-        if self.state not in _STATE_LABEL:
+        if self.state not in STATE_LABEL:
             raise ValueError(f"{self.job.name}: unknown job state {self.state!r}")
 
     @property
@@ -507,13 +524,13 @@ def status_description(results: Sequence[JobResult]) -> str:
     """The commit status description: SPEC's `Slow CI job`, then job counts by result."""
     if overall_state(results) == "pending":
         return PENDING_DESCRIPTION
-    return _clip(f"{PENDING_DESCRIPTION}: {_tally(results)}", STATUS_DESCRIPTION_LIMIT)
+    return clip(f"{PENDING_DESCRIPTION}: {_tally(results)}", STATUS_DESCRIPTION_LIMIT)
 
 
 def error_description(reason: str) -> str:
     """The description of an `error` status, when the run could not start."""
-    return _clip(
-        f"{PENDING_DESCRIPTION}: could not run: {_one_line(reason)}", STATUS_DESCRIPTION_LIMIT
+    return clip(
+        f"{PENDING_DESCRIPTION}: could not run: {one_line(reason)}", STATUS_DESCRIPTION_LIMIT
     )
 
 
@@ -553,25 +570,26 @@ def render_comment(
     if phase == "error" and not error:
         raise ValueError("an error comment needs the reason")
     out = [_with_marker(marker, RUN_STARTED_SENTENCE), ""]
-    out.append(f"- models: {_folder_list(selection.models)}")
-    out.append(f"- quantizations: {_folder_list(selection.quantizations)}")
+    out.append(f"- models: {folder_list(selection.models)}")
+    out.append(f"- quantizations: {folder_list(selection.quantizations)}")
     if selection.suites:
-        out.append(f"- other test folders: {_folder_list(selection.suites)}")
+        out.append(f"- other test folders: {folder_list(selection.suites)}")
     out.append("")
-    where = f"on `{_short(sha)}`" if sha else "on the approved commit"
+    where = f"on `{short_sha(sha)}`" if sha else "on the approved commit"
     scope = "; only the jobs that failed in the previous run" if failed_only else ""
-    out += [f"Slow tests {where}{scope}. Logs and reports: [the run's page]({_url(run_url)}).", ""]
-    out += [_phase_line(phase, results, queue_position, estimate_seconds, superseded_by, error)]
-    table_rows = _rows(jobs, results)
+    page = link_destination(run_url)
+    out += [f"Slow tests {where}{scope}. Logs and reports: [the run's page]({page}).", ""]
+    out += [phase_line(phase, results, queue_position, estimate_seconds, superseded_by, error)]
+    table_rows = result_rows(jobs, results)
     if table_rows and phase != "error":
         out += ["", *_table(table_rows)]
     if phase in ("finished", "superseded"):
-        out += _failures(table_rows)
-    out += _dropped(selection.dropped)
+        out += failure_lines(table_rows)
+    out += dropped_lines(selection.dropped)
     return "\n".join(out).rstrip() + "\n"
 
 
-def _phase_line(
+def phase_line(
     phase: Phase,
     results: Sequence[JobResult],
     queue_position: int | None,
@@ -579,6 +597,7 @@ def _phase_line(
     superseded_by: str | None,
     error: str | None,
 ) -> str:
+    """The one line that says where the run stands, shared by the comment and the check run."""
     took = ""
     if estimate_seconds:
         took = f" Past runs of these folders took {_about(estimate_seconds)}."
@@ -595,15 +614,16 @@ def _phase_line(
         word = {"success": "passed", "failure": "failed", "pending": "ended"}[state]
         return f"**Finished, {word}**: {_tally(results)}."
     if phase == "superseded":
-        newer = f": [the newer run]({_url(superseded_by)})" if superseded_by else ""
+        newer = f": [the newer run]({link_destination(superseded_by)})" if superseded_by else ""
         return (
             f"**Superseded** by a newer `run-slow` on this pull request{newer}."
             " Its jobs were stopped."
         )
-    return f"**Could not run**: {_text(_one_line(error or ''))}. Nothing was tested."
+    return f"**Could not run**: {escape_text(one_line(error or ''))}. Nothing was tested."
 
 
-def _rows(jobs: Sequence[JobSpec], results: Sequence[JobResult]) -> list[JobResult]:
+def result_rows(jobs: Sequence[JobSpec], results: Sequence[JobResult]) -> list[JobResult]:
+    """A row per job, in ``jobs``' order: its result, else queued; then results of other jobs."""
     by_job = {r.job: r for r in results}
     rows = [by_job.pop(job, JobResult(job)) for job in jobs]
     return rows + list(by_job.values())
@@ -612,20 +632,22 @@ def _rows(jobs: Sequence[JobSpec], results: Sequence[JobResult]) -> list[JobResu
 def _table(rows: Sequence[JobResult]) -> list[str]:
     lines = ["| job | result | passed / failed / skipped | duration |", "|---|---|---|---|"]
     for r in rows:
-        result = _STATE_LABEL[r.state]
+        result = STATE_LABEL[r.state]
         if r.reason:
-            result += f": {_text(_one_line(r.reason, FAILURE_LINE_LIMIT))}"
+            result += f": {escape_text(one_line(r.reason, FAILURE_LINE_LIMIT))}"
         counts = "–"
         if r.state not in ("queued", "skipped") and (r.passed or r.failed or r.skipped or r.errors):
             counts = f"{r.passed} / {r.failed} / {r.skipped}"
             if r.errors:
                 counts += f" (+{r.errors} error{'s' if r.errors != 1 else ''})"
-        took = _duration(r.duration) if r.duration is not None else "–"
-        lines.append(f"| {_cell(_code(r.job.name))} | {_cell(result)} | {counts} | {took} |")
+        took = format_duration(r.duration) if r.duration is not None else "–"
+        lines.append(
+            f"| {table_cell(code_span(r.job.name))} | {table_cell(result)} | {counts} | {took} |"
+        )
     return lines
 
 
-def _failures(rows: Sequence[JobResult]) -> list[str]:
+def failure_lines(rows: Sequence[JobResult]) -> list[str]:
     """The first failures as one code block: nothing inside it is markdown or HTML."""
     every = [(r.job.machine_type, f) for r in rows for f in r.failures]
     if not every:
@@ -633,31 +655,33 @@ def _failures(rows: Sequence[JobResult]) -> list[str]:
     shown = every[:MAX_FAILURES_SHOWN]
     lines = []
     for machine, failure in shown:
-        lines.append(f"{_one_line(failure.test, FAILURE_LINE_LIMIT)} [{machine}]")
+        lines.append(f"{one_line(failure.test, FAILURE_LINE_LIMIT)} [{machine}]")
         first = failure.message.strip().splitlines()[0] if failure.message.strip() else ""
         if first:
-            lines.append(f"    {_one_line(first, FAILURE_LINE_LIMIT)}")
+            lines.append(f"    {one_line(first, FAILURE_LINE_LIMIT)}")
     text = "\n".join(lines)
-    fence = "`" * max(3, _longest_backticks(text) + 1)
+    fence = code_fence(text)
     title = "Failures"
     if len(every) > len(shown):
         title = f"First {len(shown)} of {len(every)} failures"
     return ["", f"{title} (all of them on the run's page):", "", fence, text, fence]
 
 
-def _dropped(dropped: Sequence[DroppedName]) -> list[str]:
+def dropped_lines(dropped: Sequence[DroppedName]) -> list[str]:
+    """The `Not run:` list: each dropped name as code, with its reason; capped."""
     if not dropped:
         return []
     lines = ["", "Not run:"]
     for d in dropped[:MAX_DROPPED_SHOWN]:
         # The reasons are select_folders' own words about validated names: markdown as is.
-        lines.append(f"- {_code(_one_line(d.name, SHOWN_NAME_LIMIT))}: {d.reason}")
+        lines.append(f"- {code_span(one_line(d.name, SHOWN_NAME_LIMIT))}: {d.reason}")
     if len(dropped) > MAX_DROPPED_SHOWN:
         lines.append(f"- and {len(dropped) - MAX_DROPPED_SHOWN} more")
     return lines
 
 
-def _folder_list(folders: Sequence[str]) -> str:
+def folder_list(folders: Sequence[str]) -> str:
+    """Folders as code, comma-separated, or `none`: they passed check_name, so no escaping."""
     return ", ".join(f"`{f}`" for f in folders) if folders else "none"
 
 
@@ -681,8 +705,10 @@ def slack_summary(
     fallback = f"run-slow {word} on {repo}#{number}: {_tally(results)}"
     lines = [
         f"{icon} *run-slow {word}* on <{pull_url}|{_slack(repo)}#{number}"
-        f" {_slack(_one_line(title, 150))}>",
-        f"{_tally(results)}" + (f" on `{_short(sha)}`" if sha else "") + f" · <{run_url}|run page>",
+        f" {_slack(one_line(title, 150))}>",
+        f"{_tally(results)}"
+        + (f" on `{short_sha(sha)}`" if sha else "")
+        + f" · <{run_url}|run page>",
     ]
     bad = [r for r in results if r.state not in ("passed", "skipped")]
     lines += [f"• `{r.job.name}`: {r.state.replace('_', ' ')}" for r in bad[:5]]
@@ -706,7 +732,7 @@ def not_authorised_reply(
     login: str, allow_list: Sequence[str], min_permission: str = "write"
 ) -> str:
     """Why nothing ran for ``login``. Allowed people are named as code: no ping for each."""
-    names = [_code(_one_line(n.lstrip("@"), SHOWN_NAME_LIMIT)) for n in allow_list[:10]]
+    names = [code_span(one_line(n.lstrip("@"), SHOWN_NAME_LIMIT)) for n in allow_list[:10]]
     if len(allow_list) > 10:
         names.append(f"{len(allow_list) - 10} more")
     listed = ""
@@ -721,7 +747,7 @@ def not_authorised_reply(
 def stale_comment_reply(head_sha: str) -> str:
     """Approval is for the commit the maintainer saw; a newer one needs its own `run-slow`."""
     return (
-        f"This `run-slow` is older than the pull request's latest commit `{_short(head_sha)}`,"
+        f"This `run-slow` is older than the pull request's latest commit `{short_sha(head_sha)}`,"
         " so nothing ran. Review that commit, then comment `run-slow` again to test it."
     )
 
@@ -732,14 +758,14 @@ def nothing_selectable_reply(selection: Selection, *, marker: str = "") -> str:
         "Nothing to run: this `run-slow` names no model with a test folder, and the"
         " pull request adds no model. Write the names on the same line: `run-slow: bert, gpt2`."
     ]
-    lines += _dropped(selection.dropped)
+    lines += dropped_lines(selection.dropped)
     return _with_marker(marker, "\n".join(lines) + "\n")
 
 
 def unapproved_push_reply(sha: str, pusher: str) -> str:
     """The label approved an earlier head; a push by someone not allowed runs nothing."""
     return (
-        f"The `run-slow` label approved an earlier commit. `{_short(sha)}` was pushed by"
+        f"The `run-slow` label approved an earlier commit. `{short_sha(sha)}` was pushed by"
         f" @{pusher}, who cannot run slow tests, so nothing ran. A maintainer can approve"
         " this commit by commenting `run-slow` (or by removing and adding the label again)."
     )
@@ -751,51 +777,6 @@ def unapproved_push_reply(sha: str, pusher: str) -> str:
 def _with_marker(marker: str, text: str) -> str:
     """The marker on a line of its own: text after `-->` on its line would be raw HTML."""
     return f"{marker}\n{text}" if marker else text
-
-
-def _short(sha: str | None) -> str:
-    return _one_line(sha or "", 40)[:12]
-
-
-def _one_line(text: str, limit: int | None = None) -> str:
-    """Control characters and line breaks as spaces; one physical line, cut to ``limit``."""
-    flat = _CONTROL.sub(" ", text).strip()
-    return _clip(flat, limit) if limit is not None else flat
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _longest_backticks(text: str) -> int:
-    return max((len(m) for m in _BACKTICKS.findall(text)), default=0)
-
-
-def _code(text: str) -> str:
-    """An inline code span that holds any text, backticks included."""
-    if not text:
-        return "` `"
-    fence = "`" * (_longest_backticks(text) + 1)
-    if "`" in text or text.startswith(" ") or text.endswith(" "):
-        return f"{fence} {text} {fence}"
-    return f"{fence}{text}{fence}"
-
-
-def _text(text: str) -> str:
-    """Text from a runner or a git error as plain text: no HTML, links, code or mentions."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"([\\`*_\[\]|~#!])", r"\\\1", text)
-    # A backslash does not stop a mention; a zero-width space after the `@` does.
-    return text.replace("@", "@\u200b")
-
-
-def _cell(text: str) -> str:
-    """A table cell: `|` ends a cell even inside a code span, unless escaped."""
-    return re.sub(r"(?<!\\)\|", r"\\|", text)
-
-
-def _url(url: str) -> str:
-    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
 def _join(items: Iterable[str]) -> str:
@@ -812,12 +793,3 @@ def _about(seconds: float) -> str:
     if minutes < 120:
         return f"about {minutes} min"
     return f"about {round(seconds / 3600)} h"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
+
 from bot.sandbox.scenario import REPO, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,7 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     assert "Style fixes have been applied to 1 file" in out
     assert "Apply style fixes" in out
     assert "5 of 5 deliveries handled" in out
+    # The run page it printed answers, with the run's real counts.
+    async with aiohttp.ClientSession() as session, session.get(f"{harness.url}/runs/1") as page:
+        text = await page.text()
+    assert page.status == 200 and '<span class="state passed">passed</span>' in text

@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from bot.comments import MARKER_PREFIX
+from tests.support.slow_ci import PAST, REPO, bot_comments, head, open_slow_pull
 
-REPO = "acme/models"
-PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 FILES = {
     "README.md": "toy\n",
     "tests/models/toy/test_toy.py": "def test_one():\n    assert 1 + 1 == 2\n",
@@ -37,19 +35,7 @@ FILES = {
 
 @pytest.fixture
 def repo(harness):
-    harness.github.create_repo(
-        REPO,
-        files={**FILES, ".github/bot.toml": "[slow_ci]\nreminder = false\n"},
-        collaborators={"maint": "write", "reader": "read"},
-    )
-    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
-    return harness.github.open_pull(REPO, "feature", author="carol")
-
-
-def _head(harness, number: int) -> str:
-    """The PR branch's tip now."""
-    pull = harness.github.pull(REPO, number)
-    return harness.github.git(REPO).resolve(pull.head_ref)
+    return open_slow_pull(harness, FILES)
 
 
 async def _comment(harness, number: int, body: str, user: str = "maint", **kw) -> None:
@@ -68,10 +54,6 @@ async def _until_a_job_runs(runtime, number: int) -> None:
             await asyncio.sleep(0.05)
 
 
-def _bot_comments(harness, number: int) -> list[str]:
-    return [c["body"] for c in harness.github.comments(REPO, number) if MARKER_PREFIX in c["body"]]
-
-
 def _statuses(harness, sha: str) -> list[tuple[str, str]]:
     """Newest first, as GitHub lists them."""
     return [(s["state"], s["description"]) for s in harness.github.statuses(REPO, sha)]
@@ -79,24 +61,24 @@ def _statuses(harness, sha: str) -> list[tuple[str, str]]:
 
 async def test_an_unauthorised_user_gets_one_line_and_nothing_runs(harness, repo):
     await _comment(harness, repo, "run-slow: toy", user="reader")
-    (reply,) = _bot_comments(harness, repo)
+    (reply,) = bot_comments(harness, repo)
     assert "slow tests run only for people with `write` permission" in reply.splitlines()[0]
-    assert _statuses(harness, _head(harness, repo)) == []
+    assert _statuses(harness, head(harness, repo)) == []
 
 
 async def test_a_comment_older_than_the_head_commit_runs_nothing(harness, repo):
     older = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     await _comment(harness, repo, "run-slow: toy", created_at=older)
-    (reply,) = _bot_comments(harness, repo)
+    (reply,) = bot_comments(harness, repo)
     assert "older than the pull request's latest commit" in reply
-    assert _statuses(harness, _head(harness, repo)) == []
+    assert _statuses(harness, head(harness, repo)) == []
 
 
 async def test_a_passing_folder_reaches_success_with_one_comment_and_a_page(harness, repo):
-    sha = _head(harness, repo)
+    sha = head(harness, repo)
     await _comment(harness, repo, "run-slow: toy, nope")
     await harness.settle_runs()
-    (comment,) = _bot_comments(harness, repo)
+    (comment,) = bot_comments(harness, repo)
     assert "This comment contains run-slow, running the specified jobs:" in comment
     assert "Finished, passed" in comment
     assert "nope" in comment  # dropped, with its reason
@@ -113,10 +95,10 @@ async def test_a_passing_folder_reaches_success_with_one_comment_and_a_page(harn
 
 
 async def test_a_failing_slow_test_reaches_failure_with_its_assertion(harness, repo):
-    sha = _head(harness, repo)
+    sha = head(harness, repo)
     await _comment(harness, repo, "run-slow: broken")
     await harness.settle_runs()
-    (comment,) = _bot_comments(harness, repo)
+    (comment,) = bot_comments(harness, repo)
     assert "Finished, failed" in comment
     assert "assert 6 == 7" in comment
     assert _statuses(harness, sha)[0][0] == "failure"
@@ -136,13 +118,13 @@ async def test_a_test_printing_its_environment_sees_no_token_or_secret(harness, 
 
 
 async def test_a_newer_comment_cancels_the_running_run_and_its_process(harness, repo):
-    sha = _head(harness, repo)
+    sha = head(harness, repo)
     await _comment(harness, repo, "run-slow: sleepy")
     runtime = harness.runtime
     await _until_a_job_runs(runtime, repo)
     await _comment(harness, repo, "run-slow: toy")
     await harness.settle_runs(within=30)  # far less than the 60 s the sleeping test wants
-    first, second = sorted(_bot_comments(harness, repo), key=lambda body: "Superseded" in body)
+    first, second = sorted(bot_comments(harness, repo), key=lambda body: "Superseded" in body)
     assert "Superseded" in second and "Finished, passed" in first
     older = (await runtime.jobs.runs_of(REPO, repo))[-1]
     assert older.state == "cancelled"
@@ -154,18 +136,18 @@ async def test_the_head_moving_before_the_checkout_ends_the_run_in_error(harness
     await _comment(harness, repo, "run-slow: slow3")  # holds the only job slot for a while
     harness.github.commit(REPO, "other", {"b.py": "y\n"}, author="dave", date=PAST)
     other = harness.github.open_pull(REPO, "other", author="dave")
-    approved = _head(harness, other)
+    approved = head(harness, other)
     await _comment(harness, other, "run-slow: toy")
     harness.github.commit(REPO, "other", {"b.py": "z\n"}, author="dave")  # after the approval
     await harness.settle_runs()
-    (comment,) = _bot_comments(harness, other)
+    (comment,) = bot_comments(harness, other)
     assert "Could not run" in comment and "head moved" in comment
     assert _statuses(harness, approved)[0][0] == "error"
-    assert _statuses(harness, _head(harness, other)) == []  # the new commit never ran
+    assert _statuses(harness, head(harness, other)) == []  # the new commit never ran
 
 
 async def test_a_restart_mid_run_leaves_no_pending_status(harness, repo):
-    sha = _head(harness, repo)
+    sha = head(harness, repo)
     await _comment(harness, repo, "run-slow: slow3")
     runtime = harness.runtime
     await _until_a_job_runs(runtime, repo)
@@ -181,7 +163,7 @@ async def test_a_redelivered_comment_starts_no_second_run(harness, repo):
     await harness.deliver("issue_comment", payload)  # a replay under a new delivery id
     await harness.settle_runs()
     assert len(await harness.runtime.jobs.runs_of(REPO, repo)) == 1
-    assert len(_bot_comments(harness, repo)) == 1
+    assert len(bot_comments(harness, repo)) == 1
 
 
 async def test_the_run_slow_label_runs_the_models_named_in_the_head_commit(harness, repo):
@@ -189,30 +171,30 @@ async def test_the_run_slow_label_runs_the_models_named_in_the_head_commit(harne
         REPO, "feature", {"src.py": "x = 2\n"}, author="carol", message="[run-slow] toy",
         date=PAST,
     )  # fmt: skip
-    sha = _head(harness, repo)
+    sha = head(harness, repo)
     harness.github.add_label(REPO, repo, "run-slow")
     payload = harness.github.pull_request_payload(
         REPO, repo, "labeled", sender="maint", label="run-slow"
     )
     await harness.deliver("pull_request", payload)
     await harness.settle_runs()
-    (comment,) = _bot_comments(harness, repo)
+    (comment,) = bot_comments(harness, repo)
     assert "models/toy" in comment and "Finished, passed" in comment
     assert _statuses(harness, sha)[0][0] == "success"
 
 
 async def test_a_later_push_by_someone_not_authorised_asks_a_maintainer(harness, repo):
     harness.github.add_label(REPO, repo, "run-slow")
-    before = _head(harness, repo)
+    before = head(harness, repo)
     harness.github.commit(REPO, "feature", {"src.py": "evil\n"}, author="reader")
     payload = harness.github.pull_request_payload(
         REPO, repo, "synchronize", sender="reader", before=before
     )
     await harness.deliver("pull_request", payload)
     await harness.settle_runs()
-    (reply,) = _bot_comments(harness, repo)
+    (reply,) = bot_comments(harness, repo)
     assert "maintainer" in reply.lower()
-    assert _statuses(harness, _head(harness, repo)) == []
+    assert _statuses(harness, head(harness, repo)) == []
     assert await harness.runtime.jobs.runs_of(REPO, repo) == []
 
 
@@ -225,12 +207,12 @@ async def test_a_pr_changing_model_tests_gets_one_reminder_ever(harness):
     number = harness.github.open_pull(REPO, "tune", author="carol")
     payload = harness.github.pull_request_payload(REPO, number, "opened")
     await harness.deliver("pull_request", payload)
-    before = _head(harness, number)
+    before = head(harness, number)
     harness.github.commit(REPO, "tune", {"tests/models/toy/test_toy.py": "x = 3\n"}, author="carol")
     payload = harness.github.pull_request_payload(REPO, number, "synchronize", before=before)
     await harness.deliver("pull_request", payload)
     await harness.settle()
-    (reminder,) = _bot_comments(harness, number)
+    (reminder,) = bot_comments(harness, number)
     assert "run-slow: toy" in reminder
 
 
@@ -244,7 +226,7 @@ async def test_run_slow_failed_reruns_only_what_failed_before(harness, repo):
     assert [(j.spec["folder"], j.spec["tests"]) for j in rerun] == [
         ("models/broken", ["tests/models/broken/test_broken.py::test_sums"])
     ]
-    comment = next(b for b in _bot_comments(harness, repo) if "only the jobs that failed" in b)
+    comment = next(b for b in bot_comments(harness, repo) if "only the jobs that failed" in b)
     assert "Finished, failed" in comment
 
 

@@ -1,0 +1,1 @@
+"""The bot's web pages: run pages and the operator's view."""

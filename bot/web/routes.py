@@ -1,0 +1,573 @@
+"""The pages: a run as the commit status links to it, its logs, the list of runs, the
+overview, and the operator's deliveries and outbox.
+
+Each handler reads records, asks `access` who may see them, and hands them to a template;
+nothing here writes except the two POST forms (replay a delivery, retry an outbox item), which
+carry a CSRF token. Errors are pages too: an unknown id is a 404 page, not a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+import statistics
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot import jobs as job_rows
+from bot import queries
+from bot.help import render_markdown
+from bot.jobs import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
+from bot.queries import DELIVERY_STATES
+from bot.runtime import RUNTIME, Runtime
+from bot.web import access, results
+from bot.web.chart import folder_chart
+from bot.web.render import page, scrub, set_secrets
+
+log = logging.getLogger("bot.web")
+
+#: A log page shows its tail; the whole log is one click away (`?whole=1`).
+LOG_TAIL_BYTES = 256 * 1024
+#: How much of a payload the delivery page prints.
+PAYLOAD_BYTES = 512 * 1024
+RUNS_PER_PAGE = 50
+#: Deliveries the replay button may queue again: those no worker holds.
+REPLAYABLE = ("done", "failed")
+RUN_STATES = ("", "queued", "running", "finished", "cancelled", "error")
+OUTBOX_STATES = ("", "pending", "delivered", "failed")
+#: The overview's chart covers the jobs of this many recent runs.
+CHART_RUNS = 40
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RESULTS = web.AppKey("results_cache", results.ResultsCache)
+
+
+# ---------------------------------------------------------------------- the frame
+
+
+async def _nav(request: web.Request) -> dict[str, Any]:
+    runtime = request.app[RUNTIME]
+    viewer = await access.viewer(request)
+    return {
+        "handle": runtime.settings.handle,
+        "viewer": viewer,
+        "csrf": access.csrf_token(viewer),
+        "web_url": runtime.settings.github_web_url,
+        "public_url": runtime.settings.public_url or f"{request.scheme}://{request.host}",
+        "here": request.path_qs,
+    }
+
+
+def _page_of(handler: Handler) -> Handler:
+    """Answers an HTTP error from a page handler with an HTML page of the same status."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            try:
+                nav = await _nav(request)
+            except web.HTTPException:
+                # The viewer itself was refused (a wrong bearer token): no frame to draw.
+                raise exc from None
+            response = page(
+                "error.html",
+                status=exc.status,
+                code=exc.status,
+                nav=nav,
+                reason=exc.reason,
+                message=exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else "",
+            )
+            for name in ("WWW-Authenticate", "Retry-After"):
+                if name in exc.headers:
+                    response.headers[name] = exc.headers[name]
+            return response
+
+    return wrapped
+
+
+def _runtime(request: web.Request) -> Runtime:
+    return request.app[RUNTIME]
+
+
+def _int(request: web.Request, name: str) -> int:
+    try:
+        value = int(request.match_info[name])
+    except ValueError:
+        raise web.HTTPNotFound(text=f"{name} ids are numbers") from None
+    if not 0 < value < 2**63:
+        raise web.HTTPNotFound(text=f"no {name} {value}")
+    return value
+
+
+async def _read(runtime: Runtime, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    return await runtime.store.call(fn, single=True)
+
+
+# ---------------------------------------------------------------------- runs
+
+
+def _private(run: RunRecord) -> bool:
+    """Unknown counts as private: a run's page is public only when its repository is."""
+    return run.spec.get("private", True) is not False
+
+
+async def _visible_run(request: web.Request, run_id: int) -> RunRecord:
+    # One answer for a run that does not exist and one the viewer may not see, so a private
+    # repository's runs cannot be counted from outside.
+    missing = web.HTTPNotFound(text=f"There is no run {run_id}, or it is not yours to see.")
+    run = await _runtime(request).jobs.get_run(run_id)
+    if run is None:
+        raise missing
+    try:
+        await access.require_repo(request, run.repo, private=_private(run))
+    except web.HTTPNotFound:
+        raise missing from None
+    return run
+
+
+@dataclass(frozen=True)
+class Counts:
+    jobs: int
+    done: int
+    passed: int
+    failed: int
+    skipped: int
+    #: what a finished run came to: every job ok, or not
+    verdict: str
+
+
+def run_counts(jobs: list[JobRecord]) -> Counts:
+    return Counts(
+        verdict="passed" if all(job.ok for job in jobs if job.done) else "failed",
+        jobs=len(jobs),
+        done=sum(job.done for job in jobs),
+        passed=sum(job.passed for job in jobs),
+        failed=sum(job.failed + job.errors for job in jobs),
+        skipped=sum(job.skipped for job in jobs),
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    running: int
+    percent: int
+    eta_s: float | None
+    queue_position: int
+
+
+async def _progress(runtime: Runtime, run: RunRecord, jobs: list[JobRecord]) -> Progress:
+    """How far a live run is, and how long it has left judging by the same folders' past."""
+    done = sum(job.done for job in jobs)
+    running = [job for job in jobs if job.state == "running"]
+    waiting = [job for job in jobs if job.state == "queued"]
+    past = await runtime.jobs.past_durations(run.kind, [job.name for job in jobs])
+    now = time.time()
+    left: list[float] = []
+    known = True
+    for job in [*running, *waiting]:
+        history = past.get(job.name)
+        if not history:
+            known = False
+            break
+        typical = statistics.median(history)
+        elapsed = now - job.started_at if job.started_at else 0.0
+        left.append(max(0.0, typical - elapsed))
+    # Jobs run side by side up to the job system's concurrency.
+    slots = max(1, runtime.jobs.concurrency)
+    eta = (max(left) if len(left) <= slots else sum(left) / slots) if known and left else None
+    return Progress(
+        done=done,
+        total=len(jobs),
+        running=len(running),
+        percent=int(100 * done / len(jobs)) if jobs else 100,
+        eta_s=eta,
+        queue_position=await runtime.jobs.queue_position(run.id) if waiting else 0,
+    )
+
+
+@_page_of
+async def run_page(request: web.Request) -> web.StreamResponse:
+    runtime = _runtime(request)
+    run = await _visible_run(request, _int(request, "run"))
+    jobs = await runtime.jobs.jobs_of(run.id)
+    cache = request.app[RESULTS]
+    tests: list[results.Bucketed] = []
+    for job in jobs:
+        found = cache.get(job.id)
+        if found is None:
+            folder = str(job.spec.get("folder", job.name))
+            found = results.bucketed((folder, t) for t in await runtime.jobs.job_tests(job.id))
+            if job.done:
+                cache.put(job.id, found)
+        tests.append(found)
+    view = results.select(
+        tests,
+        q=request.query.get("q", "")[:200],
+        outcome=request.query.get("outcome", "all"),
+        page=results.page_number(request.query.get("page")),
+    )
+    return page(
+        "run.html",
+        nav=await _nav(request),
+        refresh=10 if run.active else None,
+        run=run,
+        jobs=jobs,
+        totals=run_counts(jobs),
+        progress=await _progress(runtime, run, jobs) if run.active else None,
+        results=view,
+    )
+
+
+@_page_of
+async def job_log(request: web.Request) -> web.StreamResponse:
+    runtime = _runtime(request)
+    run = await _visible_run(request, _int(request, "run"))
+    job_id = _int(request, "job")
+    job = next((j for j in await runtime.jobs.jobs_of(run.id) if j.id == job_id), None)
+    if job is None:
+        raise web.HTTPNotFound(text=f"Run {run.id} has no job {job_id}.")
+    text = scrub(await runtime.jobs.job_log(job_id) or "")
+    if request.query.get("format") == "text":
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if request.query.get("download") == "1":
+            headers["Content-Disposition"] = f'attachment; filename="run-{run.id}-job-{job_id}.log"'
+        return web.Response(text=text, content_type="text/plain", headers=headers)
+    whole = request.query.get("whole") == "1"
+    raw = text.encode("utf-8")
+    cut = not whole and len(raw) > LOG_TAIL_BYTES
+    shown = raw[-LOG_TAIL_BYTES:].decode("utf-8", "ignore") if cut else text
+    return page(
+        "log.html",
+        nav=await _nav(request),
+        refresh=10 if not job.done else None,
+        run=run,
+        job=job,
+        text=shown,
+        cut=cut,
+        shown_kib=LOG_TAIL_BYTES // 1024,
+        total_kib=len(raw) // 1024,
+    )
+
+
+async def _run_filter(request: web.Request, **fields: Any) -> RunFilter:
+    """What the viewer may list: every run for an operator, else public runs and the private
+    repositories they can read."""
+    viewer = await access.viewer(request)
+    if viewer.operator:
+        return RunFilter(**fields)
+    runtime = _runtime(request)
+    repos = await _read(runtime, job_rows.private_repos)
+    visible = frozenset(
+        [repo for repo in repos if await access.may_see_repo(request, repo, private=True)]
+        if viewer.login
+        else []
+    )
+    return RunFilter(**fields, visible=visible)
+
+
+async def _with_counts(runtime: Runtime, runs: list[RunRecord]) -> dict[int, Counts]:
+    ids = [run.id for run in runs]
+    by_run = await _read(runtime, lambda conn: job_rows.jobs_of_runs(conn, ids))
+    return {run_id: run_counts(rows) for run_id, rows in by_run.items()}
+
+
+@_page_of
+async def runs_page(request: web.Request) -> web.StreamResponse:
+    runtime = _runtime(request)
+    query = request.query
+    repo = query.get("repo", "").strip()[:300]
+    pr_text = query.get("pr", "").strip().lstrip("#")
+    state = query.get("state", "")
+    number = int(pr_text) if pr_text.isdigit() and len(pr_text) < 12 else None
+    before = results.page_number(query.get("before")) if query.get("before") else None
+    where = await _run_filter(
+        request,
+        repo=repo or None,
+        number=number,
+        states=(state,) if state in RUN_STATES and state else None,
+    )
+    runs = await _read(
+        runtime, lambda conn: job_rows.list_runs(conn, where, before=before, limit=RUNS_PER_PAGE)
+    )
+    kept = [("repo", repo), ("pr", pr_text), ("state", state)]
+    kept = [(k, v) for k, v in kept if v]
+    next_link = (
+        "/runs?" + urllib.parse.urlencode([*kept, ("before", str(runs[-1].id))])
+        if len(runs) == RUNS_PER_PAGE
+        else ""
+    )
+    first_link = ("/runs?" + urllib.parse.urlencode(kept)) if before else ""
+    return page(
+        "runs.html",
+        nav=await _nav(request),
+        runs=runs,
+        counts=await _with_counts(runtime, runs),
+        filters={"repo": repo, "pr": pr_text, "state": state if state in RUN_STATES else ""},
+        states=RUN_STATES,
+        next_link=next_link,
+        first_link=first_link,
+    )
+
+
+# ---------------------------------------------------------------------- the overview
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    summary: str
+
+
+def _pool_use(runtime: Runtime) -> PoolUse:
+    local = runtime.jobs.runners.get("local")
+    pool = getattr(local, "pool", None)
+    if pool is None:
+        return PoolUse("no local runner")
+    waiting = f", {pool.waiting} job(s) waiting for one" if pool.waiting else ""
+    if pool.has_gpu:
+        busy = len(pool.devices) - pool.free
+        return PoolUse(f"{busy} of {len(pool.devices)} GPUs in use{waiting}")
+    return PoolUse(f"no GPU on this machine (CPU slots free: {pool.free}){waiting}")
+
+
+def _last_hour(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    rows = conn.execute(
+        "SELECT status, COUNT(*) FROM deliveries WHERE received_at >= ? GROUP BY status",
+        (time.time() - 3600,),
+    ).fetchall()
+    counts = dict(rows)
+    return [(status, counts[status]) for status in DELIVERY_STATES if status in counts]
+
+
+@_page_of
+async def overview(request: web.Request) -> web.StreamResponse:
+    runtime = _runtime(request)
+    viewer = await access.viewer(request)
+    active_where = await _run_filter(request, states=ACTIVE_RUN_STATES)
+    done_where = RunFilter(states=("finished", "cancelled", "error"), visible=active_where.visible)
+    active = await _read(runtime, lambda conn: job_rows.list_runs(conn, active_where, limit=50))
+    recent = await _read(runtime, lambda conn: job_rows.list_runs(conn, done_where, limit=10))
+    chart_where = RunFilter(states=("finished",), visible=active_where.visible)
+    chart_runs = await _read(
+        runtime, lambda conn: job_rows.list_runs(conn, chart_where, limit=CHART_RUNS)
+    )
+    chart_ids = [run.id for run in chart_runs]
+    chart_jobs = await _read(runtime, lambda conn: job_rows.jobs_of_runs(conn, chart_ids))
+    context: dict[str, Any] = {
+        "active": active,
+        "recent": recent,
+        "counts": await _with_counts(runtime, [*active, *recent]),
+        "pool": _pool_use(runtime),
+        "chart": folder_chart(job for rows in chart_jobs.values() for job in rows),
+        "last_hour": await _read(runtime, _last_hour),
+        "failed": [],
+        "outbox_waiting": 0,
+        "outbox_failed": 0,
+    }
+    if viewer.operator:
+        context["failed"] = await _read(
+            runtime, lambda conn: queries.list_deliveries(conn, status="failed", limit=10)
+        )
+        outbox = await _read(runtime, lambda conn: queries.count_by_status(conn, "outbox"))
+        context["outbox_waiting"] = outbox.get("pending", 0)
+        context["outbox_failed"] = outbox.get("failed", 0)
+    live = bool(active)
+    return page("overview.html", nav=await _nav(request), refresh=15 if live else None, **context)
+
+
+# ---------------------------------------------------------------------- the operator's pages
+
+
+@_page_of
+async def deliveries_page(request: web.Request) -> web.StreamResponse:
+    await access.require_operator(request)
+    runtime = _runtime(request)
+    status = request.query.get("status", "")
+    status = status if status in DELIVERY_STATES else ""
+    before = (
+        results.page_number(request.query.get("before")) if request.query.get("before") else None
+    )
+    rows = await _read(
+        runtime,
+        lambda conn: queries.page_deliveries(
+            conn, status=status or None, before=before, limit=RUNS_PER_PAGE
+        ),
+    )
+    next_link = ""
+    if len(rows) == RUNS_PER_PAGE:
+        kept = [("status", status)] if status else []
+        next_link = "/deliveries?" + urllib.parse.urlencode([*kept, ("before", str(rows[-1].seq))])
+    return page(
+        "deliveries.html",
+        nav=await _nav(request),
+        deliveries=rows,
+        statuses=("", *DELIVERY_STATES),
+        chosen=status,
+        next_link=next_link,
+    )
+
+
+def _subject(web_url: str, data: Any) -> tuple[dict[str, str] | None, str | None]:
+    """The pull request or issue a payload is about, and who sent it, as links."""
+    if not isinstance(data, dict):
+        return None, None
+    sender = data.get("sender")
+    login = sender.get("login") if isinstance(sender, dict) else None
+    repo = (
+        (data.get("repository") or {}).get("full_name")
+        if isinstance(data.get("repository"), dict)
+        else None
+    )
+    for key, kind in (("pull_request", "pull"), ("issue", "issues")):
+        item = data.get(key)
+        if isinstance(item, dict) and isinstance(item.get("number"), int) and repo:
+            text = f"{repo}#{item['number']} {item.get('title') or ''}".strip()
+            return {"url": f"{web_url}/{repo}/{kind}/{item['number']}", "text": text}, login
+    return None, login if isinstance(login, str) else None
+
+
+@_page_of
+async def delivery_page(request: web.Request) -> web.StreamResponse:
+    viewer = await access.require_operator(request)
+    runtime = _runtime(request)
+    delivery_id = request.match_info["delivery"]
+    delivery = await _read(runtime, lambda conn: queries.get_delivery(conn, delivery_id))
+    if delivery is None:
+        raise web.HTTPNotFound(text=f"There is no delivery {delivery_id}.")
+    try:
+        data = json.loads(delivery.body)
+        payload = json.dumps(data, indent=2, ensure_ascii=False)
+    except ValueError:
+        data, payload = None, delivery.body.decode("utf-8", "replace")
+    subject, sender = _subject(runtime.settings.github_web_url, data)
+    raw = payload.encode("utf-8")
+    cut = len(raw) > PAYLOAD_BYTES
+    return page(
+        "delivery.html",
+        nav=await _nav(request),
+        d=delivery,
+        subject=subject,
+        sender=sender,
+        headers=json.dumps(dict(delivery.headers), indent=2),
+        payload=raw[:PAYLOAD_BYTES].decode("utf-8", "ignore") if cut else payload,
+        payload_cut=cut,
+        payload_shown_kib=PAYLOAD_BYTES // 1024,
+        payload_kib=len(raw) // 1024,
+        csrf=access.csrf_token(viewer),
+        replayed=request.query.get("replayed") == "1",
+        replayable=REPLAYABLE,
+    )
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    if request.content_length is not None and request.content_length > 16 * 1024:
+        raise web.HTTPRequestEntityTooLarge(max_size=16 * 1024, actual_size=request.content_length)
+    form = await request.post()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@_page_of
+async def replay_delivery(request: web.Request) -> web.StreamResponse:
+    viewer = await access.require_operator(request)
+    await access.check_csrf(request, await _form(request))
+    runtime = _runtime(request)
+    delivery_id = request.match_info["delivery"]
+
+    def replay(conn: sqlite3.Connection) -> bool:
+        # One still queued or in hand is left alone: replaying it would handle it twice at once.
+        row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        return (
+            row is not None and row[0] in REPLAYABLE and queries.replay_delivery(conn, delivery_id)
+        )
+
+    if not await runtime.store.call(replay):
+        raise web.HTTPNotFound(text=f"There is no finished delivery {delivery_id} to replay.")
+    runtime.worker.wake()
+    log.info("delivery %s replayed from the web by %s", delivery_id, viewer.login or "token")
+    quoted = urllib.parse.quote(delivery_id, safe="")
+    raise web.HTTPSeeOther(f"/deliveries/{quoted}?replayed=1")
+
+
+@_page_of
+async def outbox_page(request: web.Request) -> web.StreamResponse:
+    viewer = await access.require_operator(request)
+    runtime = _runtime(request)
+    status = request.query.get("status", "")
+    status = status if status in OUTBOX_STATES else ""
+    items = await _read(
+        runtime, lambda conn: queries.list_outbox(conn, status=status or None, limit=100)
+    )
+    return page(
+        "outbox.html",
+        nav=await _nav(request),
+        items=items,
+        payloads={item.id: scrub(json.dumps(item.payload, indent=2)) for item in items},
+        statuses=OUTBOX_STATES,
+        chosen=status,
+        csrf=access.csrf_token(viewer),
+        retried=results.page_number(request.query.get("retried"))
+        if request.query.get("retried")
+        else None,
+    )
+
+
+@_page_of
+async def retry_outbox(request: web.Request) -> web.StreamResponse:
+    viewer = await access.require_operator(request)
+    await access.check_csrf(request, await _form(request))
+    runtime = _runtime(request)
+    item_id = _int(request, "item")
+    if not await runtime.store.call(lambda conn: queries.retry_outbox(conn, item_id)):
+        raise web.HTTPNotFound(text=f"There is no undelivered outbox item {item_id}.")
+    runtime.services.outbox.wake()
+    log.info("outbox item %s retried from the web by %s", item_id, viewer.login or "token")
+    raise web.HTTPSeeOther(f"/outbox?retried={item_id}")
+
+
+# ---------------------------------------------------------------------- help
+
+
+def _wants_html(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept
+
+
+@_page_of
+async def help_page(request: web.Request) -> web.StreamResponse:
+    runtime = _runtime(request)
+    helps = runtime.services.help
+    if request.query.get("format") == "markdown":
+        return web.Response(text=render_markdown(helps, runtime.settings.handle))
+    if request.query.get("format") == "json" or not _wants_html(request):
+        return web.json_response(
+            {"handle": runtime.settings.handle, "features": [h.as_dict() for h in helps]}
+        )
+    return page("help.html", nav=await _nav(request), refresh=None, helps=helps)
+
+
+def add_routes(app: web.Application, runtime: Runtime) -> None:
+    set_secrets(runtime.settings.secrets)
+    app[RESULTS] = results.ResultsCache()
+    access.add_routes(app, runtime.settings)
+    app.router.add_get("/", overview)
+    app.router.add_get("/help", help_page)
+    app.router.add_get("/runs", runs_page)
+    app.router.add_get("/runs/{run}", run_page)
+    app.router.add_get("/runs/{run}/jobs/{job}/log", job_log)
+    app.router.add_get("/deliveries", deliveries_page)
+    app.router.add_get("/deliveries/{delivery}", delivery_page)
+    app.router.add_post("/deliveries/{delivery}/replay", replay_delivery)
+    app.router.add_get("/outbox", outbox_page)
+    app.router.add_post("/outbox/{item}/retry", retry_outbox)

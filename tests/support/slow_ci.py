@@ -1,0 +1,33 @@
+"""What the `run-slow` end-to-end tests share: a served repository with a pull request whose
+head commit is an hour old (so a comment made now approves it), and reading back the result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from bot.comments import MARKER_PREFIX
+
+REPO = "acme/models"
+PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_slow_pull(harness, files: Mapping[str, str], *, config: str = "") -> int:
+    """The repository with `files` (the reminder off), and a PR from `feature`; its number."""
+    harness.github.create_repo(
+        REPO,
+        files={**files, ".github/bot.toml": "[slow_ci]\nreminder = false\n" + config},
+        collaborators={"maint": "write", "reader": "read"},
+    )
+    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
+    return harness.github.open_pull(REPO, "feature", author="carol")
+
+
+def head(harness, number: int) -> str:
+    """The PR branch's tip now."""
+    pull = harness.github.pull(REPO, number)
+    return harness.github.git(REPO).resolve(pull.head_ref)
+
+
+def bot_comments(harness, number: int) -> list[str]:
+    return [c["body"] for c in harness.github.comments(REPO, number) if MARKER_PREFIX in c["body"]]
