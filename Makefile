@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/webhook_ingest.py
 	$(PY) bench/slow_ci_latency.py
 	$(PY) bench/run_page.py
+	$(PY) bench/actions_scale.py
 	$(PY) bench/style_job.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py

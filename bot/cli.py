@@ -132,10 +132,23 @@ async def _handle_once(
     from bot.dispatch import dispatch
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings, dry_run=dry_run, store=Store(":memory:"), config_override=override)
+    runtime = Runtime(
+        settings,
+        dry_run=dry_run,
+        store=Store(":memory:"),
+        config_override=override,
+        one_shot=True,
+    )
     await runtime.start(background=False)
     try:
+        if not dry_run:
+            # Jobs go to GitHub Actions only; this process follows them to their end.
+            await runtime.jobs.start()
         result = await dispatch(runtime.services, runtime.router, delivery)
+        if not dry_run:
+            followed = await runtime.jobs.drain()
+            if followed:
+                print(f"followed {followed} run(s) on GitHub Actions to their end", file=sys.stderr)
         writes: list[dict[str, Any]] = []
         if dry_run:
             writes = [

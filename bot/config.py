@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -58,6 +59,8 @@ class Settings:
     #: Deliveries handled at once (one at a time per pull request), and each handler's limit.
     worker_concurrency: int = 16
     handler_timeout_seconds: float = 300.0
+    #: A slow job on GitHub Actions is polled when no webhook about it came for this long.
+    actions_poll_seconds: float = 60.0
     max_connections: int = 1000
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
@@ -131,6 +134,9 @@ class Settings:
             worker_concurrency=_env_int(env, "BOT_WORKER_CONCURRENCY", cls.worker_concurrency),
             handler_timeout_seconds=_env_float(
                 env, "BOT_HANDLER_TIMEOUT_SECONDS", cls.handler_timeout_seconds
+            ),
+            actions_poll_seconds=_env_float(
+                env, "BOT_ACTIONS_POLL_SECONDS", cls.actions_poll_seconds
             ),
             max_connections=_env_int(env, "BOT_MAX_CONNECTIONS", cls.max_connections),
             header_timeout_seconds=_env_float(
@@ -237,6 +243,15 @@ class NewModelConfig:
     mention: tuple[str, ...] = ()  # Slack member ids, e.g. "U024BE7LH"
 
 
+#: The reference's runner groups: one label per machine type besides `self-hosted`.
+DEFAULT_RUNNER_LABELS: Mapping[str, tuple[str, ...]] = {
+    "single-gpu": ("self-hosted", "single-gpu"),
+    "multi-gpu": ("self-hosted", "multi-gpu"),
+}
+_WORKFLOW_FILE = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml")
+_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
 @dataclass(frozen=True)
 class SlowCiConfig:
     """`run-slow`: maintainer-approved slow test runs of chosen model folders."""
@@ -251,7 +266,14 @@ class SlowCiConfig:
     #: One comment per PR that changes model code or tests, with the line to paste.
     reminder: bool = True
     channel: str = ""  # Slack channel for a short summary when a run ends; empty: none
-    runner: Literal["local"] = "local"
+    #: Where jobs run: this machine's GPUs, or the repository's GitHub Actions runners.
+    runner: Literal["local", "github-actions"] = "local"
+    #: With `github-actions`: the workflow dispatched (in `.github/workflows/`, on the default
+    #: branch) and the self-hosted runner labels each machine type's jobs ask for.
+    workflow: str = "slow-tests.yml"
+    runner_labels: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_RUNNER_LABELS)
+    )
 
 
 @dataclass(frozen=True)
@@ -327,6 +349,13 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         return tuple(value)
     if origin in (typing.Union, types.UnionType):
         return value
+    if origin in (Mapping, dict):
+        # A table of lists of strings, e.g. [slow_ci.runner_labels] "single-gpu" = ["a", "b"].
+        if not isinstance(value, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
+        ):
+            raise ConfigError(f"{source}: {key!r} must be a table of lists of strings")
+        return {k: tuple(v) for k, v in value.items()}
     expected = {bool: "true or false", int: "an integer", str: "a string", float: "a number"}
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -355,6 +384,23 @@ def _check_ranges(config: Any, source: str, prefix: str) -> None:
                 f"{source}: '{prefix}machine_types' takes single-gpu and multi-gpu,"
                 f" got {list(config.machine_types)}"
             )
+    if isinstance(config, SlowCiConfig):
+        if not _WORKFLOW_FILE.fullmatch(config.workflow):
+            raise ConfigError(
+                f"{source}: '{prefix}workflow' must be a file name in .github/workflows"
+                f" (like slow-tests.yml), got {config.workflow!r}"
+            )
+        for machine, labels in config.runner_labels.items():
+            if machine not in ("single-gpu", "multi-gpu"):
+                raise ConfigError(
+                    f"{source}: '{prefix}runner_labels' takes single-gpu and multi-gpu,"
+                    f" got {machine!r}"
+                )
+            if not labels or not all(_LABEL.fullmatch(label) for label in labels):
+                raise ConfigError(
+                    f"{source}: '{prefix}runner_labels.{machine}' must be a list of runner"
+                    f" labels, got {list(labels)}"
+                )
     if isinstance(config, StyleConfig):
         if config.max_files < 1:
             raise ConfigError(f"{source}: '{prefix}max_files' must be at least 1")
@@ -388,4 +434,10 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # an inline table: it stays inside its section
+        return (
+            "{ "
+            + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
+            + " }"
+        )
     return str(value)

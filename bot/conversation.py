@@ -8,12 +8,15 @@ depend on each other and a reply is posted once, the same way, everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gidgethub
 
 from bot.comments import find_marked_comment, marker
 from bot.github import GitHubAPI
+
+if TYPE_CHECKING:
+    from bot.jobs import JobSystem
 
 #: GitHub's repository roles, weakest first; `role_name` answers with one of them.
 ROLES = ("none", "read", "triage", "write", "maintain", "admin")
@@ -25,6 +28,21 @@ NO_JOBS_REPLY = (
     "This bot runs here without its server (`bot serve`), so it cannot run jobs: nothing was"
     " started. Ask again where the bot's server runs."
 )
+#: Without a server only GitHub Actions runs jobs: PR code never runs beside the bot's token.
+NO_RUNNER_REPLY = (
+    "This bot runs here without its server (`bot serve`), where jobs run only on GitHub Actions;"
+    " {hint} Nothing was started."
+)
+
+
+def job_refusal(jobs: JobSystem, runner: str, hint: str) -> str | None:
+    """Why a command's job cannot be queued here, or None when it can; `hint` says what would
+    make it work (a setting, or the server)."""
+    if not jobs.started:
+        return NO_JOBS_REPLY
+    if runner not in jobs.runners:
+        return NO_RUNNER_REPLY.format(hint=hint)
+    return None
 
 
 def at_least(role: str, wanted: str) -> bool:
@@ -123,6 +141,17 @@ class Conversation:
             return int(found["id"])
         posted = await self.gh.post(comments_url, data={"body": body})
         return int(posted["id"])
+
+    async def upsert_comment(self, comments_url: str, key: str, body: str) -> int:
+        """The marked comment with this body: posted, or edited where one is there already
+        (a report whose rows predate the comment's id being stored, a restart)."""
+        found = await find_marked_comment(self.gh, comments_url, key)
+        if found is None:
+            posted = await self.gh.post(comments_url, data={"body": body})
+            return int(posted["id"])
+        if found.get("body") != body:
+            await self.edit_comment(int(found["id"]), body)
+        return int(found["id"])
 
     async def reply(self, comments_url: str, key: str, text: str) -> str:
         """A one-line answer (a refusal, a reason), once per key; returns its first line."""

@@ -424,12 +424,30 @@ def end_run(
     ]
 
 
-def claim_next_job(conn: sqlite3.Connection, now: float) -> tuple[Snapshot, JobRecord] | None:
-    """Takes the oldest queued job (queue order is job id order) and marks it running."""
-    row = conn.execute(
-        "SELECT id, run_id FROM jobs INDEXED BY jobs_status WHERE status = 'queued'"
-        " ORDER BY id LIMIT 1"
-    ).fetchone()
+def claim_next_job(
+    conn: sqlite3.Connection,
+    now: float,
+    *,
+    full: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+) -> tuple[Snapshot, JobRecord] | None:
+    """Takes the oldest queued job (queue order is job id order) and marks it running.
+
+    Jobs for the runners named in `full` wait; with `only`, just jobs for those runners are
+    taken (the shared slots are all in use, runners with slots of their own still have room).
+    """
+    sql = "SELECT id, run_id FROM jobs INDEXED BY jobs_status WHERE status = 'queued'"
+    args: list[str] = []
+    runner = "COALESCE(json_extract(spec, '$.runner'), 'local')"
+    if full:
+        sql += f" AND {runner} NOT IN ({','.join('?' * len(full))})"
+        args.extend(full)
+    if only is not None:
+        if not only:
+            return None
+        sql += f" AND {runner} IN ({','.join('?' * len(only))})"
+        args.extend(only)
+    row = conn.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
     if row is None:
         return None
     job_id, run_id = row
@@ -640,7 +658,13 @@ def build_request(run: RunRecord, job: JobRecord, token: TokenProvider | None) -
         fields.update({k: v for k, v in source.items() if k in _REQUEST_FIELDS})
     if isinstance(fields.get("tests"), list):
         fields["tests"] = tuple(fields["tests"])
-    return RunRequest(job_id=str(job.id), run_id=str(run.id), token=token, **fields)
+    return RunRequest(
+        job_id=str(job.id),
+        run_id=str(run.id),
+        token=token,
+        resumed=job.reason in (REQUEUED_REASON, STOPPED_REASON),
+        **fields,
+    )
 
 
 # ---------------------------------------------------------------------- the system
@@ -677,6 +701,7 @@ class _LiveLog:
 class _Active:
     job_id: int
     live: _LiveLog
+    runner_name: str = "local"
     task: asyncio.Task[None] | None = None
     runner: Runner | None = None
     cancel_reason: str | None = None
@@ -1012,6 +1037,29 @@ class JobSystem:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tick.event.wait(), self.poll_s)
 
+    async def drain(self) -> int:
+        """Until every run has ended and its end is reported; how many runs it waited for.
+
+        For a one-shot `bot handle`, whose process must outlive the jobs it dispatched.
+        """
+        waited: set[int] = set()
+        while True:
+            pending = await self.store.call(
+                lambda conn: [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM runs WHERE status IN ('queued', 'running')"
+                        " OR reported_version < version"
+                    )
+                ],
+                single=True,
+            )
+            if not pending:
+                return len(waited)
+            for run_id in pending:
+                waited.add(run_id)
+                await self.wait(run_id, reported=True)
+
     # -- the loop ------------------------------------------------------------------------
 
     @property
@@ -1032,15 +1080,22 @@ class JobSystem:
         self._ever_started = True
 
     async def run(self) -> None:
-        """Feeds queued jobs to runners, oldest first, at most `concurrency` at a time."""
+        """Feeds queued jobs to runners, oldest first: at most `concurrency` at a time share the
+        common slots, and a runner with slots of its own (`max_in_flight`, an Actions fleet)
+        takes up to that many besides, so hundreds of remote jobs never wait for a local GPU."""
         wake = self._wake_event()
         while not self._stopping:
             try:
                 wake.clear()
-                if len(self._active) >= self.concurrency:
+                full, only = self._room()
+                if only == []:
                     await self._sleep(wake)
                     continue
-                claimed = await self.store.call(lambda conn: claim_next_job(conn, time.time()))
+                claimed = await self.store.call(
+                    lambda conn, full=full, only=only: claim_next_job(
+                        conn, time.time(), full=full, only=only
+                    )
+                )
                 if claimed is None:
                     await self._sleep(wake)
                     continue
@@ -1053,6 +1108,23 @@ class JobSystem:
                 # A full disk or a closed store must not end the loop for good.
                 log.exception("the job loop failed; trying again")
                 await asyncio.sleep(1.0)
+
+    def _room(self) -> tuple[list[str], list[str] | None]:
+        """Runners with no free slot, and (when the shared slots are taken) the only runners
+        that may still start a job."""
+        own = {
+            name: limit
+            for name, runner in self.runners.items()
+            if (limit := getattr(runner, "max_in_flight", None))
+        }
+        busy: dict[str, int] = {}
+        for active in self._active.values():
+            busy[active.runner_name] = busy.get(active.runner_name, 0) + 1
+        full = sorted(name for name, limit in own.items() if busy.get(name, 0) >= limit)
+        shared = sum(n for name, n in busy.items() if name not in own)
+        if shared < self.concurrency:
+            return full, None
+        return full, sorted(name for name in own if name not in full)
 
     async def _sleep(self, wake: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
@@ -1082,9 +1154,16 @@ class JobSystem:
         await asyncio.gather(*rest, return_exceptions=True)
         self._reports.clear()
         self._background.clear()
+        for runner in self.runners.values():
+            close = getattr(runner, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
     def _launch(self, run: RunRecord, job: JobRecord) -> None:
-        active = _Active(job.id, _LiveLog(self.limits.live_log_bytes))
+        active = _Active(
+            job.id, _LiveLog(self.limits.live_log_bytes), str(job.spec.get("runner", "local"))
+        )
         self._active[job.id] = active
         active.task = asyncio.create_task(self._execute(run, job, active), name=f"job-{job.id}")
 

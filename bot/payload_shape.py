@@ -41,6 +41,18 @@ _BY_EVENT: Mapping[str, tuple[tuple[str, bool, _Spec], ...]] = {
         ("repository", True, {}),
     ),
     "push": (("repository", True, {}),),
+    "workflow_run": (
+        ("workflow_run", True, {"id": (int,), "status": (str,), "conclusion": (str, None)}),
+        ("repository", True, {}),
+    ),
+    "workflow_job": (
+        (
+            "workflow_job",
+            True,
+            {"run_id": (int,), "status": (str,), "runner_name": (str, None)},
+        ),
+        ("repository", True, {}),
+    ),
     "check_run": (
         (
             "check_run",

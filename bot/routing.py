@@ -19,6 +19,7 @@ import handlers.reviewers
 import handlers.slow_ci
 import handlers.style
 from bot.help import Help
+from bot.runners import actions
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -37,7 +38,8 @@ FEATURES: tuple[ModuleType, ...] = (
 
 
 def combined_router(features: tuple[ModuleType, ...] | None = None) -> Router:
-    return Router(*(feature.router for feature in features or FEATURES))
+    """The features' routers, and the Actions runner's (it follows its workflow runs)."""
+    return Router(*(feature.router for feature in features or FEATURES), actions.router)
 
 
 def all_help(features: tuple[ModuleType, ...] | None = None) -> tuple[Help, ...]:

@@ -20,6 +20,7 @@ from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
 from bot.routing import all_help, combined_router, feature_runners, register_feature_jobs
 from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
+from bot.runners.actions import NAME, ActionsConfig, ActionsRunner
 from bot.slack import make_sender
 from bot.store import Store
 from bot.worker import Worker
@@ -47,8 +48,12 @@ class Runtime:
         dry_run: bool = False,
         store: Store | None = None,
         config_override: RepoConfig | None = None,
+        one_shot: bool = False,
     ) -> None:
         self.settings = settings
+        #: `bot handle` in a workflow: jobs run only on GitHub Actions, never in this process,
+        #: which holds the workflow's token.
+        self.one_shot = one_shot
         self.modules = modules
         self.dry_run = dry_run
         self.store = store or Store(settings.database)
@@ -81,11 +86,23 @@ class Runtime:
             base_delay=self.settings.retry_base_seconds,
             dry_run=self.dry_run,
         )
-        self.jobs = JobSystem(
-            self.store,
-            {"local": local_runner(self.settings), **feature_runners(self.settings, self.modules)},
-            concurrency=self.settings.job_concurrency,
+        actions = ActionsRunner(
+            ActionsConfig(
+                api_url=self.settings.github_api_url,
+                poll_s=self.settings.actions_poll_seconds,
+                always_find=self.one_shot,
+            )
         )
+        runners = (
+            {NAME: actions}
+            if self.one_shot
+            else {
+                "local": local_runner(self.settings),
+                NAME: actions,
+                **feature_runners(self.settings, self.modules),
+            }
+        )
+        self.jobs = JobSystem(self.store, runners, concurrency=self.settings.job_concurrency)
         self._services = Services(
             settings=self.settings,
             store=self.store,

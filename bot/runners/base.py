@@ -80,6 +80,11 @@ class RunRequest:
     token: TokenProvider | None = field(default=None, repr=False, compare=False)
     #: where the runner also writes `log.txt` and `junit.xml` for the caller to keep
     artifacts_dir: Path | None = None
+    #: what only one kind of runner reads (the Actions runner: workflow, labels, branch)
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: the bot stopped or died during an earlier start of this job: a runner whose work
+    #: outlives the bot (a workflow run) looks for what that start began before beginning anew
+    resumed: bool = False
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.head_sha):

@@ -7,7 +7,9 @@ review requests, statuses, check runs, reactions, every request it made). The bo
 through its real gidgethub client over real HTTP, with App JWTs and installation tokens, and it
 answers the way GitHub does for the cases a bot relies on: 401 for bad credentials, 404 for an
 unknown pull request, 422 for a reviewer who is not a collaborator, `Link` pagination, the caps
-on a pull request's files (3,000) and a comparison's files (300), rate limit headers.
+on a pull request's files (3,000) and a comparison's files (300), rate limit headers. A workflow
+dispatched through its Actions API runs its test step for real (`actions.py`) and announces its
+progress with `workflow_run` / `workflow_job` webhooks to the target the harness sets.
 
 The Python API is layered: people and roles (`people.py`), repositories and commits
 (`repositories.py`), pull requests (`pulls.py`), and here issues, comments, labels, programmed
@@ -20,15 +22,17 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.actions import Actions
 from bot.sandbox.api import DOCS
 from bot.sandbox.api_checks import check_run_shape
 from bot.sandbox.auth import AppAuth
@@ -40,15 +44,19 @@ from bot.sandbox.rest import Rest
 from bot.sandbox.shapes import REACTIONS, Shapes
 from bot.sandbox.state import (
     Comment,
+    DroppedWebhooks,
     Failure,
     Hold,
     Issue,
     Label,
     Reaction,
     RecordedRequest,
+    RunHold,
     SandboxRepo,
     Team,
     User,
+    WebhookDelivery,
+    WorkflowRun,
     check_login,
     now_iso,
 )
@@ -60,6 +68,7 @@ DEFAULT_PERMISSIONS = {
     "pull_requests": "write",
     "statuses": "write",
     "checks": "write",
+    "actions": "write",
     "members": "read",
 }
 
@@ -104,17 +113,50 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.failures: list[Failure] = []
         self.holds: list[Hold] = []
+        #: GitHub Actions. False: an older GitHub Enterprise Server, which refuses a dispatch's
+        #: `return_run_details` with 422 (the client then finds its run in the list).
+        self.actions_run_details = True
+        #: The interpreter a run's test step uses (it needs pytest), its time limit, and how
+        #: many runs execute at once (read at the first run; the others wait `queued`).
+        self.actions_python = sys.executable
+        self.actions_timeout_s = 600.0
+        self.actions_concurrency = 4
+        #: A scripted test step, (inputs) -> (exit code, JUnit XML, log text), in place of the
+        #: checkout and pytest: for measuring the bot with hundreds of runs, not the tests.
+        self.actions_test_step: Callable[[dict[str, str]], tuple[int, str, str]] | None = None
+        #: Where the sandbox sends its own webhooks (Actions events); see `webhook_target`.
+        self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.run_holds: list[RunHold] = []
+        self.dropped_webhooks: list[DroppedWebhooks] = []
         self.lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
         self.shapes = Shapes(self)
         self.payloads = Payloads(self)
         self.rest = Rest(self)
+        self.actions = Actions(self)
         self.add_user(self.bot_login, kind="Bot")
         self.add_user("web-flow")
         self.add_user(app_owner, kind="Organization")
 
     def make_app(self) -> web.Application:
-        return self.rest.make_app()
+        app = self.rest.make_app()
+
+        async def start_actions(_app: web.Application) -> None:
+            await self.actions.open()
+
+        async def stop_actions(_app: web.Application) -> None:
+            await self.actions.close()
+
+        app.on_startup.append(start_actions)
+        app.on_cleanup.append(stop_actions)
+        return app
+
+    async def close(self) -> None:
+        """Stops running workflow runs (their processes killed) before the server goes."""
+        await self.actions.close()
+        await super().close()
 
     # ------------------------------------------------------------------ issues
 
@@ -279,6 +321,110 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         """Makes an installation token expire now, as an hour passing would."""
         with self.lock:
             self.auth.expire(token)
+
+    # ------------------------------------------------------------------ GitHub Actions
+
+    def webhook_target(self, url: str | None, secret: str | None) -> None:
+        """Where the App's webhooks go (the bot's `/webhook`) and the secret they are signed
+        with; None: nowhere (deliveries are recorded, not sent)."""
+        with self.lock:
+            self.webhook_url, self.webhook_secret = url, secret
+
+    def hold_next_run(self) -> RunHold:
+        """The next dispatched workflow run stays `queued` (its queued webhooks sent) until the
+        test calls `release()`; `reached` is set once it is there. One hold per run."""
+        hold = RunHold()
+        with self.lock:
+            self.run_holds.append(hold)
+        return hold
+
+    def take_run_hold(self) -> RunHold | None:
+        """The hold a new run must wait on (called under the lock)."""
+        return self.run_holds.pop(0) if self.run_holds else None
+
+    def drop_webhooks(self, event: str, action: str | None = None, *, times: int = 1) -> None:
+        """The next `times` deliveries of `event` (with `action`; None: any) are lost, as a
+        delivery GitHub failed to make: the state still changes, so only a poll can see it."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self.lock:
+            self.dropped_webhooks.append(DroppedWebhooks(event, action, times))
+
+    def take_dropped_webhook(self, event: str, action: str | None) -> bool:
+        """Whether this delivery is one a test dropped (called under the lock)."""
+        for drop in self.dropped_webhooks:
+            if drop.event == event and drop.action in (None, action):
+                drop.times -= 1
+                if drop.times <= 0:
+                    self.dropped_webhooks.remove(drop)
+                return True
+        return False
+
+    def dispatches(self, full_name: str) -> list[dict[str, Any]]:
+        """The body of every request that reached the dispatch endpoint, oldest first, whether
+        it was accepted or refused (a 422 retried without `return_run_details` counts twice)."""
+        with self.lock:
+            return [
+                dict(body) if isinstance(body, dict) else body
+                for body in self.repo(full_name).dispatches
+            ]
+
+    def workflow_runs(self, full_name: str) -> list[dict[str, Any]]:
+        """Workflow runs as the REST API shows them, oldest first."""
+        with self.lock:
+            repo = self.repo(full_name)
+            return [self.shapes.workflow_run(repo, run) for run in repo.workflow_runs.values()]
+
+    def workflow_job(self, full_name: str, run_id: int) -> dict[str, Any]:
+        """The job of a workflow run as the REST API shows it."""
+        with self.lock:
+            repo = self.repo(full_name)
+            return self.shapes.workflow_job(repo, self._workflow_run(repo, run_id))
+
+    def job_log(self, full_name: str, run_id: int) -> str | None:
+        """The whole log of a run's job once it completed (None before)."""
+        with self.lock:
+            return self._workflow_run(self.repo(full_name), run_id).job.log
+
+    def artifacts(self, full_name: str, run_id: int) -> list[dict[str, Any]]:
+        with self.lock:
+            repo = self.repo(full_name)
+            run = self._workflow_run(repo, run_id)
+            return [self.shapes.artifact(repo, repo.artifacts[i]) for i in run.artifacts]
+
+    def expire_artifact(self, full_name: str, artifact_id: int) -> None:
+        """Makes an artifact expire now, as its retention days passing would."""
+        with self.lock:
+            artifact = self.repo(full_name).artifacts.get(artifact_id)
+            if artifact is None:
+                raise KeyError(f"{full_name} has no artifact {artifact_id}")
+            artifact.expired = True
+
+    def expire_download_links(self) -> None:
+        """Every artifact or log download link given so far stops working (they last a minute)."""
+        self.actions.blobs.expire_links()
+
+    def sent_webhooks(
+        self, event: str | None = None, action: str | None = None
+    ) -> list[WebhookDelivery]:
+        """The Actions webhooks the sandbox made, in order (dropped ones included, marked)."""
+        with self.lock:
+            return [
+                d
+                for d in self.webhook_deliveries
+                if (event is None or d.event == event) and (action is None or d.action == action)
+            ]
+
+    async def actions_idle(self, within: float = 120.0) -> None:
+        """Waits until every dispatched run completed and its webhooks went out (a held run
+        must be released first); TimeoutError after `within` seconds."""
+        await self.actions.idle(within)
+
+    def _workflow_run(self, repo: SandboxRepo, run_id: int) -> WorkflowRun:
+        run = repo.workflow_runs.get(run_id)
+        if run is None:
+            raise KeyError(f"{repo.full_name} has no workflow run {run_id}")
+        return run
 
     # ------------------------------------------------------------------ looking at the outcome
 

@@ -83,6 +83,8 @@ class Harness:
         self._runner, self.url = await serving.start(
             create_app(self.settings, runtime=self.runtime), host, port
         )
+        # The sandbox's own webhooks (GitHub Actions runs) go to this bot, signed as GitHub signs.
+        self.github.webhook_target(f"{self.url}/webhook", self.secret)
 
     async def stop_bot(self) -> None:
         if self._runner is not None:

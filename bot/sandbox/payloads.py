@@ -4,8 +4,10 @@ Each payload carries what GitHub's does for an App (`installation`, `repository`
 `organization` for organisation repositories), and describes the state the sandbox is in: a
 `pull_request` payload reads the PR as the REST API shows it, an `issue_comment` payload
 creates its comment first (GitHub stores a comment before announcing it), a `push` payload
-lists the commits and files git really holds between `before` and `after`, and a `check_run`
-payload describes a check run the bot created, as a click on one of its buttons sends it.
+lists the commits and files git really holds between `before` and `after`, a `check_run`
+payload describes a check run the bot created, as a click on one of its buttons sends it, and
+`workflow_run` / `workflow_job` payloads describe a dispatched run as the sandbox's Actions
+executor moves it along (it sends them itself, as GitHub does).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bot.sandbox.api_checks import check_run_shape
 from bot.sandbox.gitrepo import ZERO_SHA
 from bot.sandbox.shapes import NOREPLY, node_id
-from bot.sandbox.state import SandboxRepo
+from bot.sandbox.state import SandboxRepo, WorkflowRun
 
 if TYPE_CHECKING:
     from bot.sandbox.github import SandboxGitHub
@@ -47,6 +49,8 @@ PULL_REQUEST_ACTIONS = frozenset(
         "unlocked",
     }
 )
+WORKFLOW_RUN_ACTIONS = frozenset({"requested", "in_progress", "completed"})
+WORKFLOW_JOB_ACTIONS = frozenset({"queued", "in_progress", "completed", "waiting"})
 #: GitHub lists at most this many commits in a push delivery.
 PUSH_COMMITS_CAP = 2048
 
@@ -179,6 +183,37 @@ class Payloads:
             payload.update(self.envelope(repo, sender))
             return payload
 
+    def workflow_run(self, full_name: str, run_id: int, action: str) -> dict[str, Any]:
+        """A `workflow_run` delivery for the run as it is now, sent by whoever dispatched it."""
+        if action not in WORKFLOW_RUN_ACTIONS:
+            raise ValueError(f"{action!r} is not a workflow_run action GitHub sends")
+        hub = self.hub
+        with hub.lock:
+            repo = hub.repo(full_name)
+            run = _workflow_run(repo, run_id)
+            payload: dict[str, Any] = {
+                "action": action,
+                "workflow_run": hub.shapes.workflow_run(repo, run),
+                "workflow": hub.shapes.workflow(repo, run),
+            }
+            payload.update(self.envelope(repo, run.actor))
+            return payload
+
+    def workflow_job(self, full_name: str, run_id: int, action: str) -> dict[str, Any]:
+        """A `workflow_job` delivery for the run's job as it is now."""
+        if action not in WORKFLOW_JOB_ACTIONS:
+            raise ValueError(f"{action!r} is not a workflow_job action GitHub sends")
+        hub = self.hub
+        with hub.lock:
+            repo = hub.repo(full_name)
+            run = _workflow_run(repo, run_id)
+            payload: dict[str, Any] = {
+                "action": action,
+                "workflow_job": hub.shapes.workflow_job(repo, run),
+            }
+            payload.update(self.envelope(repo, run.actor))
+            return payload
+
     def push(
         self,
         full_name: str,
@@ -258,3 +293,10 @@ class Payloads:
             payload.update(self.envelope(repo, login))
             payload["repository"] = repository
             return payload
+
+
+def _workflow_run(repo: SandboxRepo, run_id: int) -> WorkflowRun:
+    run = repo.workflow_runs.get(run_id)
+    if run is None:
+        raise KeyError(f"{repo.full_name} has no workflow run {run_id}")
+    return run

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.sandbox.api import DOCS, Call, Endpoints, GitHubError, Reply, Route, not_found
 from bot.sandbox.api_accounts import AccountEndpoints
+from bot.sandbox.api_actions import ActionEndpoints
 from bot.sandbox.api_checks import CheckEndpoints
 from bot.sandbox.api_git import GitEndpoints
 from bot.sandbox.api_issues import IssueEndpoints
@@ -37,6 +38,7 @@ _GROUPS: tuple[type[Endpoints], ...] = (
     PullEndpoints,
     IssueEndpoints,
     CheckEndpoints,  # before GitEndpoints, whose `/commits/(.+)` would take its `/check-runs`
+    ActionEndpoints,  # `/actions/...`: no other group's pattern reaches it; kept beside checks
     GitEndpoints,
     OAuthEndpoints,
 )

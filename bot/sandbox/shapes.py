@@ -1,5 +1,6 @@
 """JSON shapes of the sandbox GitHub: users, repositories, issues, pull requests, comments,
-commits, files and statuses, with the fields a bot reads, named and nested as GitHub does.
+commits, files, statuses and GitHub Actions' workflow runs, jobs and artifacts, with the fields a
+bot reads, named and nested as GitHub does.
 
 The same shapes serve the REST answers and the webhook payloads, so a handler sees one
 consistent world whichever way it learns about it.
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.sandbox.gitrepo import CommitInfo, FileChange
 from bot.sandbox.state import (
+    Artifact,
     Comment,
     Issue,
     Label,
@@ -21,6 +23,7 @@ from bot.sandbox.state import (
     SandboxRepo,
     Status,
     Team,
+    WorkflowRun,
     stable_id,
 )
 
@@ -96,7 +99,7 @@ def login_from_email(email: str) -> str | None:
 
 
 #: The webhook events the App subscribes to, as app.yml lists them.
-APP_EVENTS = ("check_run", "issue_comment", "pull_request", "push")
+APP_EVENTS = ("check_run", "issue_comment", "pull_request", "push", "workflow_job", "workflow_run")
 
 
 class Shapes:
@@ -540,3 +543,127 @@ class Shapes:
             "removed": [c.path for c in changes if c.status == "removed"],
             "modified": [c.path for c in changes if c.status not in ("added", "removed")],
         }
+
+    # ------------------------------------------------------------------ GitHub Actions
+
+    def workflow(self, repo: SandboxRepo, run: WorkflowRun) -> dict[str, Any]:
+        """The workflow a run belongs to, as a `workflow_run` delivery names it."""
+        workflow_id = workflow_id_of(repo, run.workflow_path)
+        file = run.workflow_path.rsplit("/", 1)[-1]
+        html = f"{self.html}/{repo.full_name}"
+        return {
+            "id": workflow_id,
+            "node_id": node_id("Workflow", workflow_id),
+            "name": run.workflow_name,
+            "path": run.workflow_path,
+            "state": "active",
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+            "url": f"{self.repo_api(repo)}/actions/workflows/{workflow_id}",
+            "html_url": f"{html}/blob/{repo.default_branch}/{run.workflow_path}",
+            "badge_url": f"{html}/workflows/{file}/badge.svg",
+        }
+
+    def workflow_run(self, repo: SandboxRepo, run: WorkflowRun) -> dict[str, Any]:
+        api = f"{self.repo_api(repo)}/actions/runs/{run.id}"
+        actor = self.user(run.actor)
+        info = repo.git.info(run.head_sha)
+        return {
+            "id": run.id,
+            "name": run.workflow_name,
+            "node_id": node_id("WorkflowRun", run.id),
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "path": run.workflow_path,
+            "display_title": run.display_title,
+            "run_number": run.run_number,
+            "event": "workflow_dispatch",
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": workflow_id_of(repo, run.workflow_path),
+            "url": api,
+            "html_url": f"{self.html}/{repo.full_name}/actions/runs/{run.id}",
+            "pull_requests": [],
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
+            "actor": actor,
+            "triggering_actor": actor,
+            "run_attempt": 1,
+            "run_started_at": run.created_at,
+            "jobs_url": f"{api}/jobs",
+            "logs_url": f"{api}/logs",
+            "artifacts_url": f"{api}/artifacts",
+            "cancel_url": f"{api}/cancel",
+            "rerun_url": f"{api}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": f"{self.repo_api(repo)}/actions/workflows/"
+            f"{workflow_id_of(repo, run.workflow_path)}",
+            "head_commit": {
+                "id": info.sha,
+                "tree_id": info.tree,
+                "message": info.message,
+                "timestamp": info.committer_date,
+                "author": {"name": info.author_name, "email": info.author_email},
+                "committer": {"name": info.committer_name, "email": info.committer_email},
+            },
+            "repository": self.repository(repo),
+            "head_repository": self.repository(repo),
+        }
+
+    def workflow_job(self, repo: SandboxRepo, run: WorkflowRun) -> dict[str, Any]:
+        job = run.job
+        api = self.repo_api(repo)
+        return {
+            "id": job.id,
+            "run_id": run.id,
+            "workflow_name": run.workflow_name,
+            "head_branch": run.head_branch,
+            "run_url": f"{api}/actions/runs/{run.id}",
+            "run_attempt": 1,
+            "node_id": node_id("CheckRun", job.id),
+            "head_sha": run.head_sha,
+            "url": f"{api}/actions/jobs/{job.id}",
+            "html_url": f"{self.html}/{repo.full_name}/actions/runs/{run.id}/job/{job.id}",
+            "status": job.status,
+            "conclusion": job.conclusion,
+            "created_at": job.created_at,
+            "started_at": job.started_at or job.created_at,
+            "completed_at": job.completed_at,
+            "name": job.name,
+            "steps": [],
+            "check_run_url": f"{api}/check-runs/{job.id}",
+            "labels": list(job.labels),
+            "runner_id": None if job.runner_name is None else stable_id("runner", job.runner_name),
+            "runner_name": job.runner_name,
+            "runner_group_id": None if job.runner_name is None else 1,
+            "runner_group_name": None if job.runner_name is None else "Default",
+        }
+
+    def artifact(self, repo: SandboxRepo, artifact: Artifact) -> dict[str, Any]:
+        api = f"{self.repo_api(repo)}/actions/artifacts/{artifact.id}"
+        run = repo.workflow_runs[artifact.run_id]
+        return {
+            "id": artifact.id,
+            "node_id": node_id("Artifact", artifact.id),
+            "name": artifact.name,
+            "size_in_bytes": len(artifact.data),
+            "url": api,
+            "archive_download_url": f"{api}/zip",
+            "expired": artifact.expired,
+            "digest": artifact.digest,
+            "created_at": artifact.created_at,
+            "updated_at": artifact.created_at,
+            "expires_at": artifact.expires_at,
+            "workflow_run": {
+                "id": run.id,
+                "repository_id": repo.id,
+                "head_repository_id": repo.id,
+                "head_branch": run.head_branch,
+                "head_sha": run.head_sha,
+            },
+        }
+
+
+def workflow_id_of(repo: SandboxRepo, path: str) -> int:
+    """A workflow's id: the same for a file on every run, as GitHub keeps it per path."""
+    return stable_id("workflow", repo.full_name.lower(), path)

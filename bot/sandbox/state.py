@@ -1,6 +1,6 @@
 """What the sandbox GitHub remembers besides git: people, teams, issues, pull requests, comments,
-reviews, labels, reactions, commit statuses and check runs, plus the record of every request it
-answered.
+reviews, labels, reactions, commit statuses, check runs and GitHub Actions runs, plus the record
+of every request it answered and every webhook it sent.
 
 Plain data: the rules (who may be asked to review, what a merge does) live in `people.py`,
 `pulls.py` and the endpoints, so a test may also set a field directly to stage an unusual
@@ -145,6 +145,61 @@ class CheckRun:
     actions: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class WorkflowJob:
+    """The one job of a workflow run (the sandbox runs single-job workflows)."""
+
+    id: int
+    name: str
+    labels: list[str]
+    status: str = "queued"  # queued | in_progress | completed
+    conclusion: str | None = None
+    runner_name: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    started_at: str | None = None
+    completed_at: str | None = None
+    #: the job's whole log, kept once it completed (GitHub serves it only then)
+    log: str | None = None
+
+
+@dataclass
+class Artifact:
+    id: int
+    name: str
+    run_id: int
+    data: bytes  # the zip GitHub serves
+    digest: str  # "sha256:<hex>" of `data`
+    created_at: str = field(default_factory=now_iso)
+    expires_at: str = ""
+    expired: bool = False
+
+
+@dataclass
+class WorkflowRun:
+    """A `workflow_dispatch` run: what was asked (inputs at the dispatched ref's commit), where it
+    is, and what it left (artifact ids). `hold` keeps it queued until a test releases it."""
+
+    id: int
+    run_number: int
+    workflow_path: str  # .github/workflows/<file>
+    workflow_name: str
+    display_title: str
+    head_branch: str
+    head_sha: str
+    inputs: dict[str, str]
+    actor: str
+    job: WorkflowJob
+    status: str = "queued"  # queued | in_progress | completed
+    conclusion: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    artifacts: list[int] = field(default_factory=list)
+    #: why the job cannot get a runner (its `runs-on` did not evaluate); it then fails unrun
+    startup_error: str | None = None
+    cancel_requested: bool = False
+    hold: RunHold | None = None
+
+
 @dataclass(kw_only=True)
 class Issue:
     number: int
@@ -217,6 +272,10 @@ class SandboxRepo:
     statuses: dict[str, list[Status]] = field(default_factory=dict)  # sha -> newest first
     check_runs: dict[int, CheckRun] = field(default_factory=dict)  # id -> check run, oldest first
     labels: dict[str, Label] = field(default_factory=dict)  # lower-cased name -> label
+    workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)  # id -> run, oldest first
+    artifacts: dict[int, Artifact] = field(default_factory=dict)
+    #: the body of every request that reached the dispatch endpoint, accepted or refused
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def owner(self) -> str:
@@ -276,6 +335,44 @@ class Hold:
 
     def release(self) -> None:
         self.released.set()
+
+
+@dataclass
+class RunHold:
+    """Keeps the next dispatched workflow run `queued` (`hold_next_run`): `reached` is set once
+    the run exists and its `queued` webhooks went out; the run goes on after `release()`."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    run_id: int | None = None
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
+class DroppedWebhooks:
+    """The next `times` deliveries of `event` (and `action`, None: any) are lost on the way."""
+
+    event: str
+    action: str | None
+    times: int
+
+
+@dataclass
+class WebhookDelivery:
+    """A webhook the sandbox itself sent (Actions events), for assertions.
+
+    `status` is the receiver's HTTP answer; 0 when it could not be reached, None when the
+    delivery was dropped (`drop_webhooks`) or no target was set (`webhook_target`).
+    """
+
+    event: str
+    action: str | None
+    payload: dict[str, Any]
+    delivery_id: str
+    status: int | None
+    dropped: bool = False
 
 
 @dataclass

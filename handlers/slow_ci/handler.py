@@ -28,9 +28,9 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.comments import marker
-from bot.config import SlowCiConfig
+from bot.config import DEFAULT_RUNNER_LABELS, SlowCiConfig
 from bot.context import Context, Services
-from bot.conversation import NO_JOBS_REPLY, at_least
+from bot.conversation import at_least, job_refusal
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
@@ -336,7 +336,11 @@ async def start_run(
 
     failed_tests: dict[str, list[str]] = {}
     if trigger.failed_only:
-        jobs, failed_tests, selection = await _previous_failures(ctx, repo, number)
+        previous = await ctx.services.jobs.last_run(KIND, repo, number)
+        if previous is None:
+            text = "No earlier slow run of this pull request is recorded here: nothing to re-run."
+            return await github.reply(pull.comments_url, reply_key, text)
+        jobs, failed_tests, selection = _previous_failures(previous)
         if not jobs:
             text = "Nothing failed in this pull request's previous slow run: nothing to re-run."
             return await github.reply(pull.comments_url, reply_key, text)
@@ -350,9 +354,14 @@ async def start_run(
         jobs = plan_jobs(selection, config.machine_types)
 
     jobs_system = ctx.services.jobs
-    if not jobs_system.started:
-        return await github.reply(pull.comments_url, reply_key, NO_JOBS_REPLY)
+    hint = (
+        "this repository's `.github/bot.toml` does not choose that"
+        ' (`[slow_ci] runner = "github-actions"`).'
+    )
+    if refusal := job_refusal(jobs_system, config.runner, hint):
+        return await github.reply(pull.comments_url, reply_key, refusal)
     timeout = float(config.job_timeout_seconds)
+    run_key = f"{repo}#{number}:{source}"
     run = await jobs_system.create_run(
         KIND,
         repo=repo,
@@ -361,7 +370,7 @@ async def start_run(
         base_ref=pull.base_ref,
         requested_by=login,
         requested_at=(approved_at.timestamp() if approved_at else time.time()),
-        key=f"{repo}#{number}:{source}",
+        key=run_key,
         supersede=True,
         spec={
             "installation_id": (ctx.event.data.get("installation") or {}).get("id"),
@@ -378,6 +387,7 @@ async def start_run(
                 "head_ref": pull.head_ref,
                 "base_clone_url": pull.base_clone_url,
                 "timeout_s": timeout,
+                "options": _runner_options(ctx, config, pull.base_ref, run_key),
             },
         },
         jobs=[
@@ -397,6 +407,22 @@ async def start_run(
     return f"run {run.id}: {len(jobs)} jobs at {sha}"
 
 
+def _runner_options(
+    ctx: Context, config: SlowCiConfig, base_ref: str | None, run_key: str
+) -> dict[str, Any]:
+    """What the Actions runner needs besides the job: the workflow, on the default branch (the
+    reviewed one, never the PR's), the labels per machine type, and the run's stable key."""
+    if config.runner != "github-actions":
+        return {}
+    repository = ctx.event.data.get("repository") or {}
+    return {
+        "workflow": config.workflow,
+        "ref": repository.get("default_branch") or base_ref or "main",
+        "labels": {**DEFAULT_RUNNER_LABELS, **config.runner_labels},
+        "run_key": run_key,
+    }
+
+
 async def _test_folder(github: SlowCiGitHub, name: str, sha: str) -> str | None:
     """The name's test folder at `sha`, in the planner's order of preference; None if none."""
     if check_name(name) is not None:
@@ -407,12 +433,9 @@ async def _test_folder(github: SlowCiGitHub, name: str, sha: str) -> str | None:
     return None
 
 
-async def _previous_failures(
-    ctx: Context, repo: str, number: int
+def _previous_failures(
+    last: tuple[RunRecord, list[JobRecord]],
 ) -> tuple[tuple[JobSpec, ...], dict[str, list[str]], Selection]:
-    last = await ctx.services.jobs.last_run(KIND, repo, number)
-    if last is None:
-        return (), {}, Selection((), ())
     run, jobs = last
     failed = [job for job in jobs if job.done and not job.ok]
     specs = tuple(JobSpec(job.spec["folder"], job.spec["machine_type"]) for job in failed)
@@ -505,7 +528,7 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
     )
     comment_id = run.spec.get("comment_id")
     if comment_id is None:
-        comment = github.comment(run.spec["comments_url"], key, body)
+        comment = github.upsert_comment(run.spec["comments_url"], key, body)
     else:
         comment = github.edit_comment(comment_id, body)
     # Each effect goes out whatever the others meet; then the first failure fails the report,

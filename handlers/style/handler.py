@@ -20,7 +20,7 @@ from bot.commands import parse_commands
 from bot.comments import MARKER_PREFIX, marker
 from bot.config import StyleConfig
 from bot.context import Context, Services
-from bot.conversation import NO_JOBS_REPLY, Conversation, PullInfo, at_least
+from bot.conversation import Conversation, PullInfo, at_least, job_refusal
 from bot.github import GitHubAPI
 from bot.help import Help, HelpCommand
 from bot.jobs import JobRecord, JobSystem, RunRecord
@@ -125,8 +125,9 @@ async def accept(
     choice = choose_files(files, config.paths, config.max_files)
     if not choice.files:
         return await github.reply(comments_url, reply_key, NO_FILES_REPLY)
-    if not ctx.services.jobs.started:
-        return await github.reply(comments_url, reply_key, NO_JOBS_REPLY)
+    hint = "`/style` runs in the bot's own process, so only where its server runs."
+    if refusal := job_refusal(ctx.services.jobs, RUNNER, hint):
+        return await github.reply(comments_url, reply_key, refusal)
     await github.react(comment_id, "eyes")
     run = await ctx.services.jobs.create_run(
         KIND,

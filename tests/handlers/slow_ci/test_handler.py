@@ -64,9 +64,10 @@ class FakeGitHub:
 
 
 class FakeJobs:
-    def __init__(self, started: bool = True) -> None:
+    def __init__(self, started: bool = True, runners: tuple[str, ...] = ("local",)) -> None:
         self.runs: list[dict[str, Any]] = []
         self.started = started
+        self.runners = dict.fromkeys(runners)
 
     async def create_run(self, kind: str, **run: Any) -> Any:
         self.runs.append({"kind": kind, **run})
@@ -176,3 +177,24 @@ async def test_without_a_job_loop_a_run_is_refused_rather_than_left_pending():
     )  # fmt: skip
     assert jobs.runs == []
     assert "without its server" in github.replies[0]
+
+
+async def test_without_a_server_only_the_actions_runner_takes_a_run():
+    github = FakeGitHub()
+    jobs = FakeJobs(runners=("github-actions",))  # a one-shot `bot handle`
+    await start_run(
+        github, _ctx(jobs), SlowCiConfig(), number=7, login="maint",  # type: ignore[arg-type]
+        trigger=parse_trigger("run-slow: toy"), approved_at=LATER,  # type: ignore[arg-type]
+        source="comment-1",
+    )  # fmt: skip
+    assert jobs.runs == []
+    assert 'runner = "github-actions"' in github.replies[0]
+    await start_run(
+        github, _ctx(jobs), SlowCiConfig(runner="github-actions"), number=7,  # type: ignore[arg-type]
+        login="maint", trigger=parse_trigger("run-slow: toy"), approved_at=LATER,  # type: ignore[arg-type]
+        source="comment-2",
+    )  # fmt: skip
+    (run,) = jobs.runs
+    options = run["spec"]["request"]["options"]
+    assert options["workflow"] == "slow-tests.yml" and options["run_key"].endswith(":comment-2")
+    assert options["labels"]["single-gpu"] == ("self-hosted", "single-gpu")

@@ -1,0 +1,355 @@
+"""The two shipped workflows: the slow tests the Actions runner dispatches, and the bot without a
+server. Read as YAML for what they promise (inputs, permissions, where tokens go), their shell
+scripts run for what they check, and actionlint over both where it is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.runners.actions import ARTIFACT_PREFIX, WORKFLOW_INPUTS
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+SLOW_TESTS = WORKFLOWS / "slow-tests.yml"
+MAINTAINER_BOT = WORKFLOWS / "maintainer-bot.yml"
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+GOOD_INPUTS = {
+    "FOLDER": "models/bert",
+    "MACHINE_TYPE": "single-gpu",
+    "SHA": SHA,
+    "CORRELATION": "c0ffee12ab34cd56",
+    "TESTS": "",
+    "PR": "7",
+    "LC_ALL": "C",
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    return workflow["on"] if "on" in workflow else workflow[True]
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def step_named(workflow: dict[str, Any], name: str) -> dict[str, Any]:
+    (step,) = [step for step in steps(workflow) if step.get("name") == name]
+    return step
+
+
+def uses(workflow: dict[str, Any], action: str) -> dict[str, Any]:
+    (step,) = [step for step in steps(workflow) if step.get("uses", "").startswith(action + "@")]
+    return step
+
+
+@pytest.fixture(scope="module")
+def slow() -> dict[str, Any]:
+    return load(SLOW_TESTS)
+
+
+@pytest.fixture(scope="module")
+def bot() -> dict[str, Any]:
+    return load(MAINTAINER_BOT)
+
+
+# ---------------------------------------------------------------------------- slow-tests.yml
+
+
+def test_slow_tests_declares_exactly_the_inputs_the_runner_sends(slow):
+    inputs = triggers(slow)["workflow_dispatch"]["inputs"]
+    assert tuple(inputs) == WORKFLOW_INPUTS
+    for name, spec in inputs.items():
+        assert spec["type"] == "string", name
+        if name in ("tests", "pr"):
+            assert spec["required"] is False and spec["default"] == "", name
+        else:
+            assert spec["required"] is True, name
+    assert set(triggers(slow)) == {"workflow_dispatch"}
+
+
+def test_slow_tests_run_name_carries_the_correlation_the_runner_finds_it_by(slow):
+    assert slow["name"] == "slow tests"
+    assert "[${{ inputs.correlation }}]" in slow["run-name"]
+
+
+def test_slow_tests_token_is_read_only(slow):
+    assert slow["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in slow["jobs"].values())
+
+
+def test_slow_tests_runs_on_the_labels_the_runner_chose(slow):
+    (job,) = slow["jobs"].values()
+    assert job["runs-on"] == "${{ fromJSON(inputs.runner_labels) }}"
+    assert 0 < job["timeout-minutes"] <= 360
+
+
+def test_a_newer_run_of_the_same_pr_replaces_the_older_and_runs_without_one_never_share(slow):
+    group = slow["concurrency"]["group"]
+    assert "${{ inputs.pr || inputs.correlation }}" in group
+    assert "inputs.folder" in group and "inputs.machine_type" in group
+    assert slow["concurrency"]["cancel-in-progress"] == "${{ inputs.pr != '' }}"
+
+
+def test_checkout_is_the_pinned_sha_without_credentials_and_is_verified(slow):
+    checkout = uses(slow, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ inputs.sha }}"
+    assert checkout["with"]["persist-credentials"] is False
+    assert checkout["with"]["fetch-depth"] == 1
+    verify = step_named(slow, "Check that the checkout is the commit asked for")
+    assert "git rev-parse HEAD" in verify["run"]
+    assert verify["env"] == {"SHA": "${{ inputs.sha }}"}
+    order = [step.get("name") or step["uses"] for step in steps(slow)]
+    assert order.index("Check the inputs") < order.index(checkout["uses"])
+    assert order.index(checkout["uses"]) < order.index(verify["name"])
+
+
+def test_the_test_step_gets_no_secret_and_no_token(slow):
+    step = step_named(slow, "Run the slow tests")
+    assert step["env"] == {
+        "RUN_SLOW": "yes",
+        "FOLDER": "${{ inputs.folder }}",
+        "TESTS": "${{ inputs.tests }}",
+    }
+    assert "pytest -v -rsfE --junitxml=reports/junit.xml" in step["run"]
+    assert "tee reports/log.txt" in step["run"]
+    # Nowhere in the workflow (its comments aside): no step could hand one on.
+    text = yaml.safe_dump(slow)
+    assert "secrets." not in text and "github.token" not in text and "GITHUB_TOKEN" not in text
+
+
+def test_the_environment_is_cached_per_os_machine_type_and_dependency_files(slow):
+    restore = uses(slow, "actions/cache/restore")
+    key = restore["with"]["key"]
+    for part in ("runner.os", "inputs.machine_type", "hashFiles('pyproject.toml'"):
+        assert part in key
+    save = uses(slow, "actions/cache/save")
+    assert save["with"]["path"] == restore["with"]["path"]
+    assert save["with"]["key"] == "${{ steps.env-cache.outputs.cache-primary-key }}"
+    assert save["if"] == step_named(slow, "Build the test environment")["if"]
+
+
+def test_the_report_artifact_is_named_by_the_correlation_and_kept_always(slow):
+    upload = uses(slow, "actions/upload-artifact")
+    assert upload["if"] == "always()"
+    assert upload["with"] == {
+        "name": ARTIFACT_PREFIX + "${{ inputs.correlation }}",
+        "path": "reports/",
+        "retention-days": 14,
+        "if-no-files-found": "warn",
+    }
+
+
+@pytest.mark.parametrize("path", [SLOW_TESTS, MAINTAINER_BOT], ids=lambda p: p.name)
+def test_no_script_splices_an_expression(path):
+    """An input or an event field spliced into `run:` is script injection: only env: may."""
+    for step in steps(load(path)):
+        assert "${{" not in step.get("run", ""), step.get("name")
+
+
+# ------------------------------------------------------------ the slow-tests scripts, run
+
+bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+
+
+def run_script(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    path = cwd / "step.sh"
+    path.write_text(script)
+    # As GitHub runs a step with the default shell on Linux: `bash -e {0}`.
+    return subprocess.run(
+        ["bash", "-e", str(path)],
+        env={"PATH": env.get("PATH", os.environ["PATH"]), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+@bash
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"MACHINE_TYPE": "multi-gpu", "PR": ""},
+        {"FOLDER": "models/bert-base_v2.1"},
+        {"TESTS": "tests/models/bert/test_x.py::test_a tests/models/bert/test_y.py::T::test[1-2]"},
+        {"TESTS": "tests/models/bert/test_x.py::test_a[0..9]"},
+    ],
+)
+def test_the_inputs_check_passes_what_the_runner_sends(slow, tmp_path, changes):
+    script = step_named(slow, "Check the inputs")["run"]
+    result = run_script(script, {**GOOD_INPUTS, **changes}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@bash
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"SHA": SHA[:-1]}, "sha"),
+        ({"SHA": SHA.upper()}, "sha"),
+        ({"SHA": SHA + "\n"}, "sha"),
+        ({"CORRELATION": "nothex-nothex-no"}, "correlation"),
+        ({"PR": "7; rm -rf /"}, "pr"),
+        ({"FOLDER": "../secrets"}, "folder"),
+        ({"FOLDER": "models/../../etc"}, "folder"),
+        ({"FOLDER": "/etc"}, "folder"),
+        ({"FOLDER": "-k"}, "folder"),
+        ({"FOLDER": "models/bert\nexit 0"}, "folder"),
+        ({"FOLDER": "models/$(id)"}, "folder"),
+        ({"FOLDER": ""}, "folder"),
+        ({"MACHINE_TYPE": "cpu"}, "machine_type"),
+        ({"TESTS": "tests/models/gpt2/test_x.py"}, "tests"),
+        ({"TESTS": "tests/models/bert/test_x.py tests/models/bertx/test_y.py"}, "tests"),
+        ({"TESTS": "tests/models/bert/../gpt2/test_x.py::test_a"}, "tests"),
+        ({"TESTS": "--co"}, "tests"),
+    ],
+)
+def test_the_inputs_check_refuses_what_could_escape_the_folder(slow, tmp_path, changes, named):
+    script = step_named(slow, "Check the inputs")["run"]
+    result = run_script(script, {**GOOD_INPUTS, **changes}, tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"::error::{named}")
+
+
+@bash
+@pytest.mark.parametrize(
+    ("tests", "expected"),
+    [
+        ("", ["tests/models/bert"]),
+        (
+            " tests/models/bert/test_x.py::test_a[1]  tests/models/bert/test_y.py ",
+            ["tests/models/bert/test_x.py::test_a[1]", "tests/models/bert/test_y.py"],
+        ),
+    ],
+)
+def test_the_test_step_keeps_pytests_exit_code_and_its_output(slow, tmp_path, tests, expected):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    # pytest as the step sees it: prints what it was given, then fails as a failing test does.
+    fake.write_text('#!/bin/sh\necho "RUN_SLOW=$RUN_SLOW"\nprintf \'%s\\n\' "$@"\nexit 3\n')
+    fake.chmod(0o755)
+    # A file the id would match as a glob: the ids must reach pytest as written.
+    (tmp_path / "tests" / "models" / "bert").mkdir(parents=True)
+    (tmp_path / "tests" / "models" / "bert" / "test_x.py::test_a1").write_text("")
+    step = step_named(slow, "Run the slow tests")
+    env = {**step["env"], "FOLDER": "models/bert", "TESTS": tests}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    result = run_script(step["run"], env, tmp_path)
+    assert result.returncode == 3
+    log = (tmp_path / "reports" / "log.txt").read_text().splitlines()
+    assert log == [
+        "RUN_SLOW=yes",
+        "-m",
+        "pytest",
+        "-v",
+        "-rsfE",
+        "--junitxml=reports/junit.xml",
+        *expected,
+    ]
+
+
+# ---------------------------------------------------------------------------- maintainer-bot.yml
+
+
+def test_the_bot_workflow_hears_the_events_the_handlers_need(bot):
+    on = triggers(bot)
+    assert set(on) == {"pull_request", "issue_comment", "push"}
+    assert set(on["pull_request"]["types"]) == {
+        "opened",
+        "ready_for_review",
+        "synchronize",
+        "labeled",
+    }
+    assert on["issue_comment"]["types"] == ["created"]
+    assert on["push"]["branches"] == ["main"]
+
+
+def test_the_bot_workflow_token_can_do_what_the_features_do_and_no_more(bot):
+    assert bot["permissions"] == {
+        "contents": "read",
+        "pull-requests": "write",
+        "issues": "write",
+        "statuses": "write",
+        "checks": "write",
+        "actions": "write",
+    }
+    assert all("permissions" not in job for job in bot["jobs"].values())
+
+
+def test_the_bot_runs_the_default_branchs_code_never_the_pull_requests(bot):
+    checkout = uses(bot, "actions/checkout")
+    assert checkout["with"] == {
+        "ref": "${{ github.event.repository.default_branch }}",
+        "persist-credentials": False,
+    }
+
+
+def test_bot_handle_is_the_only_step_with_a_token(bot):
+    handle = step_named(bot, "Handle the event")
+    assert handle["run"].strip() == "python -m bot handle"
+    assert handle["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    for step in steps(bot):
+        if step is not handle:
+            assert "env" not in step, step.get("name") or step["uses"]
+            assert "secrets." not in str(step.get("with", "")), step.get("name") or step["uses"]
+    assert "env" not in bot and all("env" not in job for job in bot["jobs"].values())
+
+
+def test_the_bot_installs_itself_with_the_pins(bot):
+    assert step_named(bot, "Install the bot")["run"].strip() == (
+        "python -m pip install -c constraints.txt -e ."
+    )
+
+
+def test_deliveries_of_one_pull_request_never_run_at_once_nor_cancel_each_other(bot):
+    group = bot["concurrency"]["group"]
+    assert "github.event.pull_request.number" in group
+    # A comment (a run-slow followed for an hour) holds back nothing else of its PR.
+    assert "format('comment-{0}', github.event.comment.id)" in group
+    assert bot["concurrency"]["cancel-in-progress"] is False
+
+
+def test_the_bot_does_not_answer_its_own_doings(bot):
+    (job,) = bot["jobs"].values()
+    assert job["if"] == "github.actor != 'github-actions[bot]'"
+
+
+# ---------------------------------------------------------------------------- actionlint
+
+
+def actionlint() -> str | None:
+    """On PATH, or beside this interpreter (a virtual environment's bin/)."""
+    here = Path(sys.executable).parent / "actionlint"
+    return shutil.which("actionlint") or (str(here) if here.is_file() else None)
+
+
+def test_actionlint_finds_nothing():
+    binary = actionlint()
+    if binary is None:
+        pytest.skip("actionlint is not installed")
+    result = subprocess.run(
+        [binary, "-no-color", str(SLOW_TESTS), str(MAINTAINER_BOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
