@@ -19,16 +19,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import queries
+from bot import doctor, queries
 from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml
 from bot.local import UsageError, read_config_file
+from bot.maintenance import register_cli as register_maintenance_cli
 from bot.payload_shape import shape_problem
 from bot.routing import register_feature_commands
+from bot.setup import register_cli as register_setup_cli
 from bot.store import Store
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    return Settings.from_environment()
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--retry", type=int, metavar="ID", help="queue a failed item again")
 
     register_feature_commands(sub)
+    register_setup_cli(sub)
+    register_maintenance_cli(sub)
+    doctor.register_cli(sub)
 
     config = sub.add_parser("config", help="check or show the per-repo configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -29,6 +29,10 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- environment
 
 
+#: What `bot setup` writes, in the folder the bot starts in.
+ENV_FILE = ".env"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings; read once at start-up from the environment."""
@@ -75,6 +79,9 @@ class Settings:
     #: Signed-in logins (lower-cased) that may see deliveries and the outbox, replay and retry.
     #: A list here rather than a GitHub role: who runs the bot is not who maintains a repository.
     operators: tuple[str, ...] = ()
+    #: Delivery bodies, job logs, JUnit files and per-test results of finished work older than
+    #: this many days are pruned (bot/retention.py); 0 keeps them for ever.
+    retention_days: float = 90.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -152,7 +159,14 @@ class Settings:
             github_client_secret=client_secret,
             admin_token=admin_token,
             operators=_env_logins(env, "BOT_OPERATORS"),
+            retention_days=_env_float(env, "BOT_RETENTION_DAYS", cls.retention_days),
         )
+
+    @classmethod
+    def from_environment(cls, env_file: str = ENV_FILE) -> Settings:
+        """The process's settings: the environment file `bot setup` wrote, where there is one,
+        under the real environment, which wins."""
+        return cls.from_env({**load_env_file(env_file), **os.environ})
 
     @property
     def github_web_url(self) -> str:
@@ -188,6 +202,53 @@ def _env_logins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Comma-separated GitHub logins, lower-cased: GitHub logins are case-insensitive."""
     logins = (part.strip().lstrip("@").lower() for part in env.get(name, "").split(","))
     return tuple(dict.fromkeys(login for login in logins if login))
+
+
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+
+
+def load_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The `KEY=VALUE` lines of an environment file; {} when there is none.
+
+    `#` starts a comment (a whole line, or after a space in an unquoted value); a value may be
+    quoted, '...' as written or "..." with `\\"`, `\\\\` and `\\n`; `export ` is allowed. The
+    caller lets the real environment win: `{**load_env_file(".env"), **os.environ}`.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(line)
+        if match is None:
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        key, value = match.groups()
+        values[key] = _env_value(value, f"{path}:{number}")
+    return values
+
+
+def _env_value(value: str, where: str) -> str:
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        end = value.find(quote, 1)
+        if quote == '"':  # the closing quote is the first one not escaped
+            end = 1
+            while end < len(value) and value[end] != '"':
+                end += 2 if value[end] == "\\" else 1
+        if end >= len(value) or end < 0:
+            raise ConfigError(f"{where}: the value's closing {quote} is missing")
+        rest = value[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError(f"{where}: text after the quoted value")
+        inner = value[1:end]
+        if quote == "'":
+            return inner
+        return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), inner)
+    return re.split(r"\s+#", value, maxsplit=1)[0].strip()
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -18,6 +18,8 @@ prometheus_client.disable_created_metrics()
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+#: The `what` of `bot_pruned_total`: the fields of `bot.retention.PruneCounts`.
+PRUNED_KINDS = ("delivery_bodies", "job_logs", "junit", "results")
 
 
 class Metrics:
@@ -74,6 +76,20 @@ class Metrics:
             "Transactions committed since start; many deliveries share one under load.",
             registry=registry,
         )
+        self.pruned = Counter(
+            "bot_pruned",
+            "What retention dropped from finished work: delivery bodies, job logs, JUnit files"
+            " and per-test results.",
+            ["what"],
+            registry=registry,
+        )
+        for what in PRUNED_KINDS:
+            self.pruned.labels(what)  # at 0 from the start, so a rate() has a first sample
+
+    def count_pruned(self, counts: Mapping[str, int]) -> None:
+        for what, count in counts.items():
+            if count:
+                self.pruned.labels(what).inc(count)
 
     def set_store_figures(
         self, counts: Mapping[str, Mapping[str, int]], *, depth: int, commits: int

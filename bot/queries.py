@@ -107,8 +107,10 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> l
     return answers
 
 
+#: A delivery whose body retention pruned keeps its row: its headers and body read as empty.
 _WITH_BODY = (
-    "SELECT d.*, b.headers, b.body FROM deliveries d {} JOIN delivery_bodies b ON b.seq = d.seq"
+    "SELECT d.*, b.headers, b.body FROM deliveries d {}"
+    " LEFT JOIN delivery_bodies b ON b.seq = d.seq"
 )
 _SELECT_DELIVERY = _WITH_BODY.format("")
 #: Walks pending rows in arrival order rather than letting the planner sort the backlog.
@@ -119,8 +121,8 @@ def _delivery(row: sqlite3.Row, *, with_body: bool = True) -> Delivery:
     return Delivery(
         id=row["id"],
         event=row["event"],
-        headers=json.loads(row["headers"]) if with_body else {},
-        body=zlib.decompress(row["body"]) if with_body else b"",
+        headers=json.loads(row["headers"]) if with_body and row["headers"] else {},
+        body=zlib.decompress(row["body"]) if with_body and row["body"] is not None else b"",
         action=row["action"],
         repo=row["repo"],
         installation_id=row["installation_id"],
@@ -192,11 +194,13 @@ def requeue_unfinished(conn: sqlite3.Connection) -> int:
 
 
 def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
-    """Queues a stored delivery again from scratch, whatever became of it."""
+    """Queues a stored delivery again from scratch, whatever became of it; False when there is
+    no such delivery or retention pruned its body (there is nothing left to handle)."""
     return (
         conn.execute(
             "UPDATE deliveries SET status = 'stored', attempts = 0, next_attempt_at = 0,"
-            " done_callbacks = '[]', error = NULL, finished_at = NULL WHERE id = ?",
+            " done_callbacks = '[]', error = NULL, finished_at = NULL WHERE id = ?"
+            " AND EXISTS (SELECT 1 FROM delivery_bodies b WHERE b.seq = deliveries.seq)",
             (delivery_id,),
         ).rowcount
         == 1

@@ -18,6 +18,7 @@ from bot.jobs import JobSystem
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
+from bot.retention import run_retention
 from bot.routing import all_help, combined_router, feature_runners, register_feature_jobs
 from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
 from bot.runners.actions import NAME, ActionsConfig, ActionsRunner
@@ -64,6 +65,7 @@ class Runtime:
         self._services: Services | None = None
         self._worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._retention: asyncio.Task[None] | None = None
 
     @property
     def services(self) -> Services:
@@ -124,6 +126,11 @@ class Runtime:
                 asyncio.create_task(self._worker.run(), name="worker"),
                 asyncio.create_task(outbox.run(), name="outbox"),
             ]
+            if self.settings.retention_days > 0:  # 0: everything is kept for ever
+                # Not one of the tasks health depends on, and nothing of it to finish at a stop.
+                self._retention = asyncio.create_task(
+                    run_retention(self.store, self.settings, self.metrics), name="retention"
+                )
             if not self.dry_run:
                 await self.jobs.start()  # re-reports what a previous process left running
 
@@ -132,6 +139,11 @@ class Runtime:
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Lets the worker finish the delivery in hand; whatever is left stays queued."""
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
         if self._worker is not None:
             self._worker.stop()
         if self._services is not None:

@@ -21,10 +21,14 @@ talking to the sandbox.
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import secrets
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -41,12 +45,13 @@ from bot.sandbox.http import LoopbackServer
 from bot.sandbox.payloads import Payloads
 from bot.sandbox.pulls import PullRequests
 from bot.sandbox.rest import Rest
-from bot.sandbox.shapes import REACTIONS, Shapes
+from bot.sandbox.shapes import APP_EVENTS, REACTIONS, Shapes
 from bot.sandbox.state import (
     Comment,
     DroppedWebhooks,
     Failure,
     Hold,
+    HookDelivery,
     Issue,
     Label,
     Reaction,
@@ -60,6 +65,7 @@ from bot.sandbox.state import (
     check_login,
     now_iso,
 )
+from bot.sandbox.webhooks import delivery_headers
 
 DEFAULT_PERMISSIONS = {
     "contents": "write",
@@ -127,7 +133,20 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         #: Where the sandbox sends its own webhooks (Actions events); see `webhook_target`.
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
+        #: The webhook secret an App registered through the manifest flow is given (its
+        #: webhooks are then signed with it: `api_manifest`).
+        self.manifest_webhook_secret = secrets.token_hex(20)
         self.webhook_deliveries: list[WebhookDelivery] = []
+        #: The App's hook log (`GET /app/hook/deliveries`): what `record_hook_delivery` and
+        #: redeliveries put there; the Actions webhooks above join it when it is read.
+        self.hook_deliveries: list[HookDelivery] = []
+        self._logged_webhooks: set[str] = set()
+        #: The events the installation subscribes to (default: all app.yml asks for); what it
+        #: was granted is `installation_permissions`.
+        self.installation_events: list[str] = list(APP_EVENTS)
+        #: Seconds GitHub's clock runs ahead of the local one (negative: behind), as the `Date`
+        #: header of `GET /app` shows it.
+        self.clock_skew_s = 0.0
         self.run_holds: list[RunHold] = []
         self.dropped_webhooks: list[DroppedWebhooks] = []
         self.lock = threading.RLock()
@@ -521,3 +540,100 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         pusher: str = "sandbox-user",
     ) -> dict[str, Any]:
         return self.payloads.push(full_name, ref, before, after, forced=forced, pusher=pusher)
+
+    # ------------------------------------------------------------------ the App's settings
+
+    @property
+    def installation_permissions(self) -> dict[str, str]:
+        """What the installation was granted (its tokens carry it); change it in place or assign."""
+        return self.auth.permissions
+
+    @installation_permissions.setter
+    def installation_permissions(self, permissions: Mapping[str, str]) -> None:
+        with self.lock:
+            self.auth.permissions = dict(permissions)
+
+    # ------------------------------------------------------------------ the App's hook log
+
+    def record_hook_delivery(
+        self,
+        guid: str,
+        event: str,
+        action: str | None,
+        payload: dict[str, Any],
+        *,
+        status_code: int = 502,
+        delivered_at: str | None = None,
+        redelivery: bool = False,
+    ) -> HookDelivery:
+        """Puts an attempt in the hook log without sending it: a delivery that failed on
+        GitHub's side (the receiver answered `status_code`, 0: unreachable), for a test of
+        what finds and redelivers it."""
+        with self.lock:
+            record = HookDelivery(
+                self.next_id(),
+                guid,
+                event,
+                action,
+                payload,
+                status_code,
+                delivered_at=delivered_at or now_iso(),
+                redelivery=redelivery,
+            )
+            self.hook_deliveries.append(record)
+            return record
+
+    def hook_log(self) -> list[HookDelivery]:
+        """Every attempt, newest first, as GitHub lists them (the Actions webhooks sent so far
+        included; dropped ones count as attempts that reached no one)."""
+        with self.lock:
+            for sent in self.webhook_deliveries:
+                if sent.delivery_id in self._logged_webhooks or (
+                    sent.status is None and not sent.dropped
+                ):
+                    continue  # logged already, or no target: nothing was attempted
+                self._logged_webhooks.add(sent.delivery_id)
+                self.record_hook_delivery(
+                    sent.delivery_id,
+                    sent.event,
+                    sent.action,
+                    sent.payload,
+                    status_code=sent.status or 0,
+                    delivered_at=sent.delivered_at,
+                )
+            return sorted(self.hook_deliveries, key=lambda d: (d.delivered_at, d.id), reverse=True)
+
+    def redeliver(self, delivery_id: int) -> HookDelivery:
+        """Sends a logged delivery's payload again to the webhook target, signed, with the same
+        `X-GitHub-Delivery`, and logs the new attempt. Called on the endpoints' worker thread,
+        so the blocking send leaves the event loop (and the bot on it) free to answer."""
+        with self.lock:
+            found = next((d for d in self.hook_log() if d.id == delivery_id), None)
+            if found is None:
+                raise KeyError(f"no hook delivery {delivery_id}")
+            url, secret = self.webhook_url, self.webhook_secret
+            status = 0
+            started = time.monotonic()
+            if url and secret:
+                body = json.dumps(found.payload).encode()
+                headers = delivery_headers(
+                    found.event, body, secret, delivery_id=found.guid, app_id=self.app_id
+                )
+                request = urllib.request.Request(url, body, headers, method="POST")  # noqa: S310
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                        status = answer.status
+                except urllib.error.HTTPError as exc:
+                    status = exc.code
+                except (urllib.error.URLError, OSError):
+                    status = 0
+            record = self.record_hook_delivery(
+                found.guid,
+                found.event,
+                found.action,
+                found.payload,
+                status_code=status,
+                redelivery=True,
+            )
+            record.duration = round(time.monotonic() - started, 3)
+            return record

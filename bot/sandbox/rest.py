@@ -21,9 +21,11 @@ from aiohttp import web
 from bot.sandbox.api import DOCS, Call, Endpoints, GitHubError, Reply, Route, not_found
 from bot.sandbox.api_accounts import AccountEndpoints
 from bot.sandbox.api_actions import ActionEndpoints
+from bot.sandbox.api_app import AppEndpoints
 from bot.sandbox.api_checks import CheckEndpoints
 from bot.sandbox.api_git import GitEndpoints
 from bot.sandbox.api_issues import IssueEndpoints
+from bot.sandbox.api_manifest import ManifestEndpoints
 from bot.sandbox.api_oauth import OAuthEndpoints, WebRoute
 from bot.sandbox.api_pulls import PullEndpoints
 from bot.sandbox.auth import AuthError
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 _REPO_PATH = re.compile(r"/repos/([^/]+)/([^/]+)(/.*)?")
 _GROUPS: tuple[type[Endpoints], ...] = (
+    AppEndpoints,  # before AccountEndpoints: an installation's grants and events as the test set
     AccountEndpoints,
     PullEndpoints,
     IssueEndpoints,
@@ -41,6 +44,7 @@ _GROUPS: tuple[type[Endpoints], ...] = (
     ActionEndpoints,  # `/actions/...`: no other group's pattern reaches it; kept beside checks
     GitEndpoints,
     OAuthEndpoints,
+    ManifestEndpoints,  # GitHub's App manifest form and `/app-manifests/{code}/conversions`
 )
 
 Handler = Callable[[Call], Reply]
@@ -69,7 +73,8 @@ class Rest:
             try:
                 body = json.loads(raw)
             except ValueError:
-                bad_json = True
+                # A browser's form (GitHub's web pages take them) is text for its page to read.
+                bad_json = request.content_type != "application/x-www-form-urlencoded"
                 body = raw.decode("utf-8", "replace")
         record = RecordedRequest(request.method, request.path, dict(request.query), body)
         hub = self.hub

@@ -22,7 +22,7 @@ from bot.sandbox.http import LoopbackServer
 
 MAX_TEXT_CHARS = 40_000
 MAX_BLOCKS = 50
-ENDPOINTS = ("chat.postMessage", "auth.test", "webhook")
+ENDPOINTS = ("chat.postMessage", "auth.test", "conversations.list", "webhook")
 
 
 @dataclass
@@ -73,6 +73,8 @@ class SandboxSlack(LoopbackServer):
         self.auto_create = auto_create
         self.team = team
         self.channels: dict[str, str] = {}  # name -> id
+        #: Channels the bot user is not a member of (`conversations.list` says `is_member`).
+        self.not_joined: set[str] = set()
         self.messages: list[dict[str, Any]] = []
         self.attempts = 0  # message posts received, refused ones included
         self._hook = "/services/T000SANDBOX/B000SANDBOX/" + secrets.token_hex(12)
@@ -119,6 +121,7 @@ class SandboxSlack(LoopbackServer):
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk reads lists with GET
         app.router.add_post("/services/{team}/{bot}/{secret}", self._webhook)
         return app
 
@@ -143,6 +146,8 @@ class SandboxSlack(LoopbackServer):
         return None
 
     async def _fields(self, request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         raw = await request.read()
         if request.content_type == "application/json":
             try:
@@ -187,7 +192,11 @@ class SandboxSlack(LoopbackServer):
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        handlers = {"chat.postMessage": self._post_message, "auth.test": self._auth_test}
+        handlers = {
+            "chat.postMessage": self._post_message,
+            "auth.test": self._auth_test,
+            "conversations.list": self._conversations_list,
+        }
         handler = handlers.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
@@ -212,6 +221,24 @@ class SandboxSlack(LoopbackServer):
             "user_id": "U000SANDBOX",
             "bot_id": "B000SANDBOX",
         }
+
+    def _conversations_list(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Every channel in one page (the sandbox's are few); all of them are public."""
+        types = str(fields.get("types") or "public_channel").split(",")
+        if "public_channel" not in types:
+            return {"ok": True, "channels": [], "response_metadata": {"next_cursor": ""}}
+        channels = [
+            {
+                "id": channel_id,
+                "name": name,
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": name not in self.not_joined,
+            }
+            for name, channel_id in self.channels.items()
+        ]
+        return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
 
     def _post_message(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(fields.get("channel"))

@@ -373,6 +373,7 @@ class WebhookDelivery:
     delivery_id: str
     status: int | None
     dropped: bool = False
+    delivered_at: str = field(default_factory=now_iso)
 
 
 @dataclass
@@ -385,3 +386,29 @@ class Failure:
     times: int
     headers: dict[str, str]
     body: Any
+
+
+@dataclass
+class HookDelivery:
+    """One attempt at a delivery as the App's hook log shows it (`GET /app/hook/deliveries`):
+    the first attempt and each redelivery are entries of their own, sharing the `guid` (the
+    `X-GitHub-Delivery` header). `status_code` 0: the receiver could not be reached."""
+
+    id: int
+    guid: str
+    event: str
+    action: str | None
+    payload: dict[str, Any]
+    status_code: int
+    delivered_at: str = field(default_factory=now_iso)
+    redelivery: bool = False
+    duration: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """GitHub's words for the outcome."""
+        if 200 <= self.status_code < 300:
+            return "OK"
+        if self.status_code == 0:
+            return "Failed to connect to host"
+        return f"Invalid HTTP Response: {self.status_code}"

@@ -216,3 +216,18 @@ def test_deliveries_says_when_there_are_more_than_it_shows(env, capsys):
     assert json.loads(capsys.readouterr().out)["truncated"] is False
     assert main(["deliveries"]) == 0
     assert "10 more" in capsys.readouterr().out
+
+
+def test_settings_read_the_env_file_bot_setup_wrote_and_the_environment_wins(tmp_path, monkeypatch):
+    from bot.cli import _settings
+
+    (tmp_path / ".env").write_text(
+        "# written by bot setup\nGITHUB_WEBHOOK_SECRET=from-the-file-0123456789\n"
+        "BOT_HANDLE='filebot'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("BOT_HANDLE", "envbot")
+    settings = _settings()
+    assert settings.webhook_secret == "from-the-file-0123456789"
+    assert settings.handle == "envbot"

@@ -178,3 +178,27 @@ async def test_the_outbox_lists_a_failed_message_and_retries_it_with_the_csrf_to
     await bot.settle()
     (again,) = await bot.outbox()
     assert again.status == "failed" and again.attempts == item.attempts + 1  # sent again
+
+
+async def test_a_delivery_whose_body_was_pruned_is_listed_but_not_replayed(bot, browser):
+    import time
+
+    from bot.retention import prune_store
+
+    sent = await bot.deliver("ping", {"zen": "Half measures are as bad as nothing.", "hook_id": 1})
+    await bot.settle()
+    counts = await prune_store(bot.runtime.store, time.time() + 3 * 86400, 86400)
+    assert counts.delivery_bodies == 1
+    await _sign_in(bot, browser, "ops")
+    async with browser.get(f"{bot.url}/deliveries/{sent.delivery_id}", headers=HTML) as r:
+        text = await r.text()
+    assert r.status == 200 and "were pruned" in text and "Replay this delivery" not in text
+    async with (
+        aiohttp.ClientSession() as script,
+        script.post(
+            f"{bot.url}/deliveries/{sent.delivery_id}/replay",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            allow_redirects=False,
+        ) as r,
+    ):
+        assert r.status == 404
