@@ -22,6 +22,8 @@ from bot.sandbox.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "maintainer-bot/maintainer-bot"
+#: The repository whose slow tests run on GitHub Actions in the demo's last step.
+ACTIONS_REPO = "maintainer-bot/actions-demo"
 MODELS = "model_lib/models"
 
 
@@ -155,6 +157,9 @@ async def scenario(harness: Harness, root: Path) -> None:
     tip = github.git(REPO).resolve("quick-tip")
     message = github.git(REPO).info(tip).message.strip()
     _say(f"   -> #{tidy}'s branch is now at {tip[:12]}: {message}")
+    _say()
+
+    await _on_actions(harness, root)
     deliveries = await harness.runtime.store.call(lambda conn: queries.list_deliveries(conn))
     done = sum(d.status == "done" for d in deliveries)
     _say()
@@ -165,6 +170,35 @@ async def scenario(harness: Harness, root: Path) -> None:
     _say(f"Open {harness.url}/ in a browser: runs, the chart of slow jobs per folder, and")
     _say(f"after `sign in` (as {operator(root)}, through the sandbox's GitHub) the deliveries")
     _say("and the outbox, with their replay buttons.")
+
+
+async def _on_actions(harness: Harness, root: Path) -> None:
+    """A second repository runs its slow tests on GitHub Actions runners (the sandbox's run the
+    test step of the shipped workflow for real)."""
+    github = harness.github
+    _say("6. Another repository runs its slow tests on its GitHub Actions runners.")
+    files = {
+        ".github/workflows/slow-tests.yml": (root / ".github/workflows/slow-tests.yml").read_text(),
+        ".github/bot.toml": (
+            '[slow_ci]\nreminder = false\nrunner = "github-actions"\n'
+            'machine_types = ["single-gpu"]\n'
+        ),
+        "tests/models/tiny/test_tiny.py": "def test_adds():\n    assert 1 + 1 == 2\n",
+    }
+    github.create_repo(ACTIONS_REPO, files=files, collaborators={"maintainer": "write"})
+    github.commit(ACTIONS_REPO, "tune", {"src.py": "x = 1\n"}, author="contributor")
+    number = github.open_pull(ACTIONS_REPO, "tune", title="Tune tiny", author="contributor")
+    await asyncio.sleep(1.1)  # the approval must be newer than the commit
+    ask = github.issue_comment_payload(ACTIONS_REPO, number, "run-slow: tiny", "maintainer")
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=120)
+    await github.actions_idle()
+    await harness.settle()
+    for run in github.workflow_runs(ACTIONS_REPO):
+        _say(f"   -> workflow run {run['id']} ({run['display_title']}): {run['conclusion']}")
+    head = github.pull(ACTIONS_REPO, number).head_sha
+    status = github.statuses(ACTIONS_REPO, head)[0]
+    _say(f"   -> commit status {status['context']}: {status['state']}, {status['description']}")
 
 
 async def _main(host: str, port: int) -> int:
