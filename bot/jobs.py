@@ -1337,6 +1337,9 @@ class JobSystem:
                 )
                 break
             try:
+                # The rows are as they were at the change; the spec is the feature's own memory
+                # (the comment it posted, its check run), written since by an earlier report.
+                run = await self._with_current_spec(run)
                 async with asyncio.timeout(self.report_timeout_s):
                     await feature.reporter(run, jobs)
             except asyncio.CancelledError:
@@ -1368,6 +1371,13 @@ class JobSystem:
             self._notify()
         if self._reports.get(run_id) is state and state.latest is None:
             del self._reports[run_id]
+
+    async def _with_current_spec(self, run: RunRecord) -> RunRecord:
+        row = await self.store.call(
+            lambda conn: conn.execute("SELECT spec FROM runs WHERE id = ?", (run.id,)).fetchone(),
+            single=True,
+        )
+        return dataclasses.replace(run, spec=json.loads(row[0])) if row else run
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ def add_secret(value: str) -> None:
         _minted.add(value)
 
 
-def minted_secrets() -> frozenset[str]:
-    """The secrets learnt at run time so far, for other outputs that mask them (the pages)."""
+def known_secrets() -> frozenset[str]:
+    """Every secret registered so far, for other outputs that mask them (the pages)."""
     return frozenset(_minted)
 
 

@@ -85,7 +85,10 @@ class _Watch:
 
     repo: str
     run_id: int
-    job_id: str
+    #: the job's client: a cancel asks GitHub with the token the job was started with
+    gh: GitHubAPI | None = None
+    #: a cancel was asked for: the run's end reads as cancelled, whatever GitHub concludes
+    cancelled: bool = False
     status: str = "queued"
     conclusion: str | None = None
     runner_name: str | None = None
@@ -176,8 +179,6 @@ class ActionsRunner:
         self._session: aiohttp.ClientSession | None = None
         self._watches: dict[tuple[str, int], _Watch] = {}
         self._by_job: dict[str, _Watch] = {}
-        self._cancelled: set[str] = set()
-        self._clients: dict[str, GitHubAPI] = {}
 
     # -- what the job system calls ------------------------------------------------------
 
@@ -201,25 +202,23 @@ class ActionsRunner:
         except DispatchRefused as exc:
             await out.note(f"error: {out.redact(str(exc))}")
             return job.outcome("error", str(exc))
-        watch = self._watch(request, found)
+        watch = self._watch(request, found, job.gh)
         try:
             return await self._follow(job, watch)
         finally:
             self._watches.pop((watch.repo, watch.run_id), None)
             self._by_job.pop(request.job_id, None)
-            self._cancelled.discard(request.job_id)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancels the workflow run on GitHub; the job ends when GitHub says it has."""
         watch = self._by_job.get(job_id)
         if watch is None:
             return False
-        self._cancelled.add(job_id)
-        gh = self._clients.get(job_id)
-        if gh is None:
+        watch.cancelled = True
+        if watch.gh is None:
             return False
         try:
-            await gh.post(f"/repos/{watch.repo}/actions/runs/{watch.run_id}/cancel", data={})
+            await watch.gh.post(f"/repos/{watch.repo}/actions/runs/{watch.run_id}/cancel", data={})
         except gidgethub.BadRequest as exc:
             if exc.status_code != 409:  # 409: it had completed already
                 raise
@@ -340,9 +339,12 @@ class ActionsRunner:
 
     # -- following ------------------------------------------------------------------------
 
-    def _watch(self, request: RunRequest, run: Mapping[str, Any]) -> _Watch:
+    def _watch(self, request: RunRequest, run: Mapping[str, Any], gh: GitHubAPI) -> _Watch:
         watch = _Watch(
-            request.repo, int(run["id"]), request.job_id, html_url=str(run.get("html_url") or "")
+            request.repo,
+            int(run["id"]),
+            gh=gh,
+            html_url=str(run.get("html_url") or ""),
         )
         self._watches[(request.repo, watch.run_id)] = watch
         self._by_job[request.job_id] = watch
@@ -352,39 +354,33 @@ class ActionsRunner:
 
     async def _follow(self, job: _Job, watch: _Watch) -> JobOutcome:
         request, out = job.request, job.out
-        self._clients[request.job_id] = job.gh
         queued_since = time.monotonic()
-        try:
-            while watch.status != "completed":
-                watch.changed.clear()
-                for note in watch.notes:
-                    await out.note(note)
-                watch.notes.clear()
-                now = time.monotonic()
-                if watch.started_at is None and now - queued_since > self.config.queue_timeout_s:
-                    await self._cancel_quietly(job.gh, watch)
-                    labels = dispatch_inputs(request, job.correlation)["runner_labels"]
-                    reason = (
-                        f"no runner took the job within {self.config.queue_timeout_s:g} s"
-                        f" (labels {labels}); the workflow run was cancelled"
-                    )
-                    await out.note(f"error: {reason}")
-                    return job.outcome("error", reason)
-                if watch.started_at is not None and now - watch.started_at > request.timeout_s:
-                    await self._cancel_quietly(job.gh, watch)
-                    reason = (
-                        f"timed out after {request.timeout_s:g} s; the workflow run was cancelled"
-                    )
-                    await out.note(reason)
-                    return job.outcome("timed_out", reason)
-                wait = self.config.poll_s - (now - watch.heard_at)
-                if wait <= 0:
-                    await self._poll(job.gh, watch)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.changed.wait(), timeout=min(wait, 30.0))
-        finally:
-            self._clients.pop(request.job_id, None)
+        while watch.status != "completed":
+            watch.changed.clear()
+            for note in watch.notes:
+                await out.note(note)
+            watch.notes.clear()
+            now = time.monotonic()
+            if watch.started_at is None and now - queued_since > self.config.queue_timeout_s:
+                await self._cancel_quietly(job.gh, watch)
+                labels = dispatch_inputs(request, job.correlation)["runner_labels"]
+                reason = (
+                    f"no runner took the job within {self.config.queue_timeout_s:g} s"
+                    f" (labels {labels}); the workflow run was cancelled"
+                )
+                await out.note(f"error: {reason}")
+                return job.outcome("error", reason)
+            if watch.started_at is not None and now - watch.started_at > request.timeout_s:
+                await self._cancel_quietly(job.gh, watch)
+                reason = f"timed out after {request.timeout_s:g} s; the workflow run was cancelled"
+                await out.note(reason)
+                return job.outcome("timed_out", reason)
+            wait = self.config.poll_s - (now - watch.heard_at)
+            if wait <= 0:
+                await self._poll(job.gh, watch)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.changed.wait(), timeout=min(wait, 30.0))
         for note in watch.notes:
             await out.note(note)
         waited = (watch.started_at or time.monotonic()) - queued_since
@@ -419,7 +415,7 @@ class ActionsRunner:
                 await out.write(line)
         report = parse_junit(junit) if junit else None
         state, reason = _judge(conclusion, report, problem, watch.html_url)
-        if request.job_id in self._cancelled and state in ("error", "failed"):
+        if watch.cancelled and state in ("error", "failed"):
             state, reason = "cancelled", "the workflow run was cancelled"
         await out.note(f"{state}: {reason}" if reason else state)
         if report is None:

@@ -13,6 +13,7 @@ executor moves it along (it sends them itself, as GitHub does).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.sandbox.api_checks import check_run_shape
@@ -187,30 +188,41 @@ class Payloads:
         """A `workflow_run` delivery for the run as it is now, sent by whoever dispatched it."""
         if action not in WORKFLOW_RUN_ACTIONS:
             raise ValueError(f"{action!r} is not a workflow_run action GitHub sends")
-        hub = self.hub
-        with hub.lock:
-            repo = hub.repo(full_name)
-            run = _workflow_run(repo, run_id)
-            payload: dict[str, Any] = {
-                "action": action,
-                "workflow_run": hub.shapes.workflow_run(repo, run),
-                "workflow": hub.shapes.workflow(repo, run),
-            }
-            payload.update(self.envelope(repo, run.actor))
-            return payload
+        shapes = self.hub.shapes
+        return self._actions_event(
+            full_name,
+            run_id,
+            action,
+            lambda repo, run: {
+                "workflow_run": shapes.workflow_run(repo, run),
+                "workflow": shapes.workflow(repo, run),
+            },
+        )
 
     def workflow_job(self, full_name: str, run_id: int, action: str) -> dict[str, Any]:
         """A `workflow_job` delivery for the run's job as it is now."""
         if action not in WORKFLOW_JOB_ACTIONS:
             raise ValueError(f"{action!r} is not a workflow_job action GitHub sends")
+        shapes = self.hub.shapes
+        return self._actions_event(
+            full_name,
+            run_id,
+            action,
+            lambda repo, run: {"workflow_job": shapes.workflow_job(repo, run)},
+        )
+
+    def _actions_event(
+        self,
+        full_name: str,
+        run_id: int,
+        action: str,
+        subject: Callable[[SandboxRepo, WorkflowRun], dict[str, Any]],
+    ) -> dict[str, Any]:
         hub = self.hub
         with hub.lock:
             repo = hub.repo(full_name)
             run = _workflow_run(repo, run_id)
-            payload: dict[str, Any] = {
-                "action": action,
-                "workflow_job": hub.shapes.workflow_job(repo, run),
-            }
+            payload: dict[str, Any] = {"action": action, **subject(repo, run)}
             payload.update(self.envelope(repo, run.actor))
             return payload
 

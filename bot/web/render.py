@@ -8,14 +8,13 @@ masked on the page as it is in the log lines. Templates live in `templates/` bes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from bot.logs import minted_secrets, redact
+from bot.logs import known_secrets, redact
 
 _ENV: jinja2.Environment | None = None
 
@@ -79,10 +78,6 @@ def environment() -> jinja2.Environment:
     return _ENV
 
 
-#: The configured secrets (set by `Renderer`), joined at print time with the minted ones.
-_configured: frozenset[str] = frozenset()
-
-
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str) and not isinstance(value, Markup):
         return scrub(value)
@@ -90,16 +85,10 @@ def _scrub_value(value: Any) -> Any:
 
 
 def scrub(text: str) -> str:
-    """Masks every secret the bot knows of, as the log lines do."""
-    secrets = _configured | minted_secrets()
-    if not secrets:
-        return text
-    return redact(text, (s for s in secrets if len(s) >= 8))
-
-
-def set_secrets(secrets: Iterable[str]) -> None:
-    global _configured
-    _configured = frozenset(s for s in secrets if s and len(s) >= 8)
+    """Masks every secret the bot knows of (the configured ones, registered with the logs when
+    the pages are set up, and those minted since), as the log lines do."""
+    secrets = known_secrets()
+    return redact(text, secrets) if secrets else text
 
 
 def render(template: str, **context: Any) -> str:

@@ -25,11 +25,12 @@ from bot import jobs as job_rows
 from bot import queries
 from bot.help import render_markdown
 from bot.jobs import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
+from bot.logs import add_secret
 from bot.queries import DELIVERY_STATES
 from bot.runtime import RUNTIME, Runtime
 from bot.web import access, results
 from bot.web.chart import folder_chart
-from bot.web.render import page, scrub, set_secrets
+from bot.web.render import page, scrub
 
 log = logging.getLogger("bot.web")
 
@@ -558,7 +559,8 @@ async def help_page(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:
-    set_secrets(runtime.settings.secrets)
+    for secret in runtime.settings.secrets:  # masked on every page, as in the logs
+        add_secret(secret)
     app[RESULTS] = results.ResultsCache()
     access.add_routes(app, runtime.settings)
     app.router.add_get("/", overview)

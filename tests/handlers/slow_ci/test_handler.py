@@ -82,8 +82,16 @@ def _ctx(jobs: FakeJobs) -> Any:
     )  # fmt: skip
 
 
-async def _start(github: FakeGitHub, body: str, *, login: str = "maint", **config: Any):
-    jobs = FakeJobs()
+async def _start(
+    github: FakeGitHub,
+    body: str,
+    *,
+    login: str = "maint",
+    jobs: FakeJobs | None = None,
+    source: str = "comment-1",
+    **config: Any,
+):
+    jobs = jobs or FakeJobs()
     outcome = await start_run(
         github,  # type: ignore[arg-type]
         _ctx(jobs),
@@ -92,7 +100,7 @@ async def _start(github: FakeGitHub, body: str, *, login: str = "maint", **confi
         login=login,
         trigger=parse_trigger(body),  # type: ignore[arg-type]
         approved_at=LATER,
-        source="comment-1",
+        source=source,
     )
     return outcome, jobs.runs
 
@@ -182,18 +190,10 @@ async def test_without_a_job_loop_a_run_is_refused_rather_than_left_pending():
 async def test_without_a_server_only_the_actions_runner_takes_a_run():
     github = FakeGitHub()
     jobs = FakeJobs(runners=("github-actions",))  # a one-shot `bot handle`
-    await start_run(
-        github, _ctx(jobs), SlowCiConfig(), number=7, login="maint",  # type: ignore[arg-type]
-        trigger=parse_trigger("run-slow: toy"), approved_at=LATER,  # type: ignore[arg-type]
-        source="comment-1",
-    )  # fmt: skip
-    assert jobs.runs == []
+    _, runs = await _start(github, "run-slow: toy", jobs=jobs)
+    assert runs == []
     assert 'runner = "github-actions"' in github.replies[0]
-    await start_run(
-        github, _ctx(jobs), SlowCiConfig(runner="github-actions"), number=7,  # type: ignore[arg-type]
-        login="maint", trigger=parse_trigger("run-slow: toy"), approved_at=LATER,  # type: ignore[arg-type]
-        source="comment-2",
-    )  # fmt: skip
+    await _start(github, "run-slow: toy", jobs=jobs, source="comment-2", runner="github-actions")
     (run,) = jobs.runs
     options = run["spec"]["request"]["options"]
     assert options["workflow"] == "slow-tests.yml" and options["run_key"].endswith(":comment-2")
