@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean browser
+.PHONY: run test lint format bench clean browser sandbox
 
 # The PyPI `codeowners` package (the peer that comparison tests and the benchmark measure
 # against) shares our package's name, so it is installed outside site-packages.
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 		--target $(VENV)/peers codeowners==0.9.0
 	touch $(STAMP)
 
+# Pull-request code runs only inside bubblewrap (and util-linux's setpriv and prlimit); Debian
+# ships them. Without them the bot refuses to run any pull request's code.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null) \
+		|| echo "bubblewrap could not be installed: pull-request jobs will be refused"
+
 ## Start the bot: for real when credentials are set, else against the built-in sandbox.
-run: $(STAMP)
+run: $(STAMP) sandbox
 	$(PY) -m bot run
 
 # The page tests load the bot's pages in headless Chromium; Debian ships it.
@@ -27,7 +35,7 @@ browser:
 		|| echo "chromium could not be installed: the browser tests will be skipped"
 
 ## Lint, format check and the whole test suite.
-test: $(STAMP) browser
+test: $(STAMP) browser sandbox
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
@@ -37,13 +45,14 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 
 # wrk drives the ingest benchmark; Debian ships it.
-bench: $(STAMP)
+bench: $(STAMP) sandbox
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/webhook_ingest.py
 	$(PY) bench/slow_ci_latency.py
 	$(PY) bench/run_page.py
 	$(PY) bench/actions_scale.py
 	$(PY) bench/style_job.py
+	$(PY) bench/confinement.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py
 

@@ -62,10 +62,17 @@ async def main(prs: int, folders: int) -> None:
                 '[slow_ci]\nreminder = false\nrunner = "github-actions"\n'
                 'machine_types = ["single-gpu"]\n'
             )
-            hub.create_repo(REPO, files=files, collaborators={"maint": "write"})
+            hub.create_repo(REPO, files=files, collaborators={"maint": "write"}, pushed_at=past)
             numbers = []
             for i in range(prs):
-                hub.commit(REPO, f"b{i}", {f"src{i}.py": "x = 1\n"}, author="carol", date=past)
+                hub.commit(
+                    REPO,
+                    f"b{i}",
+                    {f"src{i}.py": "x = 1\n"},
+                    author="carol",
+                    date=past,
+                    pushed_at=past,
+                )
                 numbers.append(hub.open_pull(REPO, f"b{i}", author="carol"))
             hub.actions_test_step = _scripted
             hub.actions_concurrency = prs * folders

@@ -71,7 +71,9 @@ def open_prs(github: SandboxGitHub, prefix: str, count: int, files: dict[str, st
     numbers = []
     for i in range(count):
         branch = f"{prefix}-{i}"
-        github.commit(REPO, branch, files, author="carol", date=PAST, message=branch)
+        github.commit(
+            REPO, branch, files, author="carol", date=PAST, pushed_at=PAST, message=branch
+        )
         numbers.append(github.open_pull(REPO, branch, author="carol"))
     return numbers
 
@@ -84,6 +86,7 @@ async def latency(args: argparse.Namespace) -> dict[str, list[float]]:
             REPO,
             files={**TOY, "README.md": "x\n", ".github/review-owners": "* @owner\n"},
             collaborators={"maint": "write", "owner": "write"},
+            pushed_at=PAST,
         )
         alone = open_prs(github, "alone", args.comments, {"a.py": "1\n"})
         loaded = open_prs(github, "loaded", args.comments, {"b.py": "1\n"})

@@ -24,6 +24,7 @@ from bot.queries import Delivery
 from bot.runtime import RUNTIME, Runtime
 from bot.serving import guard_app
 from bot.web import routes
+from bot.web.render import SECURITY_HEADERS
 
 log = logging.getLogger("bot.app")
 
@@ -196,6 +197,7 @@ async def webhook(request: web.Request) -> web.Response:
         action=_text(data.get("action"), 100),
         repo=_text(repository.get("full_name"), 300) if isinstance(repository, dict) else None,
         installation_id=installation_id,
+        number=queries.delivery_number(data),
         received_at=time.time(),
         # Held in memory for the worker unless it is behind; then it waits in the database.
         status="in_memory" if runtime.worker.has_room() else "stored",
@@ -258,6 +260,14 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=runtime.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The pages' policy on every answer: aiohttp's own 404 and 405, the webhook's refusals,
+    the JSON and plain-text ones too, so no answer of this server is a page a browser would
+    run a script in or load anything into. A handler's own value stays."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.Application:
     """The aiohttp application; refuses to exist without a webhook secret."""
     if not settings.webhook_secret:
@@ -266,6 +276,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.App
         )
     runtime = runtime or Runtime(settings)
     app = web.Application(client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_security_headers)
     app[RUNTIME] = runtime
     app[BODY_BUDGET] = BodyBudget(settings.body_bytes_in_flight)
     guard_app(

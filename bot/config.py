@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.runners.confine import GIB, Limits
+
 CONFIG_PATH = ".github/bot.toml"
 
 
@@ -335,6 +337,21 @@ class SlowCiConfig:
     runner_labels: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_RUNNER_LABELS)
     )
+    #: The local runner's confinement: the tests reach the network (model tests download
+    #: checkpoints) unless this is false, which leaves them loopback alone.
+    network: bool = True
+    #: Per test process: data memory in GiB, processes of the job, and the largest file in GiB.
+    memory_limit_gb: int = 64
+    max_processes: int = 4096
+    max_file_size_gb: int = 32
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            memory_bytes=self.memory_limit_gb * GIB,
+            processes=self.max_processes,
+            file_size_bytes=self.max_file_size_gb * GIB,
+        )
 
 
 @dataclass(frozen=True)
@@ -446,6 +463,9 @@ def _check_ranges(config: Any, source: str, prefix: str) -> None:
                 f" got {list(config.machine_types)}"
             )
     if isinstance(config, SlowCiConfig):
+        for name in ("memory_limit_gb", "max_processes", "max_file_size_gb"):
+            if getattr(config, name) < 1:
+                raise ConfigError(f"{source}: '{prefix}{name}' must be at least 1")
         if not _WORKFLOW_FILE.fullmatch(config.workflow):
             raise ConfigError(
                 f"{source}: '{prefix}workflow' must be a file name in .github/workflows"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import gidgethub
 
-from bot.comments import find_marked_comment, marker
+from bot.comments import Author, find_marked_comment, marker
 from bot.github import GitHubAPI
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ def job_refusal(jobs: JobSystem, runner: str, hint: str) -> str | None:
         return NO_JOBS_REPLY
     if runner not in jobs.runners:
         return NO_RUNNER_REPLY.format(hint=hint)
-    return None
+    # A runner that cannot start PR code here (no confinement) says why, before anything queues.
+    refusal = getattr(jobs.runners[runner], "refusal", None)
+    return refusal() if callable(refusal) else None
 
 
 def at_least(role: str, wanted: str) -> bool:
@@ -107,9 +109,11 @@ def pull_info(pull: dict[str, Any]) -> PullInfo:
 class Conversation:
     """One repository's pull-request conversations, as a command feature needs them."""
 
-    def __init__(self, gh: GitHubAPI, repo: str) -> None:
+    def __init__(self, gh: GitHubAPI, repo: str, *, author: Author | None = None) -> None:
         self.gh = gh
         self.repo = repo
+        #: Whose comments are the bot's (`bot.comments`); None: asked of GitHub when needed.
+        self.author = author
 
     async def role(self, login: str) -> str:
         """The user's role on the repository (`none` for a stranger)."""
@@ -135,8 +139,9 @@ class Conversation:
         ]
 
     async def comment(self, comments_url: str, key: str, body: str) -> int:
-        """Posts a comment once: a replay finds the earlier one by its marker."""
-        found = await find_marked_comment(self.gh, comments_url, key)
+        """Posts a comment once: a replay finds the earlier one by its marker, among the bot's
+        own comments only."""
+        found = await find_marked_comment(self.gh, comments_url, key, author=self.author)
         if found is not None:
             return int(found["id"])
         posted = await self.gh.post(comments_url, data={"body": body})
@@ -144,8 +149,9 @@ class Conversation:
 
     async def upsert_comment(self, comments_url: str, key: str, body: str) -> int:
         """The marked comment with this body: posted, or edited where one is there already
-        (a report whose rows predate the comment's id being stored, a restart)."""
-        found = await find_marked_comment(self.gh, comments_url, key)
+        (a report whose rows predate the comment's id being stored, a restart). Only a comment
+        the bot wrote is ever edited: a marker in someone else's is a copy."""
+        found = await find_marked_comment(self.gh, comments_url, key, author=self.author)
         if found is None:
             posted = await self.gh.post(comments_url, data={"body": body})
             return int(posted["id"])

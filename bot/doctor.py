@@ -20,6 +20,7 @@ import email.utils
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -38,6 +39,8 @@ from bot import queries
 from bot.config import CONFIG_PATH, ConfigError, RepoConfig, Settings, parse_repo_config
 from bot.github import GitHubAPI, GitHubClients, new_session
 from bot.repo_config import fetch_text
+from bot.runners import confine
+from bot.runners.confine import UNCONFINED_VARIABLE, Confinement
 from bot.slack import SlackWebAPI, SlackWebhook, make_sender
 from bot.store import MIGRATIONS
 from codeowners import OwnersFile, OwnersFileTooLarge, lint
@@ -61,10 +64,34 @@ class Result:
 
     def line(self) -> str:
         label = "FAIL" if self.status == "fail" else self.status
-        return f"{label:<5} {self.check:<12} {self.detail}"
+        return f"{label:<5} {self.check:<12} {printable(self.detail)}"
 
     def as_json(self) -> dict[str, str]:
         return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+#: What a terminal obeys rather than shows: C0 and C1 controls (ESC starts a sequence that can
+#: clear the screen, move the cursor or retitle the window; CR rewrites the line), and the line
+#: and paragraph separators and bidirectional overrides that make text read as other text.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: each control character as its escape (`\\x1b`).
+
+    The details quote GitHub and Slack (repository and team names, error messages), which are
+    other people's text: a line of `bot doctor` must not be able to forge another, or hide one.
+    """
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def ok(check: str, detail: str) -> Result:
@@ -476,6 +503,26 @@ def check_env_cache(cache_dir: str, test_python: str | None) -> Result:
     return ok("env-cache", said)
 
 
+def check_confinement(confinement: Confinement) -> Result:
+    """Whether pull-request code can run here: the local runner and `/style` refuse to start
+    any without a sandbox, and say so with these words."""
+    if confinement.mode == "unavailable":
+        return fail("confinement", confinement.refusal or confinement.reason)
+    if confinement.mode == "unconfined":
+        return warn(
+            "confinement",
+            f"{confinement.reason}: every test run and `/style` of a pull request can read the"
+            " bot's files and secrets. Only for a private repository whose authors are all"
+            f" trusted; unset {UNCONFINED_VARIABLE} to confine them with bubblewrap.",
+        )
+    user = "nobody" if confinement.host_user is not None else "an unprivileged user"
+    return ok(
+        "confinement",
+        f"bubblewrap ({confinement.bwrap}): jobs run as {user} in their own namespaces,"
+        " with only their folder writable",
+    )
+
+
 def _disk_use(root: Path) -> int:
     total = 0
     for folder, _dirs, files in os.walk(root):
@@ -628,6 +675,7 @@ async def diagnose(settings: Settings, *, redeliver: bool = False) -> list[Resul
     results.append(
         await asyncio.to_thread(check_env_cache, settings.env_cache_dir, settings.test_python)
     )
+    results.append(check_confinement(await asyncio.to_thread(confine.detect)))
     return results
 
 
@@ -722,6 +770,8 @@ async def _repo_checks(
         text = await fetch_text(gh, full_name, CONFIG_PATH, branch)
     except gidgethub.HTTPException as exc:
         return [fail("config", f"{full_name}: cannot read {CONFIG_PATH} ({_refusal(exc)})")], None
+    except ConfigError as exc:  # not UTF-8: the server refuses it as it refuses bad TOML
+        return [fail("config", f"{exc} (on {branch})")], None
     result, config = check_repo_config(full_name, branch, text)
     if config is None:
         return [result], None
@@ -742,6 +792,8 @@ async def _repo_checks(
         owners_result = fail(
             "owners", f"{full_name}: cannot read {config.reviewers.owners_file} ({_refusal(exc)})"
         )
+    except ConfigError as exc:
+        owners_result = fail("owners", str(exc))
     else:
         owners_result = check_owners(full_name, branch, config, owners, paths, truncated=truncated)
     return [result, owners_result], config

@@ -12,13 +12,16 @@ A restore needs the server stopped, and checks that it is: it takes SQLite's exc
 the live file (`locking_mode=EXCLUSIVE` and `BEGIN EXCLUSIVE`; in WAL mode `BEGIN EXCLUSIVE`
 alone takes only the write lock, which an idle server does not hold). Holding that lock, it
 folds the live WAL into the file, keeps the file as `<db>.before-restore`, removes the stale
-`-wal`/`-shm` files and puts a checked copy of the backup in its place.
+`-wal`/`-shm` files and puts a checked copy of the backup in its place. A later restore keeps
+its replaced file as `<db>.before-restore.1`, then `.2`, and so on: what an earlier restore kept
+may be the only copy of a database someone needs back, so it is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import tempfile
@@ -56,6 +59,14 @@ class Holdings:
             f"{_size(self.size)}, schema version {self.schema_version}: {self.deliveries:,}"
             f" deliveries, {self.runs:,} runs, {self.jobs:,} jobs, {self.outbox:,} outbox items"
         )
+
+
+@dataclass(frozen=True)
+class Restored(Holdings):
+    """What a restore put in place, and where the database it replaced was kept (None when
+    there was none)."""
+
+    kept: Path | None = None
 
 
 def holdings(conn: sqlite3.Connection, path: str | Path) -> Holdings:
@@ -128,10 +139,11 @@ def backup(
 # ---------------------------------------------------------------------- restore
 
 
-def restore(database: str, source: str) -> Holdings:
+def restore(database: str, source: str) -> Restored:
     """Replaces the stopped bot's `database` with the backup `source`; returns what it holds.
 
-    The replaced file is kept as `<database>.before-restore`.
+    The replaced file is kept as `<database>.before-restore`, or the first of
+    `<database>.before-restore.1`, `.2`, ... that does not exist yet.
     """
     source_path, live = Path(source), Path(database)
     if not source_path.is_file():
@@ -152,18 +164,43 @@ def restore(database: str, source: str) -> Holdings:
             if live.exists():  # the server's user must still be able to open it
                 Path(partial).chmod(live.stat().st_mode & 0o777)
             _fsync(partial)
-            if live.exists():
-                live.replace(before_restore_path(database))
+            kept = _keep_aside(live, database) if live.exists() else None
             _remove_side_files(live)
             Path(partial).replace(live)
             _fsync(live.parent)
     finally:
         backup_conn.close()
-    return held
+    return Restored(**dataclasses.asdict(held), kept=kept)
 
 
-def before_restore_path(database: str) -> Path:
-    return Path(f"{database}.before-restore")
+def before_restore_path(database: str, number: int = 0) -> Path:
+    """Where a restore keeps the database it replaces: the first free one of these."""
+    suffix = f".{number}" if number else ""
+    return Path(f"{database}.before-restore{suffix}")
+
+
+def _keep_aside(live: Path, database: str) -> Path:
+    """A second name for the live file, at the first free `before_restore_path`.
+
+    A hard link, which fails rather than replace a file that exists (a rename would replace it
+    without a word, even one made a moment ago); the live name is then replaced by the new
+    file, so the old one is never without a name. Where links are not supported it is renamed
+    to a name checked free just before.
+    """
+    number = 0
+    while True:
+        kept = before_restore_path(database, number)
+        try:
+            os.link(live, kept)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError:
+            if kept.exists() or kept.is_symlink():
+                number += 1
+                continue
+            live.rename(kept)
+        return kept
 
 
 def _open_backup(path: Path) -> sqlite3.Connection:
@@ -280,13 +317,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     database = Settings.from_environment().database
-    had = Path(database).exists()
     held = restore(database, args.path)
     print(f"restored {args.path} to {database}: {held.describe()}")
     if held.schema_version < len(MIGRATIONS):
         print(f"the schema moves to version {len(MIGRATIONS)} at the next start")
-    if had:
-        print(f"the database it replaced is kept as {before_restore_path(database)}")
+    if held.kept is not None:
+        print(f"the database it replaced is kept as {held.kept}")
     return 0
 
 

@@ -30,6 +30,8 @@ class Delivery:
     action: str | None = None
     repo: str | None = None
     installation_id: int | None = None
+    #: the pull request's or issue's number, for the deliveries about one
+    number: int | None = None
     seq: int = 0
     status: str = "in_memory"
     attempts: int = 0
@@ -57,6 +59,21 @@ class OutboxItem:
     delivery_id: str | None
     created_at: float
     delivered_at: float | None
+
+
+def delivery_number(data: Mapping[str, Any]) -> int | None:
+    """The pull request's or issue's number a payload is about, as its row keeps it."""
+    for key in ("pull_request", "issue"):
+        item = data.get(key)
+        if isinstance(item, dict):
+            number = item.get("number")
+            if (
+                isinstance(number, int)
+                and not isinstance(number, bool)
+                and -(2**63) <= number < 2**63
+            ):
+                return number
+    return None
 
 
 # ---------------------------------------------------------------------- operations
@@ -87,10 +104,20 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: list[Delivery]) -> l
         return answers
     now = time.time()
     conn.executemany(
-        "INSERT INTO deliveries (id, event, action, repo, installation_id, received_at, status)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO deliveries"
+        " (id, event, action, repo, installation_id, number, received_at, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (d.id, d.event, d.action, d.repo, d.installation_id, d.received_at or now, d.status)
+            (
+                d.id,
+                d.event,
+                d.action,
+                d.repo,
+                d.installation_id,
+                d.number,
+                d.received_at or now,
+                d.status,
+            )
             for d in fresh
         ],
     )
@@ -126,6 +153,7 @@ def _delivery(row: sqlite3.Row, *, with_body: bool = True) -> Delivery:
         action=row["action"],
         repo=row["repo"],
         installation_id=row["installation_id"],
+        number=row["number"],
         seq=row["seq"],
         status=row["status"],
         attempts=row["attempts"],
@@ -291,6 +319,88 @@ def record_effect(conn: sqlite3.Connection, key: str, detail: str = "") -> bool:
         ).rowcount
         == 1
     )
+
+
+def effects_done(conn: sqlite3.Connection, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` were recorded: one statement for a set of keys asked together."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT key FROM effects WHERE key IN ({marks})"  # noqa: S608
+        found.update(row[0] for row in conn.execute(sql, chunk))
+    return found
+
+
+# ---------------------------------------------------------------------- pushes
+
+
+#: How many of one pull request's head-moving deliveries a look-up reads, newest first.
+PUSH_SCAN_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """A stored delivery that told the bot a pull request's head became `sha`.
+
+    Everything but `received_at` is what GitHub signed (the commit, who pushed it, the head it
+    replaced); `received_at` is the bot's own clock when the delivery arrived. Neither is written
+    by the pull request's author, unlike a commit's dates.
+    """
+
+    sha: str
+    received_at: float
+    sender: str
+    action: str
+    #: The head this push replaced (`synchronize` only): the chain of pushes, whatever order
+    #: their deliveries arrived in.
+    before: str | None = None
+
+
+def push_records(
+    conn: sqlite3.Connection, repo: str, number: int, *, scan_limit: int = PUSH_SCAN_LIMIT
+) -> list[PushRecord]:
+    """The `opened`, `reopened` and `synchronize` deliveries of one pull request, in arrival
+    order, from the bodies GitHub signed.
+
+    The pull request's deliveries are found by its number (an index), newest first, at most
+    `scan_limit` of them. Deliveries stored before the bot kept numbers, and those whose body
+    retention pruned, are not returned: a caller must read a missing record as not knowing.
+    """
+    rows = conn.execute(
+        "SELECT d.received_at, b.body FROM deliveries d CROSS JOIN delivery_bodies b"
+        " ON b.seq = d.seq WHERE d.repo = ? COLLATE NOCASE AND d.number = ?"
+        " AND d.event = 'pull_request' AND d.action IN ('opened', 'reopened', 'synchronize')"
+        " ORDER BY d.seq DESC LIMIT ?",
+        (repo, number, scan_limit),
+    )
+    found: list[PushRecord] = []
+    for received_at, compressed in rows:
+        record = _push_record(zlib.decompress(compressed), number, received_at)
+        if record is not None:
+            found.append(record)
+    found.reverse()
+    return found
+
+
+def _push_record(body: bytes, number: int, received_at: float) -> PushRecord | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    pull = data.get("pull_request") if isinstance(data, dict) else None
+    if not isinstance(pull, dict) or pull.get("number") != number:
+        return None
+    action, head, sender = data.get("action"), pull.get("head"), data.get("sender")
+    if action == "synchronize":
+        sha, before = data.get("after"), data.get("before")
+    else:
+        sha, before = (head.get("sha") if isinstance(head, dict) else None), None
+    login = sender.get("login") if isinstance(sender, dict) else None
+    if not (isinstance(sha, str) and isinstance(login, str) and isinstance(action, str)):
+        return None
+    return PushRecord(sha, received_at, login, action, before if isinstance(before, str) else None)
 
 
 # ---------------------------------------------------------------------- outbox

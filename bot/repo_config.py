@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import gidgethub
 
-from bot.config import CONFIG_PATH, RepoConfig, parse_repo_config
+from bot.config import CONFIG_PATH, ConfigError, RepoConfig, parse_repo_config
 from bot.github import GitHubAPI
 
 log = logging.getLogger("bot.config")
@@ -43,7 +43,11 @@ class RepoConfigCache:
 
 
 async def fetch_text(gh: GitHubAPI, repo: str, path: str, ref: str) -> str | None:
-    """A file's text at `ref` through the contents API; None when the file does not exist."""
+    """A file's text at `ref` through the contents API; None when the file does not exist.
+
+    A file that is not UTF-8 is a configuration error (`ConfigError`), as invalid TOML is: a
+    person must fix it, and no retry of the delivery can.
+    """
     try:
         answer = await gh.getitem(
             f"/repos/{repo}/contents/{{+path}}{{?ref}}",
@@ -56,4 +60,15 @@ async def fetch_text(gh: GitHubAPI, repo: str, path: str, ref: str) -> str | Non
     if not isinstance(answer, dict) or answer.get("type", "file") != "file":
         raise ValueError(f"{repo}:{path} at {ref} is not a file")
     content = answer.get("content") or ""
-    return base64.b64decode(content).decode("utf-8")
+    return decode_text(base64.b64decode(content), f"{repo}:{path}")
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """`data` as UTF-8 text, else a `ConfigError` naming `source` and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})"
+        ) from None

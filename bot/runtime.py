@@ -20,7 +20,7 @@ from bot.outbox import Outbox
 from bot.repo_config import RepoConfigCache
 from bot.retention import run_retention
 from bot.routing import all_help, combined_router, feature_runners, register_feature_jobs
-from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
+from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig, confine
 from bot.runners.actions import NAME, ActionsConfig, ActionsRunner
 from bot.slack import make_sender
 from bot.store import Store
@@ -31,10 +31,18 @@ log = logging.getLogger("bot.runtime")
 
 def local_runner(settings: Settings) -> LocalRunner:
     """Jobs on this machine: clean checkouts under the work folder, environments cached per
-    repository (or the configured interpreter), GPUs handed out one job at a time."""
+    repository (or the configured interpreter), GPUs handed out one job at a time, each job
+    confined (or refused, where this host cannot confine)."""
+    confinement = confine.detect()
+    if confinement.mode == "unavailable":
+        log.error("pull-request jobs will be refused: %s", confinement.refusal)
+    elif confinement.mode == "unconfined":
+        log.warning("pull-request jobs run UNCONFINED: %s", confinement.reason)
     envs = EnvConfig(cache_dir=Path(settings.env_cache_dir), python=settings.test_python)
     return LocalRunner(
-        EnvCache(envs), GpuPool(), LocalRunnerConfig(work_dir=Path(settings.job_work_dir))
+        EnvCache(envs, confinement),
+        GpuPool(),
+        LocalRunnerConfig(work_dir=Path(settings.job_work_dir)),
     )
 
 

@@ -195,6 +195,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN result TEXT;
     """,
+    # The pull request or issue a delivery is about, so the deliveries that moved one pull
+    # request's head (what a `run-slow` approval is judged against) are an index lookup.
+    """
+    ALTER TABLE deliveries ADD COLUMN number INTEGER;
+    CREATE INDEX deliveries_number ON deliveries (repo COLLATE NOCASE, number)
+        WHERE number IS NOT NULL;
+    """,
 )
 
 

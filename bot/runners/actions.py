@@ -14,21 +14,32 @@ most. At the end the job's JUnit XML and log come from its artifact, and the out
 local runner would have said: the comment, the status, the run page and Slack do not care which
 runner ran the job. A bot restart does not cancel anything on GitHub: the job, queued again,
 finds its workflow run by its correlation id and follows it on.
+
+The artifact is written by the pull request's code, so it is read as hostile input: downloaded
+to a temporary file with its size capped, its zip directory checked before zipfile reads it,
+only stored or deflated members opened (their decompressors are the ones that stop after a
+chunk), every member streamed in chunks with the bytes it really yields counted against a cap,
+the log kept as head and tail while it streams, and all of that in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import hashlib
 import io
 import json
 import logging
+import struct
+import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -38,7 +49,7 @@ from gidgethub.sansio import Event
 
 from bot.github import USER_AGENT, GitHubAPI, new_session
 from bot.runners.base import BoundedLog, JobOutcome, JobState, LogSink, RunRequest, resolve_token
-from bot.runners.junit import JUnitReport, parse_junit
+from bot.runners.junit import MAX_JUNIT_BYTES, JUnitReport, parse_junit
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,23 @@ _RUN_STATES = ("queued", "in_progress", "completed")
 
 
 @dataclass(frozen=True)
+class ArtifactLimits:
+    """What one run's artifact may cost the bot, whatever the code that wrote it intended."""
+
+    #: the zip as downloaded
+    download_bytes: int = MAX_ARTIFACT_BYTES
+    #: files in the zip: zipfile holds the whole directory in memory before any is opened
+    members: int = 100
+    #: `junit.xml` once decompressed; past it the report is refused
+    junit_bytes: int = MAX_JUNIT_BYTES
+    #: `log.txt` once decompressed; past it the rest is not read (a bomb takes CPU, not memory)
+    log_bytes: int = 256 * 1024 * 1024
+    #: of `log.txt`, the head and the tail kept: under the job log's own 2 MiB bound, so that
+    #: the log as stored shows one cut, the one said here
+    log_keep_bytes: int = 1536 * 1024
+
+
+@dataclass(frozen=True)
 class ActionsConfig:
     api_url: str = "https://api.github.com"
     #: Ask GitHub for a run's state when no webhook about it came for this long.
@@ -77,6 +105,7 @@ class ActionsConfig:
     #: `bot handle` starts with an empty database each time, and a re-run must not dispatch
     #: the same jobs again.
     always_find: bool = False
+    artifact: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
 @dataclass
@@ -408,12 +437,17 @@ class ActionsRunner:
         conclusion = watch.conclusion or "unknown"
         await out.note(f"workflow run {watch.run_id} completed: {conclusion}")
         phase = time.monotonic()
-        junit, text, problem = await self._artifact(job.gh, watch, job.correlation)
+        contents, problem = await self._artifact(job.gh, watch, job.correlation)
         job.timings["artifact"] = _since(phase)
-        if text:
-            for line in text.splitlines():
-                await out.write(line)
-        report = parse_junit(junit) if junit else None
+        report: JUnitReport | None = None
+        junit: str | None = None
+        if contents is not None:
+            await _replay(contents.log, out)
+            report, junit = contents.report, contents.junit
+            if report is not None and report.error is not None:
+                # A report that could not be read says nothing about the tests: not a pass.
+                problem = f"its junit.xml was refused: {report.error}"
+                report = junit = None
         state, reason = _judge(conclusion, report, problem, watch.html_url)
         if watch.cancelled and state in ("error", "failed"):
             state, reason = "cancelled", "the workflow run was cancelled"
@@ -434,38 +468,44 @@ class ActionsRunner:
 
     async def _artifact(
         self, gh: GitHubAPI, watch: _Watch, correlation: str
-    ) -> tuple[str | None, str, str | None]:
-        """The run's JUnit XML and log from its artifact; a problem says why there are none."""
+    ) -> tuple[ArtifactContents | None, str | None]:
+        """The run's JUnit report and log from its artifact; a problem says why there are none."""
+        limits = self.config.artifact
         try:
             listing = await gh.getitem(f"/repos/{watch.repo}/actions/runs/{watch.run_id}/artifacts")
         except gidgethub.HTTPException as exc:
-            return None, "", f"its artifacts could not be listed: {exc}"
+            return None, f"its artifacts could not be listed: {exc}"
         wanted = f"{ARTIFACT_PREFIX}{correlation}"
         artifact = next(
             (a for a in listing.get("artifacts") or () if a.get("name") == wanted), None
         )
         if artifact is None:
-            return None, "", f"the run uploaded no artifact {wanted}"
+            return None, f"the run uploaded no artifact {wanted}"
         if artifact.get("expired"):
-            return None, "", f"the artifact {wanted} has expired"
-        if int(artifact.get("size_in_bytes") or 0) > MAX_ARTIFACT_BYTES:
-            return None, "", f"the artifact {wanted} is larger than {MAX_ARTIFACT_BYTES} bytes"
-        try:
-            data = await self._download(gh, watch.repo, artifact)
-        except (aiohttp.ClientError, gidgethub.HTTPException, TimeoutError, ValueError) as exc:
-            return None, "", f"the artifact {wanted} could not be downloaded: {exc}"
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = set(archive.namelist())
-                junit = _member(archive, names, "junit.xml")
-                text = _member(archive, names, "log.txt") or ""
-        except zipfile.BadZipFile:
-            return None, "", f"the artifact {wanted} is not a zip file"
-        return junit, text, None if junit else f"the artifact {wanted} holds no junit.xml"
+            return None, f"the artifact {wanted} has expired"
+        if int(artifact.get("size_in_bytes") or 0) > limits.download_bytes:
+            return None, f"the artifact {wanted} is larger than {limits.download_bytes} bytes"
+        with tempfile.TemporaryFile(prefix="slow-tests-artifact-") as spool:
+            try:
+                await self._download(gh, watch.repo, artifact, spool)
+            except (aiohttp.ClientError, gidgethub.HTTPException, TimeoutError, ValueError) as exc:
+                return None, f"the artifact {wanted} could not be downloaded: {exc}"
+            except OSError as exc:
+                return None, f"the artifact {wanted} could not be stored: {exc.strerror or exc}"
+            try:
+                contents = await asyncio.to_thread(read_artifact, spool, limits)
+            except ArtifactRefused as exc:
+                return None, f"the artifact {wanted} {exc}"
+        if contents.junit is None:
+            return contents, f"the artifact {wanted} holds no junit.xml"
+        return contents, None
 
-    async def _download(self, gh: GitHubAPI, repo: str, artifact: Mapping[str, Any]) -> bytes:
+    async def _download(
+        self, gh: GitHubAPI, repo: str, artifact: Mapping[str, Any], spool: IO[bytes]
+    ) -> None:
         """GitHub answers a redirect to storage elsewhere: the token goes to GitHub only."""
         assert self._session is not None
+        cap = self.config.artifact.download_bytes
         url = f"/repos/{repo}/actions/artifacts/{int(artifact['id'])}/zip"
         headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT}
         if gh.oauth_token:
@@ -476,7 +516,7 @@ class ActionsRunner:
             if answer.status in (301, 302, 303, 307, 308):
                 location = answer.headers.get("Location", "")
             elif answer.status == 200:
-                return await _read_capped(answer)
+                return await _spool_capped(answer, spool, cap)
             else:
                 raise ValueError(f"GitHub answered {answer.status}")
         if not location.startswith(("https://", "http://")):
@@ -484,28 +524,249 @@ class ActionsRunner:
         async with self._session.get(location, headers={"User-Agent": USER_AGENT}) as blob:
             if blob.status != 200:
                 raise ValueError(f"the download answered {blob.status}")
-            return await _read_capped(blob)
+            return await _spool_capped(blob, spool, cap)
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    chunks: list[bytes] = []
+async def _spool_capped(response: aiohttp.ClientResponse, spool: IO[bytes], cap: int) -> None:
+    """Counts what really arrives (a `Content-Length` is a claim) and writes it to disk."""
     size = 0
-    async for chunk in response.content.iter_chunked(256 * 1024):
+    async for chunk in response.content.iter_chunked(_CHUNK):
         size += len(chunk)
-        if size > MAX_ARTIFACT_BYTES:
-            raise ValueError(f"the artifact is larger than {MAX_ARTIFACT_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if size > cap:
+            raise ValueError(f"the artifact is larger than {cap} bytes")
+        await asyncio.to_thread(spool.write, chunk)
 
 
-def _member(archive: zipfile.ZipFile, names: set[str], name: str) -> str | None:
-    found = name if name in names else next((n for n in names if n.endswith("/" + name)), None)
-    if found is None:
-        return None
-    info = archive.getinfo(found)
-    if info.file_size > MAX_ARTIFACT_BYTES:
-        return None
-    return archive.read(found).decode("utf-8", "replace")
+# ---------------------------------------------------------------------- the artifact's contents
+
+_CHUNK = 256 * 1024
+#: A kept log line's length; under the job log's own cut, so a line is cut once, here.
+_LOG_LINE_CHARS = 8000
+_METHODS = {
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+    9: "deflate64",
+    93: "zstandard",
+    95: "xz",
+    98: "ppmd",
+}
+_END_RECORD = struct.Struct("<4s4H2LH")
+_END_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+#: A directory entry is 46 bytes and a name; more than this per allowed member is not a report.
+_DIRECTORY_BYTES_PER_MEMBER = 1024
+
+
+class ArtifactRefused(Exception):
+    """The artifact is not read; the message, after "the artifact NAME", says why."""
+
+
+class LogExcerpt:
+    """`log.txt` as head and tail within `keep_bytes`, built while the member streams by.
+
+    The same cut as the job log's own (`BoundedLog`), made before any of it reaches the event
+    loop, so a log of any size costs the loop only what is kept.
+    """
+
+    def __init__(self, keep_bytes: int) -> None:
+        self.head: list[str] = []
+        self.tail: deque[str] = deque()
+        self.cut_lines = 0
+        self.cut_bytes = 0
+        #: where reading stopped, when the rest of a log over the cap was left unread
+        self.truncated_at: int | None = None
+        self._head_budget = keep_bytes // 2
+        self._tail_budget = keep_bytes - self._head_budget
+        self._head_bytes = 0
+        self._tail_bytes = 0
+        self._pending: list[str] = []
+        self._pending_chars = 0
+
+    def feed(self, text: str) -> None:
+        *complete, rest = text.split("\n")
+        for piece in complete:
+            self._extend(piece)
+            self._end_line()
+        self._extend(rest)
+
+    def finish(self) -> None:
+        if self._pending_chars:
+            self._end_line()
+
+    def _extend(self, piece: str) -> None:
+        # A line without end is kept to its first characters, so it cannot grow without bound.
+        room = _LOG_LINE_CHARS - self._pending_chars
+        if room > 0:
+            self._pending.append(piece[:room])
+        self._pending_chars += len(piece)
+
+    def _end_line(self) -> None:
+        line = "".join(self._pending).rstrip("\r")
+        if self._pending_chars > _LOG_LINE_CHARS:
+            line += f"… [{self._pending_chars - _LOG_LINE_CHARS} characters cut]"
+        self._pending, self._pending_chars = [], 0
+        size = len(line.encode("utf-8", "replace")) + 1
+        if not self.tail and self._head_bytes + size <= self._head_budget:
+            self.head.append(line)
+            self._head_bytes += size
+            return
+        self.tail.append(line)
+        self._tail_bytes += size
+        while self._tail_bytes > self._tail_budget and self.tail:
+            dropped = len(self.tail.popleft().encode("utf-8", "replace")) + 1
+            self._tail_bytes -= dropped
+            self.cut_lines += 1
+            self.cut_bytes += dropped
+
+
+@dataclass(frozen=True)
+class ArtifactContents:
+    """What a job keeps of its artifact: the parsed report, its text and the log's excerpt."""
+
+    report: JUnitReport | None
+    #: the JUnit XML as text, for the job's record; None when the artifact held none
+    junit: str | None
+    log: LogExcerpt
+
+
+def read_artifact(spool: IO[bytes], limits: ArtifactLimits) -> ArtifactContents:
+    """Blocking, seconds on a big artifact: run it in a worker thread.
+
+    Raises `ArtifactRefused`, whose message is the reason the job ends with.
+    """
+    _check_directory(spool, limits)
+    try:
+        archive = zipfile.ZipFile(spool)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise ArtifactRefused(f"is not a zip file ({_short(exc)})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.members:
+            raise ArtifactRefused(f"holds {len(infos)} files, more than {limits.members}")
+        for info in infos:
+            _check_member(info)
+        files = [info for info in infos if not info.is_dir()]
+        junit_info, log_info = _find(files, "junit.xml"), _find(files, "log.txt")
+        data = None if junit_info is None else _read_member(archive, junit_info, limits.junit_bytes)
+        log = LogExcerpt(limits.log_keep_bytes)
+        if log_info is not None:
+            _read_log(archive, log_info, limits.log_bytes, log)
+    if data is None:
+        return ArtifactContents(None, None, log)
+    return ArtifactContents(parse_junit(data), data.decode("utf-8", "replace"), log)
+
+
+def _check_directory(spool: IO[bytes], limits: ArtifactLimits) -> None:
+    """The counts zipfile would trust, read first: it loads the whole directory they describe.
+
+    The end record is found the way zipfile finds it (right at the end, else the last one within
+    a comment's reach); a ZIP64 one is refused, as no artifact within these caps needs it.
+    """
+    size = spool.seek(0, io.SEEK_END)
+    reach = min(size, _END_RECORD.size + 0xFFFF)
+    spool.seek(size - reach)
+    tail = spool.read(reach)
+    at = len(tail) - _END_RECORD.size
+    if at < 0 or tail[at : at + 4] != _END_SIGNATURE or tail[-2:] != b"\0\0":
+        at = tail.rfind(_END_SIGNATURE)
+    if at < 0 or at + _END_RECORD.size > len(tail):
+        raise ArtifactRefused("is not a zip file")
+    _, _, _, _, entries, directory_bytes, offset, _ = _END_RECORD.unpack_from(tail, at)
+    locator = size - reach + at - 20
+    if locator >= 0:
+        spool.seek(locator)
+        if spool.read(4) == _ZIP64_LOCATOR:
+            raise ArtifactRefused("is a ZIP64 archive; not read")
+    if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF or offset == 0xFFFFFFFF:
+        raise ArtifactRefused("is a ZIP64 archive; not read")
+    if entries > limits.members:
+        raise ArtifactRefused(f"holds {entries} files, more than {limits.members}")
+    if directory_bytes > limits.members * _DIRECTORY_BYTES_PER_MEMBER:
+        raise ArtifactRefused(f"has a directory of {directory_bytes} bytes; not read")
+    spool.seek(0)
+
+
+def _check_member(info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1:
+        raise ArtifactRefused(f"holds {info.filename[:200]!r} encrypted; not read")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # bzip2 and lzma inflate a whole compressed chunk at once, whatever it grows to.
+        method = _METHODS.get(info.compress_type, f"method {info.compress_type}")
+        raise ArtifactRefused(
+            f"holds {info.filename[:200]!r} compressed with {method};"
+            " only stored or deflated members are read"
+        )
+
+
+def _find(infos: list[zipfile.ZipInfo], name: str) -> zipfile.ZipInfo | None:
+    exact = next((info for info in infos if info.filename == name), None)
+    return exact or next((info for info in infos if info.filename.endswith("/" + name)), None)
+
+
+def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The member as its decompressor yields it, a chunk at a time (deflate stops at a chunk).
+
+    zipfile cuts a member at the size its header claims and then fails its checksum, so a header
+    that lies low ends here as a damaged member.
+    """
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(_CHUNK):
+                yield chunk
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
+        raise ArtifactRefused(
+            f"is damaged: its {info.filename[:200]} could not be read ({_short(exc)})"
+        ) from None
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    too_big = f"is refused: its {info.filename[:200]} is larger than {cap} bytes"
+    if info.file_size > cap:
+        raise ArtifactRefused(too_big)
+    out = io.BytesIO()
+    for chunk in _chunks(archive, info):
+        # Counted as produced: the size in the header is only the uploader's claim.
+        if out.tell() + len(chunk) > cap:
+            raise ArtifactRefused(too_big)
+        out.write(chunk)
+    return out.getvalue()
+
+
+def _read_log(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, log: LogExcerpt) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    read = 0
+    for chunk in _chunks(archive, info):
+        if read + len(chunk) > cap:
+            log.feed(decoder.decode(chunk[: cap - read]))
+            log.truncated_at = cap
+            break
+        read += len(chunk)
+        log.feed(decoder.decode(chunk))
+    log.feed(decoder.decode(b"", final=True))
+    log.finish()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+async def _replay(log: LogExcerpt, out: BoundedLog) -> None:
+    """The kept lines into the job's log, yielding now and then to the rest of the bot."""
+    for count, line in enumerate(log.head, 1):
+        await out.write(line)
+        if count % 256 == 0:
+            await asyncio.sleep(0)
+    if log.cut_lines:
+        await out.note(
+            f"… {log.cut_lines} lines ({log.cut_bytes} bytes) of the run's log.txt cut here …"
+        )
+    for count, line in enumerate(log.tail, 1):
+        await out.write(line)
+        if count % 256 == 0:
+            await asyncio.sleep(0)
+    if log.truncated_at is not None:
+        await out.note(f"the run's log.txt was read up to {log.truncated_at} bytes only")
 
 
 def _judge(

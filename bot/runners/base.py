@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.logs import redact
+from bot.runners.confine import Limits
 from bot.runners.junit import TestResult
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ class RunRequest:
     #: the bot stopped or died during an earlier start of this job: a runner whose work
     #: outlives the bot (a workflow run) looks for what that start began before beginning anew
     resumed: bool = False
+    #: the repository's `[slow_ci] network`: False leaves the tests loopback alone
+    network: bool = True
+    #: what the confined test process may use (a mapping, as stored in a run's spec, is read
+    #: into `Limits`)
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.head_sha):
@@ -115,6 +121,10 @@ class RunRequest:
                 raise ValueError(f"test {node!r} is not a node id under {prefix}")
         if isinstance(self.tests, list):
             object.__setattr__(self, "tests", tuple(self.tests))
+        if isinstance(self.limits, Mapping):
+            object.__setattr__(self, "limits", Limits(**self.limits))
+        if not isinstance(self.network, bool):
+            raise ValueError("network must be true or false")
 
     @property
     def target(self) -> str:
@@ -369,7 +379,44 @@ async def run_captured(
     kill_grace_s: float = 2.0,
     max_bytes: int = 1024 * 1024,
 ) -> tuple[int, str, str]:
-    """Run a short command for its output (rev-parse, cat-file), with the same group discipline."""
+    """Run a short command for its output (rev-parse, cat-file), with the same group discipline.
+
+    At most `max_bytes` of each stream are kept, and only those are ever held: the rest is read
+    and dropped as it comes, so a command that prints gigabytes costs no memory.
+    """
+    done = await run_bounded(
+        argv, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=kill_grace_s, max_bytes=max_bytes
+    )
+    return done.code, done.out, done.err
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a command printed, cut to a limit, and how much there was in all."""
+
+    code: int
+    out: str
+    err: str
+    out_bytes: int
+    err_bytes: int
+    max_bytes: int
+
+    @property
+    def cut(self) -> bool:
+        return self.out_bytes > self.max_bytes or self.err_bytes > self.max_bytes
+
+
+async def run_bounded(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | Path,
+    timeout_s: float | None = None,
+    kill_grace_s: float = 2.0,
+    max_bytes: int = 1024 * 1024,
+) -> Captured:
+    """`run_captured` that also says how much was printed, for callers that must tell a cut
+    output from a whole one."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         env=dict(env),
@@ -379,14 +426,31 @@ async def run_captured(
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         async with asyncio.timeout(timeout_s):
-            out, err = await proc.communicate()
+            (out, out_n), (err, err_n) = await asyncio.gather(
+                _read_capped(proc.stdout, max_bytes), _read_capped(proc.stderr, max_bytes)
+            )
+            await proc.wait()
     finally:
         await kill_process_group(proc, kill_grace_s)
     assert proc.returncode is not None
-    return (
+    return Captured(
         proc.returncode,
-        out[:max_bytes].decode("utf-8", "replace"),
-        err[:max_bytes].decode("utf-8", "replace"),
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        out_n,
+        err_n,
+        max_bytes,
     )
+
+
+async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
+    kept = bytearray()
+    total = 0
+    while chunk := await stream.read(65536):
+        total += len(chunk)
+        if len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
+    return bytes(kept), total

@@ -9,6 +9,11 @@ job reuses the one whose key matches its checkout.
 Only the project's *dependencies* are installed, never the project itself: an environment is
 shared by every commit with the same dependency files, so a copy of one commit's code inside it
 would shadow the checkout of the next. The checkout is put on `PYTHONPATH` by the runner instead.
+
+A build runs pip over files a pull request chose, so it runs confined: it may write its own new
+environment and a private home, read the checkout and the interpreter, and nothing else; pip's
+cache is off, since a cache shared between builds is one build's way into the next. Jobs see a
+built environment read-only.
 """
 
 from __future__ import annotations
@@ -23,14 +28,16 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.runners.base import stream_process
+from bot.runners.confine import Confinement, Jail, detect, python_roots
 
 #: bump when the layout of a built environment changes, so old ones are not reused
 LAYOUT_VERSION = "1"
@@ -50,7 +57,11 @@ DEFAULT_PASS_ENV = (
     "http_proxy",
     "https_proxy",
     "no_proxy",
+    "PIP_CONSTRAINT",
+    "PIP_DEFAULT_TIMEOUT",
 )
+#: pip's configuration files outside any home: the host's index, links and certificates
+PIP_CONFIG_FILES = (Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"))
 
 
 class EnvBuildError(RuntimeError):
@@ -200,15 +211,23 @@ def _slug(repo: str) -> str:
 class EnvCache:
     """Finds or builds the environment for a checkout; safe to share between concurrent jobs."""
 
-    def __init__(self, config: EnvConfig | None = None) -> None:
+    def __init__(
+        self, config: EnvConfig | None = None, confinement: Confinement | None = None
+    ) -> None:
         self.config = config or EnvConfig()
+        self.confinement = confinement or detect()
         self._locks: dict[Path, asyncio.Lock] = {}
 
     def path_for(self, repo: str, key: str) -> Path:
         return self.config.cache_dir.absolute() / _slug(repo) / key[:24]
 
-    async def ensure(self, repo: str, checkout: Path, log: LogFn | None = None) -> PythonEnv:
-        """The interpreter to run the checkout's tests with, building its environment if new."""
+    async def ensure(
+        self, repo: str, checkout: Path, log: LogFn | None = None, *, network: bool = True
+    ) -> PythonEnv:
+        """The interpreter to run the checkout's tests with, building its environment if new.
+
+        `network` is the repository's setting: off, pip reaches only local indexes and links.
+        """
         say = log or _quiet
         if self.config.python:
             python = Path(self.config.python)
@@ -227,25 +246,37 @@ class EnvCache:
             if (dest / ".ready").is_file():  # built by another job while we waited
                 await say(f"reusing test environment {dest.name}, built by another job")
                 return PythonEnv(python=python, key=key, path=dest)
-            await self._build(checkout, dest, say)
+            whole = Path(os.path.abspath(checkout))  # noqa: ASYNC240, PTH100 - no I/O
+            await self._build(whole, dest, say, network)
             return PythonEnv(python=python, key=key, path=dest, built=True)
 
-    async def _build(self, checkout: Path, dest: Path, say: LogFn) -> None:
+    async def _build(self, checkout: Path, dest: Path, say: LogFn, network: bool) -> None:
         args = install_args(checkout, self.config)
         shutil.rmtree(dest, ignore_errors=True)  # a build that died half-way, if any
         await say(f"building test environment {dest.name} (dependency files changed or new)")
-        home = dest.parent / ".home"
-        home.mkdir(parents=True, exist_ok=True)
+        os.makedirs(dest)  # noqa: PTH103
+        # A home of its own per build: one shared between builds would carry one PR's files
+        # (a pip config, a `.pth` in a user site) into the next build.
+        home = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
         env = self._env(home)
+        self.confinement.hand_over(dest, home)
+        jail = Jail(
+            cwd=home,
+            writable=[dest, home],
+            readonly=[checkout, *python_roots(self.config.base_python), *pip_local_paths(env)],
+            network=network,
+        )
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.config.build_timeout_s):
-                venv = [self.config.base_python, "-m", "venv"]
+                # `-I`: neither the working directory nor PYTHON* variables shape the tools,
+                # so a `venv/` or `pip/` package in the checkout is never what runs.
+                venv = [self.config.base_python, "-I", "-m", "venv"]
                 venv += [] if args else ["--without-pip"]
-                await self._step([*venv, str(dest)], env, checkout, say, "creating the venv")
+                await self._step([*venv, str(dest)], env, jail, say, "creating the venv")
                 if args:
-                    pip = [str(dest / "bin" / "python"), "-m", "pip", "install", *args]
-                    await self._step(pip, env, checkout, say, "pip install")
+                    pip = [str(dest / "bin" / "python"), "-I", "-m", "pip", "install", *args]
+                    await self._step(pip, env, jail, say, "pip install")
         except TimeoutError:
             shutil.rmtree(dest, ignore_errors=True)
             raise EnvBuildError(
@@ -254,14 +285,18 @@ class EnvCache:
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
         info = {"built_at": time.time(), "files": [p.name for p in dependency_files(checkout)]}
         (dest / ".ready").write_text(json.dumps(info) + "\n")
         await say(f"test environment ready in {time.monotonic() - started:.1f} s")
 
     async def _step(
-        self, argv: list[str], env: dict[str, str], cwd: Path, say: LogFn, what: str
+        self, argv: list[str], env: dict[str, str], jail: Jail, say: LogFn, what: str
     ) -> None:
-        code = await stream_process(argv, env=env, cwd=cwd, on_line=say)
+        code = await stream_process(
+            self.confinement.wrap(argv, jail), env=env, cwd=jail.cwd, on_line=say
+        )
         if code != 0:
             raise EnvBuildError(f"building the test environment failed: {what} exited with {code}")
 
@@ -270,10 +305,11 @@ class EnvCache:
         env = {
             "PATH": f"{base_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(home),
+            "TMPDIR": str(home),
             "LANG": "C.UTF-8",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_NO_INPUT": "1",
-            "PIP_CACHE_DIR": str(self.config.cache_dir.absolute() / ".pip-cache"),
+            "PIP_NO_CACHE_DIR": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         for name in self.config.pass_env:
@@ -299,6 +335,26 @@ class EnvCache:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
         return removed
+
+
+def pip_local_paths(env: Mapping[str, str]) -> list[Path]:
+    """Local folders and files pip is configured to read (a wheel folder, a file index, a CA
+    bundle, a constraints file): a confined build sees these read-only, and nothing else."""
+    words: list[str] = []
+    for name in DEFAULT_PASS_ENV:
+        words += env.get(name, "").split()
+    for path in PIP_CONFIG_FILES:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for line in path.read_text().splitlines():
+                _, sep, value = line.partition("=")
+                if sep:
+                    words += value.split()
+    found: list[Path] = []
+    for word in words:
+        text = word.removeprefix("file://")
+        if text.startswith("/") and Path(text).exists():
+            found.append(Path(text))
+    return list(dict.fromkeys(found))
 
 
 async def _quiet(_line: str) -> None:

@@ -1,19 +1,32 @@
 """pytest's JUnit XML turned into per-test results a comment, a run page and a re-run can use.
 
 The report is written by the test process, which runs a pull request's code, so it is read as
-untrusted input: its size is capped, a document carrying a DTD is refused (pytest never writes
-one, and entity tricks need one), and a broken file becomes a report with an `error` rather than
-an exception in the job system.
+untrusted input: its size is capped, only UTF-8 is read (a UTF-16 document would slip a DTD past
+any byte-level check), defusedxml refuses any DTD, entity or external reference wherever it
+hides, and only what a `TestResult` needs is kept while the document streams through the parser,
+so memory follows the number of tests rather than the number of elements. A broken or hostile
+file becomes a report with an `error`, never an exception in the job system. Async callers read
+and parse through `parse_junit_file`, which does both off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from defusedxml import (
+    DefusedXmlException,
+    DTDForbidden,
+    EntitiesForbidden,
+    ExternalReferenceForbidden,
+)
+from defusedxml.ElementTree import DefusedXMLParser
 
 MAX_JUNIT_BYTES = 20 * 1024 * 1024
 MAX_TRACEBACK_CHARS = 4000
@@ -76,41 +89,193 @@ def read_junit(
     path: str | Path, *, root: str | Path | None = None, max_bytes: int = MAX_JUNIT_BYTES
 ) -> JUnitReport:
     """Read at most `max_bytes` so a test that floods its report cannot exhaust the bot's memory."""
+    return _read_and_parse(path, root=root, limit=max_bytes)[0]
+
+
+async def parse_junit_file(
+    path: str | Path, *, limit: int = MAX_JUNIT_BYTES, root: str | Path | None = None
+) -> tuple[JUnitReport, str | None]:
+    """The report and its text (None when missing or over `limit`), for keeping with the job.
+
+    Reading and parsing megabytes of XML takes long enough to stall every other job and webhook
+    the bot serves, so both happen in a worker thread.
+    """
+    return await asyncio.to_thread(_read_and_parse, path, root=root, limit=limit)
+
+
+def _read_and_parse(
+    path: str | Path, *, root: str | Path | None, limit: int
+) -> tuple[JUnitReport, str | None]:
     try:
         with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
-        return JUnitReport(error="no JUnit report was written")
+        return JUnitReport(error="no JUnit report was written"), None
     except OSError as exc:
-        return JUnitReport(error=f"JUnit report unreadable: {exc.strerror or exc}")
-    if len(data) > max_bytes:
-        return JUnitReport(error=f"JUnit report larger than {max_bytes} bytes; not parsed")
-    return parse_junit(data, root=root)
+        return JUnitReport(error=f"JUnit report unreadable: {exc.strerror or exc}"), None
+    if len(data) > limit:
+        return JUnitReport(error=f"JUnit report larger than {limit} bytes; not parsed"), None
+    report = parse_junit(data, root=root)
+    return report, data.decode("utf-8", "replace")
 
 
 def parse_junit(data: bytes | str, *, root: str | Path | None = None) -> JUnitReport:
-    """`root`, the checkout, lets node ids be resolved against real files instead of guessed."""
-    raw = data.encode() if isinstance(data, str) else data
+    """`root`, the checkout, lets node ids be resolved against real files instead of guessed.
+
+    Synchronous and CPU-bound: an async caller with more than a few kilobytes goes through
+    `parse_junit_file` or a worker thread.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > MAX_JUNIT_BYTES:
         return JUnitReport(error=f"JUnit report larger than {MAX_JUNIT_BYTES} bytes; not parsed")
-    head = raw[:4096].upper()
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in raw.upper():
-        return JUnitReport(error="JUnit report refused: it declares a DTD or entities")
+    problem = _encoding_problem(raw)
+    if problem is not None:
+        return JUnitReport(error=f"JUnit report refused: {problem}; only UTF-8 is read")
+    collector = _Collector(Path(root) if root is not None else None)
+    # The encoding given here overrides whatever the document declares.
+    parser = DefusedXMLParser(
+        target=collector,
+        encoding="utf-8",
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
     try:
-        # Size-capped and DTD-free above, so the stdlib parser is safe for this input.
-        top = ET.fromstring(raw)  # noqa: S314
+        parser.feed(raw)
+        parser.close()
+    except DefusedXmlException as exc:
+        # The exception's text carries the document's own URLs: it is not repeated.
+        what = next((w for kind, w in _REFUSED if isinstance(exc, kind)), "a DTD or entities")
+        return JUnitReport(error=f"JUnit report refused: it declares {what}")
+    except _NotJUnit as exc:
+        return JUnitReport(error=f"not a JUnit report: root element <{exc}>")
     except ET.ParseError as exc:
         return JUnitReport(error=f"malformed JUnit XML: {exc}")
-    if top.tag not in ("testsuites", "testsuite"):
-        return JUnitReport(error=f"not a JUnit report: root element <{top.tag}>")
-    suites = [top] if top.tag == "testsuite" else list(top.iter("testsuite"))
-    root_path = Path(root) if root is not None else None
-    tests: list[TestResult] = []
-    total_time = 0.0
-    for suite in suites:
-        total_time += _float(suite.get("time"))
-        tests.extend(_case(case, root_path) for case in suite.findall("testcase"))
-    return JUnitReport(tests=tuple(tests), time_s=round(total_time, 3))
+    except (ValueError, LookupError) as exc:
+        return JUnitReport(error=f"malformed JUnit XML: {exc}")
+    if collector.top is None:
+        return JUnitReport(error="malformed JUnit XML: no root element")
+    tests = tuple(test for suite in collector.suites for test in suite)
+    return JUnitReport(tests=tests, time_s=round(collector.time_s, 3))
+
+
+_REFUSED: tuple[tuple[type[DefusedXmlException], str], ...] = (
+    (DTDForbidden, "a DTD"),
+    (EntitiesForbidden, "entities (in a DTD)"),
+    (ExternalReferenceForbidden, "an external reference (in a DTD)"),
+)
+_UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml\s(.*?)\?>", re.DOTALL)
+_DECLARED_ENCODING = re.compile(rb"""\bencoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def _encoding_problem(raw: bytes) -> str | None:
+    """Why `raw` is not plain UTF-8, if it is not.
+
+    A byte-level guard sees nothing of a document in UTF-16 or UTF-32, and XML in either always
+    holds NUL bytes (its markup is ASCII), which UTF-8 XML never may.
+    """
+    if raw.startswith(_UTF32_BOMS):
+        return "it is UTF-32"
+    if raw.startswith(_UTF16_BOMS):
+        return "it is UTF-16"
+    if b"\0" in raw:
+        return "it holds NUL bytes (UTF-16 or UTF-32)"
+    declaration = _DECLARATION.match(raw)
+    if declaration is not None:
+        declared = _DECLARED_ENCODING.search(declaration[1])
+        if declared is not None:
+            name = (declared[1] or declared[2] or b"").decode("ascii", "replace")
+            if name.lower().replace("_", "-") not in ("utf-8", "utf8"):
+                return f"it declares the encoding {name[:40]!r}"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"it is not UTF-8 (byte {exc.start})"
+    return None
+
+
+class _NotJUnit(Exception):
+    """The root element is not a JUnit one; raised from the parser's callbacks to stop early."""
+
+
+@dataclass
+class _Detail:
+    """A `<failure>`, `<error>` or `<skipped>`: its attributes and the text before any child."""
+
+    attrib: Mapping[str, str]
+    chunks: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+@dataclass
+class _Case:
+    attrib: Mapping[str, str]
+    suite: int
+    details: dict[str, _Detail] = field(default_factory=dict)
+
+
+class _Collector:
+    """The parser's target: keeps the counted suites' times and their test cases, nothing else.
+
+    Which elements count is what the tree walk this replaces did: a root `<testsuite>` alone,
+    or every `<testsuite>` at any depth under `<testsuites>`; a suite's direct `<testcase>`
+    children; a case's first direct `<failure>`, `<error>` and `<skipped>`.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.top: str | None = None
+        self.suites: list[list[TestResult]] = []
+        self.time_s = 0.0
+        #: one entry per open element: the suite index, the case, the detail, or None
+        self._open: list[int | _Case | _Detail | None] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        parent = self._open[-1] if self._open else None
+        if isinstance(parent, _Detail):
+            parent.closed = True
+        frame: int | _Case | _Detail | None = None
+        if self.top is None:
+            if tag not in ("testsuites", "testsuite"):
+                raise _NotJUnit(tag[:100])
+            self.top = tag
+            if tag == "testsuite":
+                frame = self._suite(attrib)
+        elif tag == "testsuite" and self.top == "testsuites":
+            frame = self._suite(attrib)
+        elif tag == "testcase" and isinstance(parent, int):
+            frame = _Case(attrib, parent)
+        elif (
+            isinstance(parent, _Case)
+            and tag in ("failure", "error", "skipped")
+            and tag not in parent.details
+        ):
+            frame = parent.details[tag] = _Detail(attrib)
+        self._open.append(frame)
+
+    def end(self, tag: str) -> None:
+        frame = self._open.pop()
+        if isinstance(frame, _Case):
+            self.suites[frame.suite].append(_case(frame, self.root))
+
+    def data(self, text: str) -> None:
+        current = self._open[-1] if self._open else None
+        if isinstance(current, _Detail) and not current.closed:
+            current.chunks.append(text)
+
+    def close(self) -> None:
+        return None
+
+    def _suite(self, attrib: Mapping[str, str]) -> int:
+        self.time_s += _float(attrib.get("time"))
+        self.suites.append([])
+        return len(self.suites) - 1
 
 
 def failed_node_ids(report: JUnitReport) -> list[str]:
@@ -118,29 +283,29 @@ def failed_node_ids(report: JUnitReport) -> list[str]:
     return list(dict.fromkeys(test.node_id for test in report.problems))
 
 
-def _case(case: ET.Element, root: Path | None) -> TestResult:
-    classname = case.get("classname") or ""
-    name = case.get("name") or ""
+def _case(case: _Case, root: Path | None) -> TestResult:
+    classname = case.attrib.get("classname") or ""
+    name = case.attrib.get("name") or ""
     node_id = node_id_for(classname, name, root)
-    time_s = _float(case.get("time"))
-    failure = case.find("failure")
-    error = case.find("error")
-    skipped = case.find("skipped")
+    time_s = _float(case.attrib.get("time"))
+    failure = case.details.get("failure")
+    error = case.details.get("error")
+    skipped = case.details.get("skipped")
     if failure is not None or error is not None:
         element = failure if failure is not None else error
         assert element is not None
-        text = element.text or ""
+        text = element.text
         details = _details(text)
         return TestResult(
             node_id=node_id,
             outcome="failed" if failure is not None else "error",
             time_s=time_s,
-            message=_first_line(element.get("message") or details["assertion"]),
+            message=_first_line(element.attrib.get("message") or details["assertion"]),
             traceback=_tail(text, MAX_TRACEBACK_CHARS),
             **details,
         )
     if skipped is not None:
-        reason = skipped.get("message") or _skip_text(skipped.text or "")
+        reason = skipped.attrib.get("message") or _skip_text(skipped.text)
         return TestResult(node_id, "skipped", time_s, message=_first_line(reason))
     return TestResult(node_id, "passed", time_s)
 

@@ -6,6 +6,10 @@ hooks, the installation token only in the environment of the fetching git proces
 header scoped to the clone URL's host, never in argv or `.git/config`), and a test process with
 a minimal environment of its own making. What runs is exactly the approved commit (or its merge
 into the base branch); if the branch moved since the approval the job stops with `error`.
+
+Every step on the pull request's content (git writing its tree, the environment build, the
+tests) runs confined (`bot/runners/confine.py`): the job's own directory writable, its
+interpreter read-only, nothing else of the bot's. A host that cannot confine runs no job.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -29,15 +34,18 @@ from urllib.parse import urlsplit
 from bot.localgit import git_env
 from bot.runners.base import (
     BoundedLog,
+    Captured,
     JobError,
     JobOutcome,
     JobState,
     LogSink,
     RunRequest,
     resolve_token,
+    run_bounded,
     run_captured,
     stream_process,
 )
+from bot.runners.confine import Confinement, ConfinementUnavailable, Jail, python_roots
 from bot.runners.envcache import EnvBuildError, EnvCache, PythonEnv
 from bot.runners.gpus import GpuPool, Lease, MachineUnavailable
 from bot.runners.junit import JUnitReport, parse_junit
@@ -58,6 +66,9 @@ _GIT_SETTINGS = (
     ("maintenance.auto", "false"),
     ("advice.detachedHead", "false"),
     ("init.defaultBranch", "main"),
+    # Under a root bot the checkout belongs to the sandbox's user from its first confined step
+    # on; git that runs after it reads only what the bot fetched, never config the PR wrote.
+    ("safe.directory", "*"),
 )
 
 
@@ -73,6 +84,8 @@ class LocalRunnerConfig:
     #: added to the test environment (e.g. HF_HOME for a shared model cache); never secrets
     extra_env: Mapping[str, str] = field(default_factory=dict)
     pytest_args: tuple[str, ...] = ()
+    #: host paths every test run may read (a model cache, a data set); never the bot's own
+    readonly_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         for name in self.extra_env:
@@ -145,13 +158,21 @@ class LocalRunner:
         envs: EnvCache,
         pool: GpuPool | None = None,
         config: LocalRunnerConfig | None = None,
+        confinement: Confinement | None = None,
     ) -> None:
         self.envs = envs
         self.pool = pool if pool is not None else GpuPool()
         self.config = config or LocalRunnerConfig()
+        self.confinement = confinement or envs.confinement
         self._jobs: dict[str, _Job] = {}
+        #: job directories already given to the sandbox's user
+        self._handed: set[Path] = set()
         # A cancel that arrives before its run() starts is kept briefly so the run never starts.
         self._cancelled_early: OrderedDict[str, None] = OrderedDict()
+
+    def refusal(self) -> str | None:
+        """Why no job can start here (the host cannot confine), for the PR's reply."""
+        return self.confinement.refusal
 
     def running(self) -> list[str]:
         return list(self._jobs)
@@ -218,16 +239,18 @@ class LocalRunner:
     async def _execute(
         self, request: RunRequest, log: BoundedLog, timings: dict[str, float], started: float
     ) -> JobOutcome:
+        refusal = self.refusal()
+        if refusal is not None:
+            await log.note(f"error: {refusal}")
+            return self._outcome("error", refusal, log, started, timings)
         reason = self.pool.unavailable_reason(request.machine_type)
         if reason is not None:
             await log.note(f"skipped: {reason}")
             return self._outcome("skipped", reason, log, started, timings)
-        if self.config.work_dir is not None:
-            self.config.work_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="bot-job-", dir=self.config.work_dir))
+        workdir = make_workdir(self.config.work_dir, "bot-job-")
         try:
             return await self._in_workdir(request, log, timings, started, workdir)
-        except (JobError, EnvBuildError) as exc:
+        except (JobError, EnvBuildError, ConfinementUnavailable) as exc:
             reason = log.redact(str(exc))
             await log.note(f"error: {reason}")
             return self._outcome("error", reason, log, started, timings)
@@ -241,7 +264,13 @@ class LocalRunner:
             await log.note(reason)
             return self._outcome("error", reason, log, started, timings)
         finally:
+            self._handed.discard(workdir)
             remove_tree(workdir)
+
+    def _hand_over(self, workdir: Path) -> None:
+        if workdir not in self._handed:
+            self.confinement.hand_over(workdir)
+            self._handed.add(workdir)
 
     async def _in_workdir(
         self,
@@ -260,10 +289,11 @@ class LocalRunner:
         phase = time.monotonic()
         await log.note(f"job {request.job_id}: tests/{request.folder} on {request.machine_type}")
         tested = await self._checkout(request, src, home, log)
+        self._hand_over(workdir)
         timings["checkout"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
-        env = await self.envs.ensure(request.repo, src, log.note)
+        env = await self.envs.ensure(request.repo, src, log.note, network=request.network)
         timings["env"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
@@ -356,7 +386,7 @@ class LocalRunner:
             raise JobError(f"fetched {fetched[:12]}, not the approved commit {pinned[:12]}")
 
         if not request.base_clone_url:
-            await self._git_checked(["checkout", "--quiet", "--detach", pinned], src, env, log)
+            await self._tree_git(["checkout", "--quiet", "--detach", pinned], src, env, log)
             return await self._verify(src, env, pinned, merged=False)
 
         base_ref = request.base_ref
@@ -379,16 +409,16 @@ class LocalRunner:
         )
         if code == 0:
             raise JobError(f"the approved commit {pinned[:12]} is already part of {base_ref}")
-        await self._git_checked(["checkout", "--quiet", "--detach", base], src, env, log)
+        await self._tree_git(["checkout", "--quiet", "--detach", base], src, env, log)
         message = f"Merge {pinned[:12]} into {base_ref} (tested by the bot)"
-        code = await self._git_logged(
-            ["merge", "--no-ff", "--no-edit", "--quiet", "-m", message, pinned], src, env, log
-        )
+        code = await self._tree_git(
+            ["merge", "--no-ff", "--no-edit", "--quiet", "-m", message, pinned],
+            src, env, log, check=False,
+        )  # fmt: skip
         if code != 0:
-            rc, out, _ = await run_captured(
-                ["git", "diff", "--name-only", "--diff-filter=U"], env=env, cwd=src, timeout_s=60
-            )
-            files = ", ".join(out.split()[:10]) if rc == 0 and out.strip() else "unknown files"
+            done = await self._tree_read(["diff", "--name-only", "--diff-filter=U"], src, env)
+            names = done.out.split()[:10] if done.code == 0 else []
+            files = ", ".join(names) or "unknown files"
             raise JobError(
                 f"the approved commit {pinned[:12]} does not merge cleanly into {base_ref}"
                 f" (conflicts in {files})"
@@ -421,7 +451,7 @@ class LocalRunner:
             return None
         merge = await self._rev(src, env, "refs/bot/merge")
         await log.note(f"using GitHub's {ref} ({merge[:12]}), the merge of the approved commit")
-        await self._git_checked(["checkout", "--quiet", "--detach", merge], src, env, log)
+        await self._tree_git(["checkout", "--quiet", "--detach", merge], src, env, log)
         head = await self._rev(src, env, "HEAD")
         if head != merge:
             raise JobError("the checkout is not at the merge commit it fetched")
@@ -491,11 +521,35 @@ class LocalRunner:
             kill_grace_s=2.0,
         )
 
-    async def _git_checked(
-        self, args: list[str], cwd: Path, env: dict[str, str], log: BoundedLog
-    ) -> None:
-        if await self._git_logged(args, cwd, env, log) != 0:
+    def _tree_jail(self, src: Path) -> Jail:
+        return Jail(cwd=src, writable=[src.parent], network=False)
+
+    async def _tree_git(
+        self, args: list[str], src: Path, env: dict[str, str], log: BoundedLog,
+        *, check: bool = True,
+    ) -> int:  # fmt: skip
+        """git writing the PR's tree (checkout, merge): confined, since it writes what the PR
+        chose (file names, links, attributes) and is the first step on them."""
+        self._hand_over(src.parent)
+        await log.write("$ git " + " ".join(args))
+        code = await stream_process(
+            self.confinement.wrap(["git", *args], self._tree_jail(src)),
+            env=env,
+            cwd=src,
+            on_line=log.write,
+            timeout_s=self.config.git_timeout_s,
+            kill_grace_s=2.0,
+        )
+        if check and code != 0:
             raise JobError(f"git {args[0]} failed")
+        return code
+
+    async def _tree_read(self, args: list[str], src: Path, env: dict[str, str]) -> Captured:
+        self._hand_over(src.parent)
+        return await run_bounded(
+            self.confinement.wrap(["git", *args], self._tree_jail(src)),
+            env=env, cwd=src, timeout_s=60,
+        )  # fmt: skip
 
     # -- tests ----------------------------------------------------------------------------
 
@@ -508,6 +562,8 @@ class LocalRunner:
             "PATH": f"{env.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(home),
             "TMPDIR": str(tmp),
+            "USER": "runner",
+            "LOGNAME": "runner",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
@@ -541,24 +597,41 @@ class LocalRunner:
         where = f"CUDA_VISIBLE_DEVICES={lease.cuda_visible_devices or '(none: CPU)'}"
         await log.note(f"{where} RUN_SLOW=yes")
         await log.write("$ python -m pytest " + " ".join(argv[3:]))
+        jail = Jail(
+            cwd=src,
+            writable=[workdir],
+            readonly=[*python_roots(env.python), *self.config.readonly_paths],
+            network=request.network,
+            gpus=lease.devices,
+            limits=request.limits,
+        )
+        await log.note(
+            "confined: this job's folder only, network "
+            + ("on" if request.network else "off (loopback only)")
+            if self.confinement.confined
+            else f"NOT confined: {self.confinement.reason}"
+        )
         code = await stream_process(
-            argv,
+            self.confinement.wrap(argv, jail),
             env=self.test_env(env, lease, src, home, tmp),
             cwd=src,
             on_line=log.write,
             timeout_s=request.timeout_s,
             kill_grace_s=self.config.kill_grace_s,
         )
-        report, text = self._read_junit(junit, src)
+        report, text = await asyncio.to_thread(self._read_junit, junit, src)
         return code, report, text
 
     def _read_junit(self, path: Path, src: Path) -> tuple[JUnitReport, str | None]:
+        """The report the tests wrote: their own file, so a link (to the bot's key, say) or
+        anything but a regular file is refused, and no more than the limit is read."""
         limit = self.config.junit_limit_bytes
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(limit + 1)
-        except OSError:
+            data = read_untrusted(path, limit)
+        except FileNotFoundError:
             return JUnitReport(error="pytest wrote no JUnit report"), None
+        except OSError as exc:
+            return JUnitReport(error=f"the JUnit report could not be read: {exc.strerror}"), None
         if len(data) > limit:
             return JUnitReport(error=f"the JUnit report is over {limit} bytes; not kept"), None
         return parse_junit(data, root=src), data.decode("utf-8", "replace")
@@ -604,6 +677,30 @@ def _judge(code: int, report: JUnitReport) -> tuple[JobState, str]:
     elif report.error:
         reason += f"; {report.error}"
     return "error", reason
+
+
+def make_workdir(parent: Path | None, prefix: str) -> Path:
+    """A fresh job directory (absolute, so no step depends on the bot's working directory)."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).absolute()
+
+
+def read_untrusted(path: Path, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of a file a job wrote, refusing links and special files: the
+    job could have put a link to any of the bot's files in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks = []
+        left = limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def last_line(text: str) -> str:

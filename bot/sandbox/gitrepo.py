@@ -13,6 +13,7 @@ git configuration and identity never reach it.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,19 @@ _IDENTITY = {
     "GIT_COMMITTER_EMAIL": "sandbox@users.noreply.github.com",
 }
 _CACHE_SIZE = 1024
+_REFLOG_TIME = re.compile(r"@\{(\d+)\}$")
+
+
+def git_date(moment: datetime | None) -> str:
+    """git's raw date of `moment` (now when None): seconds since the epoch and the UTC offset."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{int(moment.timestamp())} {sign}{hours:02d}{rest:02d}"
 
 
 class SandboxGitError(RuntimeError):
@@ -53,15 +67,7 @@ class Identity:
     when: datetime | None = None
 
     def stamp(self) -> str:
-        """git's raw date: seconds since the epoch and the UTC offset."""
-        moment = self.when or datetime.now(UTC)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        offset = moment.utcoffset()
-        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-        sign = "-" if minutes < 0 else "+"
-        hours, rest = divmod(abs(minutes), 60)
-        return f"{int(moment.timestamp())} {sign}{hours:02d}{rest:02d}"
+        return git_date(self.when)
 
     def signature(self) -> str:
         return f"{self.name} <{self.email}> {self.stamp()}"
@@ -192,10 +198,13 @@ class GitRepo:
 
     def configure(self) -> None:
         """No background gc racing the tests; pushes may rewrite and delete branches as on
-        GitHub, where branch protection decides, not git. Appended to the config file git
-        just wrote, which saves a process per setting on every repository a test creates."""
+        GitHub, where branch protection decides, not git; every ref update is logged, so the
+        time a push arrived is known even for one from a clone (`pushed_at`). Appended to the
+        config file git just wrote, which saves a process per setting on every repository a
+        test creates."""
         with (self.path / "config").open("a", encoding="utf-8") as config:
             config.write(
+                "[core]\n\tlogAllRefUpdates = always\n"
                 "[gc]\n\tauto = 0\n"
                 "[receive]\n\tdenyNonFastForwards = false\n\tdenyDeletes = false\n"
             )
@@ -286,15 +295,35 @@ class GitRepo:
         return sha
 
     def update_refs(
-        self, updates: Iterable[tuple[str, str, str | None]], *, deletes: Iterable[str] = ()
+        self,
+        updates: Iterable[tuple[str, str, str | None]],
+        *,
+        deletes: Iterable[str] = (),
+        pushed_at: datetime | None = None,
     ) -> None:
-        """One atomic transaction of (ref, new SHA, expected old SHA or None for "any")."""
+        """One atomic transaction of (ref, new SHA, expected old SHA or None for "any").
+
+        `pushed_at` (default now) is when GitHub received the push: the reflog keeps it, and
+        the test merges of pull requests are dated from it.
+        """
         lines = [f"update {ref} {new}" + (f" {old}" if old else "") for ref, new, old in updates]
         lines += [f"delete {ref}" for ref in deletes]
+        env = {"GIT_COMMITTER_DATE": "@" + git_date(pushed_at)} if pushed_at else None
         try:
-            self.run(["update-ref", "--stdin"], stdin=("\n".join(lines) + "\n").encode())
+            self.run(["update-ref", "--stdin"], stdin=("\n".join(lines) + "\n").encode(), env=env)
         except SandboxGitError as exc:
             raise SandboxGitError(f"{exc} (did a push move the branch meanwhile?)") from None
+
+    def pushed_at(self, branch: str, sha: str) -> datetime | None:
+        """When `branch` last moved to `sha`, by its reflog; None when its latest entry is not
+        of `sha` or it has none (the branches a fork copied). A push from a clone is logged by
+        git itself, at the time it arrived."""
+        args = ["log", "-g", "-n1", "--date=unix", "--format=%H %gd", f"refs/heads/{branch}", "--"]
+        logged, _, selector = self.text(args, check=False).strip().partition(" ")
+        found = _REFLOG_TIME.search(selector)
+        if found is None or logged != sha:
+            return None
+        return datetime.fromtimestamp(int(found.group(1)), UTC)
 
     def delete_ref(self, ref: str) -> None:
         self.run(["update-ref", "-d", ref])

@@ -1,9 +1,10 @@
 """Pull requests of the sandbox GitHub: opening them from a branch or a fork, their heads
-following pushes, mergeability, merges like GitHub's button, reviews and review requests."""
+following pushes, GitHub's test merges dated by the pushes, mergeability, merges like GitHub's
+button, reviews and review requests."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.sandbox.gitrepo import Identity, SandboxGitError
@@ -78,7 +79,8 @@ class PullRequests(Repositories):
         """(head SHA, base SHA) of a pull request, read from git while it is open.
 
         A push to the head branch, from anywhere, moves the head; `refs/pull/N/head` in the base
-        repository follows it as on GitHub, so the head commit is there even for a fork.
+        repository follows it as on GitHub, so the head commit is there even for a fork, and
+        GitHub's test merge follows the head and the base tip (`_test_merge`).
         """
         if pull.state != "open":
             return pull.head_sha, pull.base_sha
@@ -97,7 +99,56 @@ class PullRequests(Repositories):
                     repo.git.fetch(source.path, f"+refs/heads/{pull.head_ref}:{ref}")
                     head = repo.git.rev(ref)
                 pull.head_sha = head
-            return pull.head_sha, refs.get(pull.base_ref, pull.base_sha)
+            base = refs.get(pull.base_ref, pull.base_sha)
+            head = pull.head_sha
+            if head is not None and base is not None and pull.test_merge_of != (base, head):
+                self._test_merge(repo, pull, base, head, source)
+            return head, base
+
+    def _test_merge(
+        self, repo: SandboxRepo, pull: Pull, base: str, head: str, source: SandboxRepo | None
+    ) -> None:
+        """GitHub's test merge of the head into the base tip, made again whenever either moves:
+        a merge commit that GitHub commits, served as `merge_commit_sha` and `refs/pull/N/merge`.
+
+        GitHub makes it shortly after the later of the two pushes, so it is dated when that push
+        arrived, a time the author cannot write (their commit dates are theirs to choose). A
+        head that conflicts gets no merge: the ref goes and `merge_commit_sha` keeps the last
+        merge made, as GitHub's does while `mergeable` is false.
+        """
+        pull.test_merge_of = (base, head)
+        ref = f"refs/pull/{pull.number}/merge"
+        tree = repo.git.merge_tree(base, head)
+        if tree is None:
+            repo.git.update_refs([], deletes=[ref])
+            return
+        pushes = [
+            repo.git.pushed_at(pull.base_ref, base),
+            source.git.pushed_at(pull.head_ref, head) if source is not None else None,
+        ]
+        when = max(moment or datetime.now(UTC) for moment in pushes)
+        sha = repo.git.commit_tree(
+            tree,
+            [base, head],
+            message=f"Merge {head} into {base}",
+            author=self.identity(pull.author, date=when),
+            committer=Identity("GitHub", WEB_FLOW_EMAIL, when),
+        )
+        repo.git.update_refs([(ref, sha, None)])
+        pull.merge_commit_sha = sha
+
+    def branch_moved(self, repo: SandboxRepo, branch: str) -> None:
+        """GitHub makes the test merges again as soon as a head or a base moves, so a git client
+        fetching `refs/pull/N/merge` right after a push finds the new one."""
+        for target in list(self.repos.values()):
+            for issue in list(target.issues.values()):
+                if not isinstance(issue, Pull) or issue.state != "open":
+                    continue
+                head_here = (
+                    issue.head_repo.lower() == repo.full_name.lower() and issue.head_ref == branch
+                )
+                if head_here or (target is repo and issue.base_ref == branch):
+                    self.pull_heads(target, issue)
 
     def pull_stats(self, repo: SandboxRepo, pull: Pull) -> dict[str, Any]:
         """The fields only a single pull request's answer carries: counts and mergeability."""
@@ -173,9 +224,11 @@ class PullRequests(Repositories):
         method: str = "merge",
         merged_by: str | None = None,
         date: datetime | str | None = None,
+        pushed_at: datetime | str | None = None,
     ) -> tuple[str, str]:
         """Merges like GitHub's button (a merge commit, or one squashed commit) and returns the
-        base branch's (before, after), ready for `push_payload`."""
+        base branch's (before, after), ready for `push_payload`. `date` is the merge commit's,
+        `pushed_at` (default now) when the base branch moved."""
         if method not in MERGE_METHODS:
             raise ValueError(f"merge method {method!r}: the sandbox merges with merge or squash")
         with self.lock:
@@ -207,7 +260,9 @@ class PullRequests(Repositories):
             after = repo.git.commit_tree(
                 tree, parents, message=message, author=author, committer=committer
             )
-            repo.git.update_refs([(f"refs/heads/{pull.base_ref}", after, base)])
+            repo.git.update_refs(
+                [(f"refs/heads/{pull.base_ref}", after, base)], pushed_at=parse_date(pushed_at)
+            )
             stamp = now_iso()
             pull.state, pull.merged, pull.merged_at, pull.closed_at = "closed", True, stamp, stamp
             pull.updated_at = stamp
@@ -215,6 +270,7 @@ class PullRequests(Repositories):
             pull.merge_commit_sha = after
             pull.head_sha, pull.base_sha = head, base
             pull.merged_commits = tuple(c.sha for c in commits)
+            self.branch_moved(repo, pull.base_ref)
             return base, after
 
     def add_review(

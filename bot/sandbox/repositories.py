@@ -77,8 +77,10 @@ class Repositories(People):
         private: bool = False,
         description: str | None = None,
         message: str = "Initial commit",
+        pushed_at: datetime | str | None = None,
     ) -> SandboxRepo:
-        """A repository whose default branch holds one commit: `source`'s files, then `files`.
+        """A repository whose default branch holds one commit: `source`'s files, then `files`;
+        `pushed_at` (default now) is when that commit reached GitHub.
 
         `source` copies a folder: the files git lists when it is a git checkout (tracked and
         untracked-but-not-ignored, as they are on disk), else every file outside caches and
@@ -123,7 +125,9 @@ class Repositories(People):
                 author=self.identity(author),
                 executable=executable,
             )
-            git.update_refs([(f"refs/heads/{default_branch}", sha, ZERO_SHA)])
+            git.update_refs(
+                [(f"refs/heads/{default_branch}", sha, ZERO_SHA)], pushed_at=parse_date(pushed_at)
+            )
             return repo
 
     def fork(self, full_name: str, owner: str, *, name: str | None = None) -> SandboxRepo:
@@ -165,10 +169,16 @@ class Repositories(People):
         renames: Mapping[str, str] | None = None,
         date: datetime | str | None = None,
         executable: Iterable[str] = (),
+        pushed_at: datetime | str | None = None,
     ) -> str:
         """Commits to `branch` (created from `base`, default the default branch, when it does
         not exist yet) and returns the new SHA. None as content deletes a file or folder;
-        `renames` (old -> new) apply before `changes`."""
+        `renames` (old -> new) apply before `changes`.
+
+        `date` is the commit's, which its author writes; `pushed_at` (default now) is when
+        GitHub received the push, which GitHub's own records, such as a pull request's test
+        merge, are dated from.
+        """
         with self.lock:
             repo = self.repo(full_name)
             git = repo.git
@@ -188,7 +198,10 @@ class Repositories(People):
                 author=self.identity(author, date=date),
                 executable=executable,
             )
-            git.update_refs([(f"refs/heads/{branch}", sha, expected)])
+            git.update_refs(
+                [(f"refs/heads/{branch}", sha, expected)], pushed_at=parse_date(pushed_at)
+            )
+            self.branch_moved(repo, branch)
             return sha
 
     def rename(
@@ -200,6 +213,7 @@ class Repositories(People):
         *,
         message: str | None = None,
         author: str = "sandbox-user",
+        pushed_at: datetime | str | None = None,
     ) -> str:
         return self.commit(
             full_name,
@@ -208,18 +222,25 @@ class Repositories(People):
             renames={old: new},
             message=message or f"Rename {old} to {new}",
             author=author,
+            pushed_at=pushed_at,
         )
 
-    def force_push(self, full_name: str, branch: str, sha: str) -> tuple[str, str]:
+    def force_push(
+        self, full_name: str, branch: str, sha: str, *, pushed_at: datetime | str | None = None
+    ) -> tuple[str, str]:
         """Points `branch` at `sha` whatever it held; returns (before, after), before being
-        forty zeros when the branch is created."""
+        forty zeros when the branch is created. `pushed_at`: as for `commit`."""
         with self.lock:
-            git = self.git(full_name)
+            repo = self.repo(full_name)
+            git = repo.git
             target = git.resolve(sha)
             if target is None:
                 raise ValueError(f"{sha!r} is not a commit of {full_name}")
             before = git.branch_sha(branch) or ZERO_SHA
-            git.update_refs([(f"refs/heads/{branch}", target, before)])
+            git.update_refs(
+                [(f"refs/heads/{branch}", target, before)], pushed_at=parse_date(pushed_at)
+            )
+            self.branch_moved(repo, branch)
             return before, target
 
     def delete_branch(self, full_name: str, branch: str) -> str:
@@ -232,7 +253,13 @@ class Repositories(People):
             if branch == repo.default_branch:
                 raise ValueError(f"{branch!r} is the default branch of {full_name}")
             repo.git.delete_ref(f"refs/heads/{branch}")
+            self.branch_moved(repo, branch)
             return sha
+
+    def branch_moved(self, repo: SandboxRepo, branch: str) -> None:
+        """Called after the sandbox itself moved a branch, for what GitHub recomputes when a
+        branch moves (pull requests' test merges); a push from a clone is seen on the next
+        request instead."""
 
 
 def _read_source(source: Path, home: Path) -> tuple[dict[str, str | bytes], set[str]]:

@@ -112,7 +112,8 @@ async def scenario(harness: Harness, root: Path) -> None:
     _say()
 
     _say("3. A maintainer reviews it and asks for gpt2's slow tests on that commit.")
-    await asyncio.sleep(1.1)  # the approval must be newer than the commit (GitHub: seconds)
+    # The comment must come after the bot saw the pull request open (GitHub: to the second).
+    await asyncio.sleep(1.1)
     maintainer = operator(root)
     github.add_collaborator(REPO, maintainer, "write")
     ask = github.issue_comment_payload(REPO, number, "run-slow: gpt2", maintainer)
@@ -188,7 +189,9 @@ async def _on_actions(harness: Harness, root: Path) -> None:
     github.create_repo(ACTIONS_REPO, files=files, collaborators={"maintainer": "write"})
     github.commit(ACTIONS_REPO, "tune", {"src.py": "x = 1\n"}, author="contributor")
     number = github.open_pull(ACTIONS_REPO, "tune", title="Tune tiny", author="contributor")
-    await asyncio.sleep(1.1)  # the approval must be newer than the commit
+    # No `opened` reached the bot: GitHub's test merge, dated at the push, must be older than
+    # the comment (GitHub: to the second).
+    await asyncio.sleep(1.1)
     ask = github.issue_comment_payload(ACTIONS_REPO, number, "run-slow: tiny", "maintainer")
     await harness.deliver("issue_comment", ask)
     await harness.settle_runs(within=120)

@@ -234,7 +234,10 @@ class Pull(Issue):
     merged: bool = False
     merged_at: str | None = None
     merged_by: str | None = None
+    #: the test merge while open (stale while the head conflicts), the merge once merged
     merge_commit_sha: str | None = None
+    #: (base tip, head) the test merge was last made for, whether or not they merged cleanly
+    test_merge_of: tuple[str, str] | None = None
     head_sha: str | None = None  # the last head seen (frozen once closed)
     base_sha: str | None = None  # the base branch when closed (None while open: its tip)
     merged_commits: tuple[str, ...] = ()

@@ -250,7 +250,9 @@ async def may_see_repo(request: web.Request, repo: str, *, private: bool) -> boo
 async def require_repo(request: web.Request, repo: str, *, private: bool) -> Viewer:
     """The viewer, when they may see `repo`'s runs. Someone signed in who may not gets a 404,
     as GitHub answers, so a private repository's existence is not revealed; someone not
-    signed in is sent to sign in."""
+    signed in is sent to sign in. That redirect would itself tell an existing private thing
+    from a missing one, so where the existence is the secret (a run's id) a page asks
+    `may_see_repo` and answers exactly as for a missing one instead."""
     who = await viewer(request)
     if await may_see_repo(request, repo, private=private):
         return who

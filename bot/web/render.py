@@ -101,12 +101,13 @@ def page(template: str, *, status: int = 200, **context: Any) -> web.Response:
         text=render(template, **context),
         status=status,
         content_type="text/html",
-        headers=_HEADERS,
+        headers=SECURITY_HEADERS,
     )
 
 
-#: Pages load nothing from elsewhere and run no script: the policy says so to the browser.
-_HEADERS = {
+#: Pages load nothing from elsewhere and run no script: the policy says so to the browser. The
+#: server sends it with every answer (errors, JSON, plain text), not only with the pages.
+SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -45,6 +45,11 @@ RUN_STATES = ("", "queued", "running", "finished", "cancelled", "error")
 OUTBOX_STATES = ("", "pending", "delivered", "failed")
 #: The overview's chart covers the jobs of this many recent runs.
 CHART_RUNS = 40
+#: What a run nobody may see here says: one that does not exist, or a private repository's.
+MISSING_RUN = (
+    "There is no run {run_id}, or it is not yours to see: a private repository's runs are shown"
+    " to people who have signed in and can read it."
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RESULTS = web.AppKey("results_cache", results.ResultsCache)
@@ -124,16 +129,17 @@ def _private(run: RunRecord) -> bool:
 
 
 async def _visible_run(request: web.Request, run_id: int) -> RunRecord:
-    # One answer for a run that does not exist and one the viewer may not see, so a private
-    # repository's runs cannot be counted from outside.
-    missing = web.HTTPNotFound(text=f"There is no run {run_id}, or it is not yours to see.")
+    """The run, when the viewer may see it; else the very answer a run that does not exist
+    gets, whoever asks, so a private repository's runs cannot be counted from outside.
+
+    No sign-in redirect for an anonymous visitor either: sending them to sign in for a run id
+    and not for another would say which ids exist. The 404 page's header offers signing in.
+    """
+    # A wrong token is refused (401) before the run is looked up, for any id alike.
+    await access.viewer(request)
     run = await _runtime(request).jobs.get_run(run_id)
-    if run is None:
-        raise missing
-    try:
-        await access.require_repo(request, run.repo, private=_private(run))
-    except web.HTTPNotFound:
-        raise missing from None
+    if run is None or not await access.may_see_repo(request, run.repo, private=_private(run)):
+        raise web.HTTPNotFound(text=MISSING_RUN.format(run_id=run_id))
     return run
 
 

@@ -176,9 +176,10 @@ def build_message(
         lines.append(" ".join(f"<@{slack_escape(member)}>" for member in mention))
     lines.append(f"commit SHA: `{model.commit}`")
     section = _clip("\n".join(lines), SECTION_LIMIT)
-    fallback = f"New model: {model.name}"
+    # What notifications show; Slack reads `<!channel>` or `<@U123>` there as in the blocks.
+    fallback = f"New model: {name}"
     if pull is not None:
-        fallback += f" (#{pull.number} {pull.title} by {pull.author})"
+        fallback += f" (#{pull.number} {slack_escape(pull.title)} by {slack_escape(pull.author)})"
     return {
         "channel": channel,
         "text": _clip(fallback, SECTION_LIMIT),

@@ -31,8 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.runners.junit import TestResult
-from handlers.slow_ci.markdown import (
+from bot.markdown import (
     clip,
     code_span,
     escape_text,
@@ -42,6 +41,7 @@ from handlers.slow_ci.markdown import (
     short_sha,
     table_cell,
 )
+from bot.runners.junit import TestResult
 from handlers.slow_ci.plan import (
     FAILURE_LINE_LIMIT,
     STATE_LABEL,

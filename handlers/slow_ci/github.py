@@ -12,6 +12,7 @@ from typing import Any
 import gidgethub
 
 from bot.conversation import Conversation, PullInfo, pull_info
+from handlers.slow_ci.plan import MergeCommit
 
 
 def _parse_time(text: str) -> datetime:
@@ -21,11 +22,34 @@ def _parse_time(text: str) -> datetime:
 class SlowCiGitHub(Conversation):
     """One repository, seen as slow runs need it."""
 
-    async def commit(self, sha: str) -> tuple[datetime, str]:
-        """A commit's committer date (what a comment must be newer than) and its message."""
+    async def commit_message(self, sha: str) -> str:
+        """The message of a commit, where the label variant reads its model names. Its dates
+        are the author's to write, so no decision reads them."""
         answer = await self.gh.getitem(f"/repos/{self.repo}/commits/{sha}")
-        commit = answer["commit"]
-        return _parse_time(commit["committer"]["date"]), commit.get("message") or ""
+        return answer["commit"].get("message") or ""
+
+    async def test_merge(self, number: int) -> MergeCommit | None:
+        """GitHub's test merge of the pull request, or None where there is none (not computed,
+        conflicts, merged, or gone): a time GitHub wrote after the head's last push, for when
+        the bot has no record of that push."""
+        pull = await self.gh.getitem(f"/repos/{self.repo}/pulls/{number}")
+        sha = pull.get("merge_commit_sha")
+        if not isinstance(sha, str) or pull.get("merged") or pull.get("state") != "open":
+            return None
+        try:
+            answer = await self.gh.getitem(f"/repos/{self.repo}/commits/{sha}")
+        except gidgethub.BadRequest as exc:
+            if exc.status_code in (404, 422):
+                return None
+            raise
+        committer = answer["commit"]["committer"]
+        return MergeCommit(
+            sha=answer["sha"],
+            parents=tuple(parent["sha"] for parent in answer.get("parents") or ()),
+            committer=committer.get("name") or "",
+            committed_at=_parse_time(committer["date"]),
+            ready=pull.get("mergeable") is True,
+        )
 
     async def is_folder(self, path: str, ref: str) -> bool:
         """Whether `path` is a folder at `ref` (the pinned SHA, never a branch name)."""

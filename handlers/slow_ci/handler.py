@@ -1,13 +1,16 @@
 """`run-slow`: a maintainer's comment runs the slow test suites of chosen models on the commit
 they looked at, as durable jobs, with one self-updating comment and a commit status.
 
-Approval is for a commit, not a branch: the comment must be newer than the PR's head commit,
-and that head SHA is pinned in the run; the runner checks out exactly it (merged into the base
-branch) and aborts if the PR moved before the checkout. Code from the pull request runs only
-there, only after an authorised person asked. The decisions are `plan.py`'s (and `checks.py`'s
-for the check run); this module reads GitHub through `SlowCiGitHub`, hands the run to the job
-system, and renders what the job system reports back (`report_run`), so a restart re-renders
-every run and no status stays pending.
+Approval is for a commit, not a branch: the bot must have seen the PR's head become that commit
+before the comment was written (its stored deliveries, else GitHub's test merge; never the
+commit's dates, which the author writes), or the comment names the commit. That head SHA is
+pinned in the run, and the runner checks out exactly it (merged into the base branch) and
+aborts if the PR moved before the checkout. With the label, a push runs only when every push
+since an approved head was made by someone who may approve. Code from the pull request runs
+only there, only after an authorised person asked. The decisions are `plan.py`'s (and
+`checks.py`'s for the check run); this module reads GitHub through `SlowCiGitHub` and the
+bot's store, hands the run to the job system, and renders what the job system reports back
+(`report_run`), so a restart re-renders every run and no status stays pending.
 
 Beside the comment and the status, each run has a check run (Checks API) with the result table,
 the failing tests as annotations and, when something failed, a "Re-run failed" button: its
@@ -18,6 +21,7 @@ installation token; with a personal token GitHub refuses them, and the run goes 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from datetime import datetime
@@ -27,6 +31,7 @@ import gidgethub
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot import queries
 from bot.comments import marker
 from bot.config import DEFAULT_RUNNER_LABELS, SlowCiConfig
 from bot.context import Context, Services
@@ -39,14 +44,18 @@ from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, plan
 from handlers.slow_ci.github import SlowCiGitHub
 from handlers.slow_ci.plan import (
     PENDING_DESCRIPTION,
+    Approval,
     DroppedName,
     Failure,
     JobResult,
     JobSpec,
+    PushApproval,
     SelectedFolder,
     Selection,
     Trigger,
+    cannot_tell_reply,
     check_name,
+    comment_approval,
     error_description,
     estimate,
     models_added,
@@ -57,12 +66,15 @@ from handlers.slow_ci.plan import (
     parse_trigger,
     plan_jobs,
     plan_reminder,
+    push_approval,
+    pushes_since_approval,
     render_comment,
     select_folders,
     slack_summary,
     stale_comment_reply,
     status_description,
     unapproved_push_reply,
+    untraced_push_reply,
 )
 
 KIND = "slow_ci"
@@ -86,6 +98,11 @@ HELP = Help(
     commands=(
         HelpCommand("run-slow: bert, gpt2", "run those models' slow tests (plus new models)"),
         HelpCommand("run-slow --failed", "re-run only what failed in the previous run"),
+        HelpCommand(
+            "run-slow: bert, gpt2 sha=<sha>",
+            "approve exactly that commit (its full SHA, or at least its first 12 characters),"
+            " where the bot cannot tell whether the comment came after the latest push",
+        ),
     ),
 )
 
@@ -157,19 +174,24 @@ async def _label_run(
         return
     pull = event.data["pull_request"]
     sha = pull["head"]["sha"]
-    key = f"slow_ci:label:{ctx.repo}#{pull['number']}:{sha}"
+    # A push and a label are keyed apart: after a refused push, adding the label again approves.
+    key = f"slow_ci:{'push' if push else 'label'}:{ctx.repo}#{pull['number']}:{sha}"
     if await ctx.already_done(key):
         return
     github = SlowCiGitHub(gh, ctx.repo)
-    if push and not await _authorised(github, config, approver):
-        await github.comment(
-            pull["comments_url"] if "comments_url" in pull else pull["issue_url"] + "/comments",
-            f"slow_ci:unapproved:{sha}",
-            unapproved_push_reply(sha, approver) + "\n\n" + marker(f"slow_ci:unapproved:{sha}"),
-        )
-        await ctx.mark_done(key, f"push by {approver} not approved")
-        return
-    _, message = await github.commit(sha)
+    if push:
+        approval = await _push_approval(github, ctx, config, pull["number"], sha)
+        if approval.verdict != "approved":
+            text = (
+                unapproved_push_reply(sha, approver, approval.refused)
+                if approval.verdict == "refused"
+                else untraced_push_reply(sha)
+            )
+            comments_url = pull.get("comments_url") or pull["issue_url"] + "/comments"
+            await github.reply(comments_url, f"slow_ci:unapproved:{sha}", text)
+            await ctx.mark_done(key, f"push by {approver} not approved: {approval.verdict}")
+            return
+    message = await github.commit_message(sha)
     trigger = parse_commit_message_trigger(message) or Trigger((), False)
     outcome = await start_run(
         github,
@@ -292,6 +314,58 @@ async def _authorised(github: SlowCiGitHub, config: SlowCiConfig, login: str) ->
     return at_least(await github.role(login), config.min_permission)
 
 
+def _approved_key(repo: str, number: int, sha: str) -> str:
+    """Recorded when a maintainer approves a head (a comment, the label, a button, an approved
+    push): the label's later pushes chain back to one of these."""
+    return f"slow_ci:approved:{repo}#{number}:{sha}"
+
+
+async def _push_records(ctx: Context, number: int) -> list[queries.PushRecord]:
+    repo = ctx.repo
+    return await ctx.store.call(lambda conn: queries.push_records(conn, repo, number), single=True)
+
+
+async def _comment_approval(
+    github: SlowCiGitHub,
+    ctx: Context,
+    number: int,
+    head_sha: str,
+    commented_at: datetime,
+    named_sha: str | None,
+) -> Approval:
+    """The comment's verdict from the bot's record of pushes, and from GitHub's test merge
+    only when the record cannot tell (it costs two requests)."""
+    pushes = await _push_records(ctx, number)
+    decide = functools.partial(
+        comment_approval, head_sha=head_sha, commented_at=commented_at, pushes=pushes
+    )
+    approval = decide(named_sha=named_sha)
+    if approval.verdict == "unknown" and named_sha is None:
+        approval = decide(merge=await github.test_merge(number))
+    ctx.log.info(
+        "run-slow on #%s at %s: %s, %s", number, head_sha[:12], approval.verdict, approval.reason
+    )
+    return approval
+
+
+async def _push_approval(
+    github: SlowCiGitHub, ctx: Context, config: SlowCiConfig, number: int, head_sha: str
+) -> PushApproval:
+    """Whether a push to a labelled PR runs: who pushed since the last head a maintainer
+    approved (recorded approvals and the PR's runs), each of whom must be allowed to approve."""
+    repo = ctx.repo
+    pushes = await _push_records(ctx, number)
+    shas = {sha for push in pushes for sha in (push.sha, push.before) if sha}
+    keys = {_approved_key(repo, number, sha): sha for sha in shas}
+    done = await ctx.store.call(lambda conn: queries.effects_done(conn, keys), single=True)
+    runs = await ctx.services.jobs.runs_of(repo, number, kind=KIND)
+    approved = {keys[key] for key in done} | {run.head_sha for run in runs}
+    chain = pushes_since_approval(head_sha, pushes, approved)
+    senders = list(dict.fromkeys(push.sender for push in chain or ()))
+    allowed = await asyncio.gather(*(_authorised(github, config, login) for login in senders))
+    return push_approval(chain, [login for login, ok in zip(senders, allowed, strict=True) if ok])
+
+
 async def start_run(
     github: SlowCiGitHub,
     ctx: Context,
@@ -325,14 +399,18 @@ async def start_run(
     sha = pinned_sha or pull.head_sha
     if sha != pull.head_sha:
         return await github.reply(pull.comments_url, reply_key, stale_comment_reply(pull.head_sha))
+    if approved_at is not None:
+        approval = await _comment_approval(github, ctx, number, sha, approved_at, trigger.sha)
+        if approval.verdict == "stale":
+            # What was approved is not what would run.
+            return await github.reply(pull.comments_url, reply_key, stale_comment_reply(sha))
+        if not approval.approved:
+            text = cannot_tell_reply(sha, trigger, approval.reason)
+            return await github.reply(pull.comments_url, reply_key, text)
+    await ctx.mark_done(_approved_key(repo, number, sha), f"approved by {login}")
     added = models_added(files, config.models_dir)
     names = [] if trigger.failed_only else list(dict.fromkeys((*added, *trigger.names)))
-    (committed_at, _), *found = await asyncio.gather(
-        github.commit(sha), *(_test_folder(github, name, sha) for name in names)
-    )
-    if approved_at is not None and approved_at <= committed_at:
-        # The approval predates the head commit: what was approved is not what would run.
-        return await github.reply(pull.comments_url, reply_key, stale_comment_reply(sha))
+    found = await asyncio.gather(*(_test_folder(github, name, sha) for name in names))
 
     failed_tests: dict[str, list[str]] = {}
     if trigger.failed_only:
@@ -387,6 +465,8 @@ async def start_run(
                 "head_ref": pull.head_ref,
                 "base_clone_url": pull.base_clone_url,
                 "timeout_s": timeout,
+                "network": config.network,
+                "limits": config.limits.as_json(),
                 "options": _runner_options(ctx, config, pull.base_ref, run_key),
             },
         },

@@ -7,10 +7,11 @@ here does I/O, so the command line (`bot slow-models`) and the tests see the sam
 
 The rules (SPEC §3 and issue 11):
 
-1. A comment triggers when its body, stripped and lower-cased, starts with `run-slow`,
-   `run_slow` or `run slow` as a word of its own. Quoted text and code therefore never
-   trigger: their first character is `>`, a backtick or `~`. The label variant reads the head
-   commit message's first line, `[run-slow] bert, gpt2`.
+1. A comment triggers when its first non-blank line, stripped and lower-cased, starts with
+   `run-slow`, `run_slow` or `run slow` as a word of its own. Quoted text and code therefore
+   never trigger: their first character is `>`, a backtick, `~` or `<` (an HTML comment), or
+   the line is indented as a code block. The label variant reads the head commit message's
+   first line, `[run-slow] bert, gpt2`.
 2. Names are read from the first line only, so a maintainer's explanation below it is not
    taken for model names. They are lower-cased, as the reference lower-cases the whole body.
 3. A name is ASCII letters, digits and `_`, not starting or ending with `_`, at most
@@ -20,6 +21,12 @@ The rules (SPEC §3 and issue 11):
    when `tests/models/<name>` (a model), `tests/quantization/<name>` (a quantization) or
    `tests/<name>` (a suite) exists at the pinned SHA, and dropped with its reason otherwise.
 5. One job per (folder, machine type), named as the reference names its report artifacts.
+6. A comment approves the PR's head only when the bot saw the head become that commit before
+   the comment was written (`comment_approval`): times GitHub and the bot write, never the
+   commit's dates, which the author writes. When it cannot tell, the maintainer names the
+   commit (`run-slow: bert sha=<sha>`). The label approves the head it was added on, and a
+   later push only when every push since an approved head was made by someone who may
+   approve (`push_approval`).
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ import re
 import statistics
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from handlers.slow_ci.markdown import (
+from bot.markdown import (
     clip,
     code_fence,
     code_span,
@@ -41,24 +49,33 @@ from handlers.slow_ci.markdown import (
     short_sha,
     table_cell,
 )
+from bot.queries import PushRecord
 
 __all__ = [
     "MACHINE_TYPES",
     "MAX_FAILURES_SHOWN",
     "MAX_FOLDERS",
     "MAX_NAME_LENGTH",
+    "MIN_SHA_LENGTH",
     "RUN_STARTED_SENTENCE",
     "STATE_LABEL",
     "STATUS_CONTEXT",
+    "Approval",
     "DroppedName",
     "Failure",
     "JobResult",
     "JobSpec",
+    "MergeCommit",
+    "PushApproval",
+    "PushRecord",
     "Reminder",
     "SelectedFolder",
     "Selection",
     "Trigger",
+    "approval_line",
+    "cannot_tell_reply",
     "check_name",
+    "comment_approval",
     "dropped_lines",
     "error_description",
     "estimate",
@@ -73,6 +90,8 @@ __all__ = [
     "phase_line",
     "plan_jobs",
     "plan_reminder",
+    "push_approval",
+    "pushes_since_approval",
     "render_comment",
     "result_rows",
     "select_folders",
@@ -80,11 +99,21 @@ __all__ = [
     "stale_comment_reply",
     "status_description",
     "unapproved_push_reply",
+    "untraced_push_reply",
 ]
 
 COMMENT_PREFIXES = ("run-slow", "run_slow", "run slow")
 COMMIT_PREFIXES = ("[run-slow]", "[run_slow]", "[run slow]")
 FAILED_FLAG = "--failed"
+#: `run-slow: bert sha=<sha>`: the commit the comment approves, named where the bot cannot tell.
+SHA_FLAG = "sha="
+#: The shortest abbreviation of the head a comment may name. GitHub shows seven characters,
+#: 28 bits that brute force matches in seconds: an author reading the comment could push a
+#: different commit with the same seven. Twelve are 48 bits.
+MIN_SHA_LENGTH = 12
+#: Who commits GitHub's test merges (`merge_commit_sha`). An author cannot point GitHub's field
+#: at a commit of theirs; checking the committer too costs nothing.
+GITHUB_COMMITTER = "GitHub"
 MACHINE_TYPES = ("single-gpu", "multi-gpu")
 DEFAULT_MODELS_DIR = "model_lib/models"
 STATUS_CONTEXT = "pytest/custom-tests"
@@ -107,6 +136,7 @@ RESERVED_NAMES = frozenset({"models", "quantization"})
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?", re.ASCII)
 _SEPARATORS = re.compile(r"[,\s]+")
+_SHA = re.compile(rf"[0-9a-f]{{{MIN_SHA_LENGTH},40}}", re.ASCII)
 
 FolderKind = Literal["model", "quantization", "suite"]
 JobState = Literal[
@@ -138,11 +168,13 @@ class Trigger:
 
     ``names`` are the raw tokens in the order written, invalid ones included, so that the
     reply can say why each was dropped. ``failed_only``: `run-slow --failed`, re-run what
-    failed in the PR's previous run.
+    failed in the PR's previous run. ``sha``: what followed `sha=`, the commit the comment
+    approves, as written (checked by `comment_approval`).
     """
 
     names: tuple[str, ...] = ()
     failed_only: bool = False
+    sha: str | None = None
 
 
 def parse_trigger(body: str | None) -> Trigger | None:
@@ -150,17 +182,32 @@ def parse_trigger(body: str | None) -> Trigger | None:
 
     Only the first line is read for names, unlike the reference, which reads the whole body:
     `run-slow: bert` followed by a paragraph of explanation must not run a model per word.
-    The prefix must stand alone (`run-slowly` is prose, not a trigger).
+    The prefix must stand alone (`run-slowly` is prose, not a trigger). The first `sha=` token
+    names the approved commit; a second one stays among the names, to be dropped with a reason.
     """
     if not body:
         return None
-    first = body.strip().lower().split("\n", 1)[0].rstrip("\r")
-    rest = _after_prefix(first, COMMENT_PREFIXES)
+    first = next((line for line in body.split("\n") if line.strip()), "")
+    if _indented_code(first):
+        return None
+    rest = _after_prefix(first.strip().lower(), COMMENT_PREFIXES)
     if rest is None:
         return None
-    tokens = _tokens(rest)
+    tokens = list(_tokens(rest))
     failed_only = FAILED_FLAG in tokens
-    return Trigger(tuple(t for t in tokens if t != FAILED_FLAG), failed_only)
+    tokens = [t for t in tokens if t != FAILED_FLAG]
+    sha = next((t for t in tokens if t.startswith(SHA_FLAG)), None)
+    if sha is not None:
+        tokens.remove(sha)
+        sha = sha[len(SHA_FLAG) :]
+    return Trigger(tuple(tokens), failed_only, sha)
+
+
+def _indented_code(line: str) -> bool:
+    """Four columns of spaces or tabs before the text: Markdown shows the line as code (an
+    example being quoted), not as something the commenter asks."""
+    text = line.lstrip(" \t")
+    return len(line[: len(line) - len(text)].expandtabs(4)) >= 4
 
 
 def parse_commit_message_trigger(message: str | None) -> Trigger | None:
@@ -205,6 +252,149 @@ def check_name(name: str) -> str | None:
     if not _NAME.fullmatch(name):
         return "not a valid name: only ASCII letters, digits and `_` are allowed"
     return None
+
+
+# --------------------------------------------------------------------------- approval
+
+Verdict = Literal["approved", "stale", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCommit:
+    """GitHub's test merge of a pull request (its `merge_commit_sha`), as the commits API shows
+    it.
+
+    GitHub makes it after the head moves, and writes its committer and date itself: a date
+    after the head became its second parent that the author cannot write. ``ready`` is
+    GitHub's `mergeable` being known: while it is null the merge is still being made, and
+    `merge_commit_sha` may be an earlier head's.
+    """
+
+    sha: str
+    parents: tuple[str, ...]
+    committer: str
+    committed_at: datetime
+    ready: bool = True
+
+    def merges(self, head_sha: str) -> bool:
+        """Whether this is GitHub's finished test merge of `head_sha` into the base."""
+        return (
+            self.ready
+            and self.committer == GITHUB_COMMITTER
+            and len(self.parents) == 2
+            and self.parents[1] == head_sha
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """Whether a comment approves the head: `approved`, `stale` (the head is not what the
+    comment approved) or `unknown` (nothing the bot trusts says which came first), and why,
+    in words for the record and the reply."""
+
+    verdict: Verdict
+    reason: str
+
+    @property
+    def approved(self) -> bool:
+        return self.verdict == "approved"
+
+
+def comment_approval(
+    *,
+    head_sha: str,
+    commented_at: datetime,
+    pushes: Sequence[PushRecord],
+    merge: MergeCommit | None = None,
+    named_sha: str | None = None,
+) -> Approval:
+    """Whether a comment written at `commented_at` (GitHub's time) approves `head_sha`.
+
+    The comment approves what the maintainer saw: the head must have become `head_sha` before
+    the comment, by the bot's record of deliveries (`pushes`, in arrival order, timed by the
+    bot's clock on receipt). A push the comment predates, even back to a commit that was the
+    head before, is not approved: the latest time the head became `head_sha` counts. The
+    latest record must be of `head_sha`, else the bot missed a push and cannot tell when the
+    head came back. Without such a record GitHub's test merge of the head (`merge`) tells,
+    when it is older than the comment. A comment naming a SHA (`named_sha`) approves that
+    commit only; a record of it becoming the head after the comment still refuses it, since
+    an abbreviation may match a commit made after the comment was read.
+
+    GitHub writes times to the second and the bot's clock is taken to be GitHub's (NTP): a push
+    received in the comment's second counts as after it.
+    """
+    at = commented_at.timestamp()
+    head = f"`{short_sha(head_sha)}`"
+    if any(push.sha == head_sha and push.received_at >= at for push in pushes):
+        return Approval("stale", f"the head became {head} after the comment")
+    if named_sha is not None:
+        if not _SHA.fullmatch(named_sha):
+            shown = code_span(one_line(SHA_FLAG + named_sha, SHOWN_NAME_LIMIT))
+            return Approval(
+                "unknown",
+                f"{shown} is not at least {MIN_SHA_LENGTH} hexadecimal characters of a SHA",
+            )
+        if not head_sha.startswith(named_sha):
+            return Approval("stale", f"the comment names `{named_sha[:12]}`, not the head {head}")
+        return Approval("approved", f"the comment names the head {head}")
+    if pushes and pushes[-1].sha == head_sha:
+        return Approval("approved", f"the bot saw the head become {head} before the comment")
+    if merge is not None and merge.merges(head_sha):
+        if merge.committed_at < commented_at:
+            return Approval("approved", f"GitHub's test merge of {head} predates the comment")
+        return Approval("unknown", "GitHub's test merge of it is not older than the comment")
+    return Approval("unknown", "it has no record of the push that made it the head")
+
+
+@dataclass(frozen=True, slots=True)
+class PushApproval:
+    """Whether a push to a pull request with the `run-slow` label runs: `approved`, `refused`
+    (with the pushers since the last approved head who may not approve, in push order) or
+    `unknown` (the bot's records do not reach back to an approved head)."""
+
+    verdict: Literal["approved", "refused", "unknown"]
+    refused: tuple[str, ...] = ()
+
+
+def pushes_since_approval(
+    head_sha: str, pushes: Sequence[PushRecord], approved: Collection[str]
+) -> tuple[PushRecord, ...] | None:
+    """The pushes from the last approved head to `head_sha`, newest first; None when the
+    records do not lead back to an approved head.
+
+    Each push is followed to the head it replaced (`before`, as GitHub signed it), not by
+    arrival order, which GitHub does not promise. `approved` holds the heads a maintainer
+    approved (a run, the label, a comment): a SHA names its content, so a push back to an
+    approved head is approved content again. An `opened` or `reopened` record ends the chain:
+    what came before it is not known.
+    """
+    last_push_to: dict[str, PushRecord] = {}
+    for push in pushes:
+        last_push_to[push.sha] = push
+    chain: list[PushRecord] = []
+    sha = head_sha
+    while sha not in approved:
+        push = last_push_to.pop(sha, None)  # popped: a cycle of pushes ends here
+        if push is None:
+            return None
+        chain.append(push)
+        if push.before is None:
+            return None
+        sha = push.before
+    return tuple(chain)
+
+
+def push_approval(chain: Sequence[PushRecord] | None, may_approve: Collection[str]) -> PushApproval:
+    """A push runs only when every push since the last approved head was made by someone who
+    may approve runs (`may_approve`, logins): a maintainer's push on top of an outsider's
+    refused one would otherwise run the outsider's code."""
+    if chain is None:
+        return PushApproval("unknown")
+    allowed = {login.casefold() for login in may_approve}
+    refused = [push.sender for push in reversed(chain) if push.sender.casefold() not in allowed]
+    if refused:
+        return PushApproval("refused", tuple(dict.fromkeys(refused)))
+    return PushApproval("approved")
 
 
 # --------------------------------------------------------------------------- selection
@@ -762,12 +952,50 @@ def nothing_selectable_reply(selection: Selection, *, marker: str = "") -> str:
     return _with_marker(marker, "\n".join(lines) + "\n")
 
 
-def unapproved_push_reply(sha: str, pusher: str) -> str:
-    """The label approved an earlier head; a push by someone not allowed runs nothing."""
+def unapproved_push_reply(sha: str, pusher: str, refused: Sequence[str] = ()) -> str:
+    """The label approved an earlier head; a push by someone not allowed runs nothing, nor does
+    a push on top of theirs (``refused``: who may not approve, when not just ``pusher``)."""
+    others = [login for login in refused if login.casefold() != pusher.casefold()]
+    who = f"was pushed by @{pusher}, who cannot run slow tests"
+    if others:
+        names = _join(f"@{login}" for login in others)
+        cannot = "; none of them can" if len(others) < len(refused) else ", who cannot"
+        who = f"was pushed by @{pusher} on top of pushes by {names}{cannot} run slow tests"
     return (
-        f"The `run-slow` label approved an earlier commit. `{short_sha(sha)}` was pushed by"
-        f" @{pusher}, who cannot run slow tests, so nothing ran. A maintainer can approve"
-        " this commit by commenting `run-slow` (or by removing and adding the label again)."
+        f"The `run-slow` label approved an earlier commit. `{short_sha(sha)}` {who}, so nothing"
+        " ran. A maintainer can approve this commit by commenting `run-slow` (or by removing and"
+        " adding the label again)."
+    )
+
+
+def untraced_push_reply(sha: str) -> str:
+    """The bot's records do not show every push since the label's approval: nothing runs."""
+    return (
+        "The `run-slow` label approved an earlier commit, but the bot has no record of every"
+        f" push since then, so `{short_sha(sha)}` did not run. A maintainer can approve this"
+        " commit by commenting `run-slow` (or by removing and adding the label again)."
+    )
+
+
+def approval_line(trigger: Trigger, sha: str) -> str:
+    """The `run-slow` line that asks for the same run and names the commit it approves."""
+    if trigger.failed_only:
+        return f"run-slow {FAILED_FLAG} {SHA_FLAG}{sha}"
+    names = [name for name in trigger.names if check_name(name) is None][:MAX_FOLDERS]
+    if not names:
+        return f"run-slow {SHA_FLAG}{sha}"
+    return f"run-slow: {', '.join(names)} {SHA_FLAG}{sha}"
+
+
+def cannot_tell_reply(head_sha: str, trigger: Trigger, reason: str) -> str:
+    """Nothing says whether the comment came after the head: the maintainer names the commit
+    they reviewed, and only that commit runs."""
+    short = short_sha(head_sha)
+    return (
+        f"Nothing ran: the bot cannot tell whether `{short}` was this pull request's head when"
+        f" this `run-slow` was written ({reason}). If `{short}` is the commit you reviewed,"
+        " comment again naming it with `sha=` on the same line (its full SHA, or at least its"
+        f" first {MIN_SHA_LENGTH} characters):\n\n```\n{approval_line(trigger, head_sha)}\n```"
     )
 
 

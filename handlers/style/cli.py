@@ -17,6 +17,7 @@ from pathlib import Path
 from bot.config import CONFIG_PATH
 from bot.local import UsageError, local_config
 from bot.localgit import GIT_STATUS, GitError, git_env, run_git
+from bot.runners.confine import Confinement
 from handlers.style.plan import (
     COMMIT_MESSAGE,
     CONFIG_FILES,
@@ -62,6 +63,11 @@ def base_settings(merge_base: str, root: str) -> dict[str, object]:
     return ruff_settings(found)
 
 
+#: On a maintainer's own checkout ruff runs as they do (it may write their files); it is the
+#: executable of the bot's environment, so nothing in the checkout is imported or run.
+YOUR_CHECKOUT = Confinement("unconfined", reason="your own checkout")
+
+
 def cmd_style(args: argparse.Namespace) -> int:
 
     config = local_config(args.config).style
@@ -82,7 +88,14 @@ def cmd_style(args: argparse.Namespace) -> int:
         home.mkdir()
         ruff_config = write_config(settings, Path(tmp))
         fix = asyncio.run(
-            fix_files(Path(root), choice.files, ruff_config, home, git_env=git_env(home))
+            fix_files(
+                Path(root),
+                choice.files,
+                ruff_config,
+                home,
+                git_env=git_env(home),
+                confinement=YOUR_CHECKOUT,
+            )
         )
     outcome = "applied" if fix.files_fixed else "nothing"
     sha = None

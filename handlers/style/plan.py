@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bot.markdown import code_fence, code_span, escape_text, one_line
+
 #: Files ruff lints and formats; notebooks are left out (ruff would rewrite their JSON).
 PYTHON_SUFFIXES = (".py", ".pyi")
 #: GitHub's file statuses whose new content is in the PR's head.
@@ -126,13 +128,13 @@ def _toml_value(value: Any) -> str:
 
 # ---------------------------------------------------------------------- ruff's answers
 
-_FOUND = re.compile(r"Found \d+ errors? \((\d+) fixed, \d+ remaining\)")
+_FOUND = re.compile(r"\((\d+) fixed|^Fixed (\d+) errors?", re.M)
 
 
 def fixed_count(check_output: str) -> int:
-    """How many violations `ruff check --fix` fixed, from its summary line."""
-    match = _FOUND.search(check_output)
-    return int(match.group(1)) if match else 0
+    """How many violations `ruff check --fix` (or `--fix-only`) fixed, from its summary lines
+    (one per call, when the files went to ruff in batches)."""
+    return sum(int(a or b) for a, b in _FOUND.findall(check_output))
 
 
 def remaining_errors(json_text: str, root: str) -> tuple[str, ...]:
@@ -141,16 +143,18 @@ def remaining_errors(json_text: str, root: str) -> tuple[str, ...]:
         rows = json.loads(json_text or "[]")
     except ValueError:
         return ()
+    return tuple(diagnostic_line(row, root) for row in rows if isinstance(row, dict))
+
+
+def diagnostic_line(row: Mapping[str, Any], root: str) -> str:
+    """One ruff diagnostic as the reply lists it, named from the checkout's root."""
     prefix = root.rstrip("/") + "/"
-    out = []
-    for row in rows if isinstance(rows, list) else ():
-        name = str(row.get("filename", ""))
-        name = name[len(prefix) :] if name.startswith(prefix) else name
-        line = (row.get("location") or {}).get("row", 0)
-        code = row.get("code") or "invalid-syntax"
-        message = " ".join(str(row.get("message", "")).split())
-        out.append(f"{name}:{line} {code} {message}")
-    return tuple(out)
+    name = str(row.get("filename", ""))
+    name = name[len(prefix) :] if name.startswith(prefix) else name
+    line = (row.get("location") or {}).get("row", 0)
+    code = row.get("code") or "invalid-syntax"
+    message = " ".join(str(row.get("message", "")).split())
+    return f"{name}:{line} {code} {message}"
 
 
 def cut_diff(diff: str, limit: int = MAX_SUGGESTION_CHARS) -> tuple[str, int]:
@@ -216,6 +220,11 @@ def summary(result: StyleResult, commit_url: str | None = None) -> str:
         lines.append(f"Style fixes have been applied to {files} ({counts}) in {link}.")
     elif result.outcome == "applied":
         lines.append(f"Style fixes applied to {files} ({counts}); not committed.")
+    elif result.outcome == "nothing" and result.remaining_total:
+        lines.append(
+            f"Nothing ruff can fix on its own, but {result.remaining_total} error(s) need a"
+            " person (below)."
+        )
     elif result.outcome == "nothing":
         lines.append("Nothing to fix: the changed Python files follow the base branch's style.")
     elif result.outcome == "suggested":
@@ -229,22 +238,33 @@ def summary(result: StyleResult, commit_url: str | None = None) -> str:
             " and nothing was overwritten. Run `/style` again on the new head."
         )
     else:
-        lines.append(f"`/style` failed: {result.reason}")
+        lines.append(f"`/style` failed: {escape_text(result.reason)}")
+    # Names, ruff's messages and the diff are the PR's text: spans and fences longer than any
+    # backticks in them, so none can close its quote and mention people or embed images.
     if result.files_fixed and result.outcome in ("pushed", "applied", "suggested", "head_moved"):
         lines.append("")
-        lines.extend(f"- `{name}`" for name in result.files_fixed)
+        lines.extend(f"- {code_span(one_line(name))}" for name in result.files_fixed)
+    if result.skipped:
+        lines += ["", f"Left alone ({len(result.skipped)}):"]
+        shown = result.skipped[:MAX_REMAINING]
+        lines += [f"- {code_span(one_line(n))}: {escape_text(why)}" for n, why in shown]
+        if len(result.skipped) > len(shown):
+            lines.append(f"… and {len(result.skipped) - len(shown)} more.")
     if result.remaining:
         more = result.remaining_total - len(result.remaining)
-        lines += ["", f"ruff cannot fix {result.remaining_total} error(s):", "", "```"]
-        lines += list(result.remaining)
-        lines.append("```")
+        text = "\n".join(one_line(line) for line in result.remaining)
+        fence = code_fence(text)
+        lines += ["", f"ruff cannot fix {result.remaining_total} error(s):", "", fence]
+        lines += [text, fence]
         if more > 0:
             lines.append(f"… and {more} more.")
     if result.suggestion:
         cut = result.suggestion_cut_files
         note = f" ({cut} more file(s) cut: run `bot style` locally)" if cut else ""
-        lines += ["", f"<details><summary>Suggested diff{note}</summary>", "", "```diff"]
-        lines += [result.suggestion.rstrip("\n"), "```", "", "</details>"]
+        diff = result.suggestion.rstrip("\n")
+        fence = code_fence(diff)
+        lines += ["", f"<details><summary>Suggested diff{note}</summary>", "", f"{fence}diff"]
+        lines += [diff, fence, "", "</details>"]
     return "\n".join(lines)
 
 

@@ -1,23 +1,28 @@
 """The `style` runner: ruff's fixes for a pull request's Python files, committed and pushed.
 
 Unlike the local runner this one never executes code from the pull request: the checkout is
-only data for ruff (the bot's own, `sys.executable -m ruff`), which reads the base branch's
-configuration from a file outside the checkout, so nothing the PR adds (`pyproject.toml`,
-`ruff.toml`, `conftest.py`, a Makefile, a hook) is consulted or run. git runs with hooks off and
-no configuration but `checkout_git_env`'s; the token reaches only the fetching and the pushing
-git processes, as an HTTP header in their environment. The push carries a lease on the head SHA
-the comment saw, so a push by the author meanwhile is never overwritten.
+only data for ruff, which reads the base branch's configuration from a file outside the
+checkout, so nothing the PR adds (`pyproject.toml`, `ruff.toml`, `conftest.py`, a Makefile, a
+hook) is consulted or run. ruff is the executable the bot's environment ships, never
+`python -m ruff` (which would import a `ruff/` package the PR adds to its root), and it runs
+confined with the network off, as does git where it writes or reads the PR's tree. git runs with
+hooks off and no configuration but `checkout_git_env`'s; the token reaches only the fetching and
+the pushing git processes, as an HTTP header in their environment. The push carries a lease on
+the head SHA the comment saw, so a push by the author meanwhile is never overwritten.
+
+ruff's output is read with a cap, and the files go to it in batches, so a pull request of
+thousands of files, or of files with hundreds of thousands of errors, costs bounded memory and
+gets a reply that says how many errors there were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
-import sys
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +35,17 @@ from bot.runners.base import (
     LogSink,
     TokenProvider,
     resolve_token,
+    run_bounded,
     run_captured,
+    stream_process,
 )
+from bot.runners.confine import Confinement, ConfinementUnavailable, Jail, detect
 from bot.runners.local import (
     check_url,
     checkout_git_env,
     fetch_env,
     last_line,
+    make_workdir,
     remove_tree,
     token_secrets,
 )
@@ -47,8 +56,8 @@ from handlers.style.plan import (
     ConfigProblem,
     StyleResult,
     cut_diff,
+    diagnostic_line,
     fixed_count,
-    remaining_errors,
     ruff_settings,
     toml_text,
 )
@@ -56,6 +65,19 @@ from handlers.style.plan import (
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9_./-]+$")
 _REFORMATTED = re.compile(r"(\d+) files? reformatted")
+_FAILED_FILE = re.compile(r"^error: Failed to (?:parse|read|format) (.+?):(?: ?\d+:\d+:)? (.*)$")
+#: files per ruff call, and their names' bytes: far inside the kernel's argument-list limit
+BATCH_FILES = 500
+BATCH_BYTES = 64 * 1024
+#: bytes of ruff's output kept per call; the diagnostics are streamed, one JSON object a line
+OUTPUT_CAP = 1024 * 1024
+
+
+def ruff_executable() -> str:
+    """The ruff binary of the bot's own environment (the `ruff` package ships it)."""
+    from ruff.__main__ import find_ruff_bin
+
+    return str(find_ruff_bin())
 
 
 @dataclass(frozen=True)
@@ -151,47 +173,131 @@ async def fix_files(
     *,
     git_env: Mapping[str, str],
     note: LogSink | None = None,
-    ruff: Sequence[str] = (sys.executable, "-m", "ruff"),
+    ruff: Sequence[str] | None = None,
     timeout_s: float = 600.0,
+    confinement: Confinement | None = None,
+    writable: Sequence[Path] = (),
 ) -> Fix:
     """`ruff check --fix` then `ruff format` on exactly `files`, with only `config`'s rules.
 
     `--config` with a file makes ruff use it for every file and stop looking for configuration
     files in the tree, so the PR's own settings never apply. The remaining errors come from a
-    last `ruff check` after formatting, so their line numbers are those of the result.
+    last `ruff check` after formatting, so their line numbers are those of the result. A file
+    ruff cannot read or parse is named among the skipped ones with ruff's words.
     """
     ok, skipped = usable_files(root, files)
     if not ok:
         return Fix((), 0, 0, (), 0, tuple(skipped))
+    jailer = confinement or detect()
+    argv0 = list(ruff) if ruff is not None else [ruff_executable()]
+    readonly = [Path(argv0[0]), config] if Path(argv0[0]).is_absolute() else [config]
+    jail = Jail(cwd=root, writable=[root, home, *writable], readonly=readonly, network=False)
     # `--no-respect-gitignore`: a `.gitignore` the PR adds must not hide its files from the rules.
     common = ["--config", str(config), "--no-cache", "--force-exclude", "--no-respect-gitignore"]
     env = ruff_env(home)
+    unreadable: dict[str, str] = {}
 
-    async def ruff_run(args: list[str]) -> tuple[int, str, str]:
-        if note is not None:
-            await _say(note, f"$ ruff {args[0]} ... ({len(ok)} files)")
-        code, out, err = await run_captured(
-            [*ruff, *args, *common, "--", *ok], env=env, cwd=root, timeout_s=timeout_s,
-            max_bytes=8 * 1024 * 1024,
+    async def ruff_run(args: list[str], batch: list[str]) -> str:
+        done = await run_bounded(
+            jailer.wrap([*argv0, *args, *common, "--", *batch], jail),
+            env=env, cwd=root, timeout_s=timeout_s, max_bytes=OUTPUT_CAP,
         )  # fmt: skip
-        if code not in (0, 1, 2) or (code == 2 and "error: Failed to parse" not in out + err):
-            raise JobError(f"ruff {args[0]} failed: {last_line(err or out)}")
-        return code, out, err
+        text = done.out + "\n" + done.err
+        for line in done.err.splitlines():
+            if match := _FAILED_FILE.match(line.strip()):
+                unreadable.setdefault(_relative(match.group(1), root), match.group(2))
+        if done.code not in (0, 1, 2) or (done.code == 2 and not unreadable):
+            raise JobError(f"ruff {args[0]} failed: {last_line(done.err or done.out)}")
+        return text
 
-    _, out, err = await ruff_run(["check", "--fix", "--output-format", "concise"])
-    fixes = fixed_count(out + "\n" + err)
-    _, out, err = await ruff_run(["format"])
-    match = _REFORMATTED.search(out + "\n" + err)
-    reformatted = int(match.group(1)) if match else 0
-    _, out, _ = await ruff_run(["check", "--no-fix", "--exit-zero", "--output-format", "json"])
-    remaining = remaining_errors(out, _real(root))
-    code, changed, err = await run_captured(
-        ["git", "diff", "--name-only", "-z", "--", *ok], env=dict(git_env), cwd=root, timeout_s=60
-    )
-    if code != 0:
-        raise JobError(f"git diff failed: {last_line(err)}")
-    fixed = tuple(sorted(name for name in changed.split("\0") if name))
-    return Fix(fixed, fixes, reformatted, remaining[:MAX_REMAINING], len(remaining), tuple(skipped))
+    batches = list(_batches(ok))
+    if note is not None:
+        calls = f"{len(ok)} files, {len(batches)} call(s) each"
+        await _say(note, f"$ ruff check --fix-only, format, check ({calls})")
+    fixes = reformatted = 0
+    for batch in batches:
+        text = await ruff_run(["check", "--fix-only", "--exit-zero"], batch)
+        fixes += fixed_count(text)
+    for batch in batches:
+        text = await ruff_run(["format"], batch)
+        reformatted += sum(int(m) for m in _REFORMATTED.findall(text))
+    remaining: list[str] = []
+    total = 0
+    prefix = _real(root)
+    for batch in batches:
+        got, count = await _diagnostics(jailer.wrap([*argv0, "check", "--no-fix", "--exit-zero",
+            "--output-format", "json-lines", *common, "--", *batch], jail), env, root, prefix,
+            timeout_s, unreadable, MAX_REMAINING - len(remaining))  # fmt: skip
+        remaining += got
+        total += count
+    done = await run_bounded(
+        jailer.wrap(["git", "diff", "--name-only", "-z"], jail),
+        env=dict(git_env), cwd=root, timeout_s=60, max_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    if done.code != 0:
+        raise JobError(f"git diff failed: {last_line(done.err)}")
+    wanted = set(ok)
+    fixed = tuple(sorted(name for name in done.out.split("\0") if name in wanted))
+    skipped += [(name, f"ruff cannot read it: {why}") for name, why in sorted(unreadable.items())]
+    return Fix(fixed, fixes, reformatted, tuple(remaining), total, tuple(skipped))
+
+
+def _batches(files: Sequence[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for name in files:
+        if batch and (len(batch) >= BATCH_FILES or size + len(name) + 1 > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(name)
+        size += len(name.encode()) + 1
+    if batch:
+        yield batch
+
+
+def _relative(name: str, root: Path) -> str:
+    for base in (_real(root), str(root)):
+        if name.startswith(base.rstrip("/") + "/"):
+            return name[len(base.rstrip("/")) + 1 :]
+    return name
+
+
+async def _diagnostics(
+    argv: list[str],
+    env: Mapping[str, str],
+    root: Path,
+    prefix: str,
+    timeout_s: float,
+    unreadable: dict[str, str],
+    keep: int,
+) -> tuple[list[str], int]:
+    """ruff's remaining errors, read as they stream: the first `keep` as lines for the reply,
+    all of them counted, none held beyond that."""
+    kept: list[str] = []
+    count = 0
+
+    async def on_line(line: str) -> None:
+        nonlocal count
+        if not line.startswith("{"):
+            return
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(row, dict):
+            return
+        name = _relative(str(row.get("filename", "")), root)
+        if row.get("code") == "E902":  # an I/O error: the file is skipped, not an error in it
+            unreadable.setdefault(name, " ".join(str(row.get("message", "")).split()))
+            return
+        count += 1
+        if len(kept) < keep:
+            kept.append(diagnostic_line(row, prefix))
+
+    code = await stream_process(argv, env=env, cwd=root, on_line=on_line, timeout_s=timeout_s)
+    if code not in (0, 1):
+        raise JobError(f"ruff check failed with exit code {code}")
+    return kept, count
 
 
 def _real(path: Path) -> str:
@@ -215,7 +321,8 @@ def write_config(settings: Mapping[str, Any], folder: Path) -> Path:
 class StyleRunnerConfig:
     work_dir: Path | None = None
     git_timeout_s: float = 600.0
-    ruff: tuple[str, ...] = (sys.executable, "-m", "ruff")
+    #: the ruff command; None is the executable of the bot's own environment
+    ruff: tuple[str, ...] | None = None
 
 
 class StyleRunner:
@@ -223,10 +330,17 @@ class StyleRunner:
 
     name = "style"
 
-    def __init__(self, config: StyleRunnerConfig | None = None) -> None:
+    def __init__(
+        self, config: StyleRunnerConfig | None = None, confinement: Confinement | None = None
+    ) -> None:
         self.config = config or StyleRunnerConfig()
+        self.confinement = confinement or detect()
         self._tasks: dict[str, asyncio.Task[StyleResult]] = {}
         self._cancelled: set[str] = set()
+
+    def refusal(self) -> str | None:
+        """Why no job can start here (the host cannot confine ruff), for the PR's reply."""
+        return self.confinement.refusal
 
     async def cancel(self, job_id: str) -> bool:
         """Stops the job's git or ruff (their process groups are killed) and waits for it."""
@@ -276,10 +390,13 @@ class StyleRunner:
     ) -> StyleResult:
         if self.config.work_dir is not None:
             self.config.work_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="bot-style-", dir=self.config.work_dir))
+        if refusal := self.refusal():
+            await log.note(f"error: {refusal}")
+            return StyleResult("error", reason=refusal)
+        workdir = make_workdir(self.config.work_dir, "bot-style-")
         try:
             return await self._in_workdir(request, log, timings, workdir)
-        except (JobError, ConfigProblem) as exc:
+        except (JobError, ConfigProblem, ConfinementUnavailable) as exc:
             await log.note(f"error: {exc}")
             return StyleResult("error", reason=log.redact(str(exc)))
         except Exception as exc:
@@ -322,13 +439,15 @@ class StyleRunner:
             if code == 0:
                 found[name] = text
         config = write_config(ruff_settings(found), workdir)
-        await self._git(["checkout", "--quiet", "--detach", request.head_sha], src, env)
+        self.confinement.hand_over(workdir)
+        await self._tree_git(["checkout", "--quiet", "--detach", request.head_sha], src, env)
         timings["fetch"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
         fix = await fix_files(
             src, request.files, config, home, git_env=env, note=log.write,
-            ruff=self.config.ruff, timeout_s=request.timeout_s,
+            ruff=self.config.ruff, timeout_s=request.timeout_s, confinement=self.confinement,
+            writable=[workdir],
         )  # fmt: skip
         timings["ruff"] = round(time.monotonic() - phase, 3)
         base = {
@@ -343,13 +462,13 @@ class StyleRunner:
             await log.note("nothing to fix")
             return StyleResult("nothing", **base)  # type: ignore[arg-type]
         if not request.push:
-            code, diff, err = await run_captured(
-                ["git", "diff", "--no-color", "--", *fix.files_fixed],
+            done = await run_bounded(
+                self.confinement.wrap(["git", "diff", "--no-color"], self._tree_jail(src)),
                 env=env, cwd=src, timeout_s=60, max_bytes=16 * 1024 * 1024,
             )  # fmt: skip
-            if code != 0:
-                raise JobError(f"git diff failed: {last_line(err)}")
-            text, cut = cut_diff(diff)
+            if done.code != 0:
+                raise JobError(f"git diff failed: {last_line(done.err)}")
+            text, cut = cut_diff(done.out)
             await log.note(f"suggesting fixes for {len(fix.files_fixed)} files (no push)")
             return StyleResult(
                 "suggested",
@@ -359,8 +478,9 @@ class StyleRunner:
             )
 
         phase = time.monotonic()
-        await self._git(["add", "--", *fix.files_fixed], src, env)
-        await self._git(["commit", "--quiet", "--no-verify", "-m", COMMIT_MESSAGE], src, env)
+        # `-u`: the files ruff changed, however many (no argument list to overflow)
+        await self._tree_git(["add", "-u"], src, env)
+        await self._tree_git(["commit", "--quiet", "--no-verify", "-m", COMMIT_MESSAGE], src, env)
         code, out, _ = await run_captured(
             ["git", "rev-parse", "HEAD"], env=env, cwd=src, timeout_s=60
         )
@@ -408,6 +528,18 @@ class StyleRunner:
         if code != 0:
             return request.head_sha  # cannot tell: report the refusal as it is
         return out.split("\t", 1)[0].strip() or None
+
+    def _tree_jail(self, src: Path) -> Jail:
+        return Jail(cwd=src, writable=[src.parent], network=False)
+
+    async def _tree_git(self, args: list[str], src: Path, env: dict[str, str]) -> None:
+        """git on the PR's tree (checkout, diff, add, commit): confined, network off."""
+        done = await run_bounded(
+            self.confinement.wrap(["git", *args], self._tree_jail(src)),
+            env=env, cwd=src, timeout_s=self.config.git_timeout_s,
+        )  # fmt: skip
+        if done.code != 0:
+            raise JobError(f"git {args[0]} failed: {last_line(done.err)}")
 
     async def _git(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
         code, _, err = await run_captured(

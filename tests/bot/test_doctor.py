@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot import doctor
 from bot.config import RepoConfig, Settings, SlowCiConfig, StyleConfig
+from bot.runners import confine
 from bot.sandbox.harness import Harness
 from bot.store import MIGRATIONS, connect
 
@@ -524,3 +525,79 @@ def test_env_cache_counts_ready_environments(tmp_path):
     result = doctor.check_env_cache(str(cache), None)
     assert result.detail.startswith(f"{cache}: 1 environment(s), ")
     assert doctor.check_env_cache(str(cache), "/usr/bin/python3").detail.startswith("not used")
+
+
+# --------------------------------------------------------------------------- hostile text
+
+
+async def test_a_bot_toml_that_is_not_utf8_is_that_repositorys_fail(harness):
+    make_repo(harness)
+    harness.github.create_repo(
+        "acme/latin1", files={".github/bot.toml": "# caf\xe9\n[reviewers]\n".encode("latin-1")}
+    )
+    code, lines = await run_doctor(app_settings(harness))
+    assert code == 1
+    config = lines_of(lines, "config")
+    assert f"ok    config       {REPO}: no .github/bot.toml on main: the defaults" in config
+    assert (
+        "FAIL  config       acme/latin1:.github/bot.toml: not UTF-8 text (byte 0xe9 at offset 5)"
+        " (on main)"
+    ) in config
+    assert not any(line.startswith("ok    owners       acme/latin1") for line in lines)
+
+
+async def test_an_owners_file_that_is_not_utf8_is_a_fail_of_the_owners_check(harness):
+    harness.github.create_repo(REPO, files={".github/review-owners": b"* @m\xffaint\n"})
+    code, lines = await run_doctor(app_settings(harness))
+    assert code == 1
+    assert lines_of(lines, "owners") == [
+        f"FAIL  owners       {REPO}:.github/review-owners: not UTF-8 text (byte 0xff at offset 4)"
+    ]
+
+
+async def test_control_characters_from_github_and_slack_are_shown_escaped(harness):
+    make_repo(harness)
+    harness.github.fail_next(
+        "GET",
+        r"/contents/\.github/bot\.toml",
+        403,
+        body={"message": "\x1b[2J\x1b]0;owned\x07gone\rFAKE ok line\n\x9b31m"},
+    )
+    harness.slack.team = "\x1b[31mred\r\u202eteam"
+    code, lines = await run_doctor(app_settings(harness))
+    assert code == 1
+    text = "\n".join(lines)
+    for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+        assert raw not in text
+    assert (
+        f"FAIL  config       {REPO}: cannot read .github/bot.toml (403:"
+        " \\x1b[2J\\x1b]0;owned\\x07gone\\rFAKE ok line\\n\\x9b31m)"
+    ) in lines
+    [slack] = lines_of(lines, "slack")
+    assert "in \\x1b[31mred\\r\\u202eteam," in slack
+
+
+def test_result_lines_escape_what_a_terminal_would_obey():
+    result = doctor.fail("config", "o/r\x1b[1A\x1b[2K: ok\u2028\x00\x7f\\ tab\there")
+    assert result.line() == (
+        "FAIL  config       o/r\\x1b[1A\\x1b[2K: ok\\u2028\\x00\\x7f\\ tab\\there"
+    )
+    assert result.as_json()["detail"] == "o/r\x1b[1A\x1b[2K: ok\u2028\x00\x7f\\ tab\there"
+
+
+def test_a_host_that_cannot_confine_fails_with_the_words_a_pull_request_gets() -> None:
+    missing = confine.detect({"PATH": "/nonexistent"})
+    result = doctor.check_confinement(missing)
+    assert result.status == "fail"
+    assert result.detail == missing.refusal
+    assert "apt-get install bubblewrap" in result.detail
+
+
+def test_unconfined_jobs_warn_at_every_run() -> None:
+    result = doctor.check_confinement(confine.detect({"BOT_UNCONFINED_JOBS": "yes"}))
+    assert result.status == "warn" and "BOT_UNCONFINED_JOBS" in result.detail
+
+
+def test_a_confining_host_is_ok() -> None:
+    result = doctor.check_confinement(confine.Confinement("bwrap", bwrap="/usr/bin/bwrap"))
+    assert result.status == "ok" and "bubblewrap" in result.detail

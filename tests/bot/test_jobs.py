@@ -40,6 +40,7 @@ from bot.runners import (
 from bot.runners.base import resolve_token
 from bot.store import Store
 from tests.runners.helpers import TOY_PYPROJECT, Git
+from tests.support.processes import alive, marked
 
 SHA = "a" * 40
 REPO = "owner/repo"
@@ -344,10 +345,11 @@ async def test_a_redelivered_request_returns_the_first_run(
 async def test_cancel_stops_a_running_local_job_within_seconds(
     make_system: Callable[..., tuple[JobSystem, Reports]], tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pid"
+    # Confined, the test's PIDs are its namespace's: it is found on the host by a mark.
+    mark = f"sleeper-{time.time_ns()}"
     sleeper = (
-        "import os, pathlib, time\n\n\ndef test_sleep():\n"
-        f"    pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "import subprocess, time\n\n\ndef test_sleep():\n"
+        f"    subprocess.Popen([{mark!r}, '60'], executable='/bin/sleep')\n"
         "    time.sleep(60)\n"
     )
     git = Git(tmp_path / "git-home")
@@ -365,8 +367,7 @@ async def test_cancel_stops_a_running_local_job_within_seconds(
         spec={"request": {"head_clone_url": str(origin)}},
         jobs=[job("models/toy", runner="local", timeout_s=120)],
     )
-    await eventually(lambda: pid_file.exists() and pid_file.read_text(), timeout=30)
-    pid = int(pid_file.read_text())
+    (pid,) = await eventually(lambda: marked(mark), timeout=30)
     (running,) = await system.jobs_of(run.id)
     assert running.state == "running"
     assert "python -m pytest" in await eventually(lambda: stored_log(system, running.id))
@@ -613,11 +614,3 @@ async def stored_log(system: JobSystem, job_id: int) -> str:
         lambda conn: conn.execute("SELECT log FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
     )
     return jobs_mod._unzip(blob) or ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

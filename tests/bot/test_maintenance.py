@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sqlite3
@@ -12,7 +13,7 @@ import pytest
 
 from bot import jobs, queries
 from bot.local import UsageError
-from bot.maintenance import backup, integrity_problems, restore
+from bot.maintenance import backup, cmd_restore, integrity_problems, restore
 from bot.metrics import Metrics
 from bot.retention import PruneCounts, prune, prune_all, prune_store, run_retention
 from bot.store import MIGRATIONS, Store, connect
@@ -174,6 +175,45 @@ def test_restore_keeps_the_replaced_database_and_drops_its_stale_wal(tmp_path):
     assert kept.execute("SELECT key FROM effects").fetchall() == [("only-in-the-wal",)]
     kept.close()
     assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
+
+
+def _store_with(path: Path, *ids: int) -> None:
+    conn = connect(str(path))
+    queries.insert_deliveries(conn, [_delivery(n, b"{}", status="done") for n in ids])
+    conn.close()
+
+
+def test_a_second_restore_keeps_the_database_the_first_one_replaced(tmp_path, monkeypatch, capsys):
+    copy = _backup_of(tmp_path, 3)
+    db = tmp_path / "bot.sqlite3"
+    _store_with(db, 101)
+    first = restore(str(db), str(copy))
+    assert first.kept == tmp_path / "bot.sqlite3.before-restore"
+    assert _ids(first.kept) == {"d-101"}
+
+    _store_with(db, 202)  # the restored store, written to since
+    monkeypatch.setenv("BOT_DATABASE", str(db))
+    assert cmd_restore(argparse.Namespace(path=str(copy))) == 0
+    out = capsys.readouterr().out
+    second = tmp_path / "bot.sqlite3.before-restore.1"
+    assert f"the database it replaced is kept as {second}" in out
+    assert _ids(first.kept) == {"d-101"}  # the first one's file, untouched
+    assert _ids(second) == {"d-0", "d-1", "d-2", "d-202"}
+
+    third = restore(str(db), str(copy))
+    assert third.kept == tmp_path / "bot.sqlite3.before-restore.2"
+    assert _ids(first.kept) == {"d-101"} and _ids(second) == {"d-0", "d-1", "d-2", "d-202"}
+    assert _ids(db) == {"d-0", "d-1", "d-2"}
+
+
+def test_a_restore_over_nothing_keeps_nothing_and_says_so(tmp_path, monkeypatch, capsys):
+    copy = _backup_of(tmp_path, 2)
+    db = tmp_path / "new" / "bot.sqlite3"
+    monkeypatch.setenv("BOT_DATABASE", str(db))
+    assert cmd_restore(argparse.Namespace(path=str(copy))) == 0
+    assert "replaced" not in capsys.readouterr().out
+    assert restore(str(tmp_path / "other.sqlite3"), str(copy)).kept is None
+    assert not list(tmp_path.glob("**/*.before-restore*"))
 
 
 # ---------------------------------------------------------------------- retention

@@ -63,13 +63,22 @@ async def _csrf(browser, url: str) -> str:
     return found.group(1)
 
 
-async def test_a_private_runs_page_asks_to_sign_in_and_shows_after_it(bot, browser):
+async def test_a_private_runs_page_is_a_404_offering_sign_in_and_shows_after_it(bot, browser):
+    # Not a redirect to sign in: that would tell a private run's id from one that does not
+    # exist. The same 404 as a missing run, whose header offers signing in and coming back.
     run_id = await _seed(bot, repo="acme/secret", private=True, title="Secret model")
     async with browser.get(
         f"{bot.url}/runs/{run_id}", headers=HTML, allow_redirects=False
     ) as response:
-        assert response.status == 302
-        assert response.headers["Location"] == f"/login?next=/runs/{run_id}"
+        hidden = (response.status, await response.text())
+    async with browser.get(
+        f"{bot.url}/runs/{run_id + 1000}", headers=HTML, allow_redirects=False
+    ) as response:
+        missing = (response.status, await response.text())
+    assert hidden[0] == missing[0] == 404
+    assert "Secret model" not in hidden[1]
+    assert hidden[1] == missing[1].replace(str(run_id + 1000), str(run_id))
+    assert f'href="/login?next=/runs/{run_id}"' in hidden[1]
     harness_text = await (await browser.get(f"{bot.url}/runs")).text()
     assert "Secret model" not in harness_text  # not listed to an anonymous viewer either
     bot.github.sign_in_as("maint")

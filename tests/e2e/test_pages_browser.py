@@ -31,8 +31,10 @@ RED = (0xCF, 0x22, 0x2E)
 
 @pytest.fixture
 async def finished_run(harness):
-    harness.github.create_repo(REPO, files=FILES, collaborators={"maint": "write"})
-    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
+    harness.github.create_repo(REPO, files=FILES, collaborators={"maint": "write"}, pushed_at=PAST)
+    harness.github.commit(
+        REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST, pushed_at=PAST
+    )
     number = harness.github.open_pull(REPO, "feature", author="carol", title="Add <b>toy</b>")
     payload = harness.github.issue_comment_payload(REPO, number, "run-slow: toy, broken", "maint")
     assert (await harness.deliver("issue_comment", payload)).status == 202

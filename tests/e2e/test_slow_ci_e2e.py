@@ -67,6 +67,9 @@ async def test_an_unauthorised_user_gets_one_line_and_nothing_runs(harness, repo
 
 
 async def test_a_comment_older_than_the_head_commit_runs_nothing(harness, repo):
+    opened = harness.github.pull_request_payload(REPO, repo, "opened")
+    assert (await harness.deliver("pull_request", opened)).status == 202  # the bot's record
+    await harness.settle()
     older = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     await _comment(harness, repo, "run-slow: toy", created_at=older)
     (reply,) = bot_comments(harness, repo)
@@ -133,8 +136,10 @@ async def test_a_newer_comment_cancels_the_running_run_and_its_process(harness, 
 
 
 async def test_the_head_moving_before_the_checkout_ends_the_run_in_error(harness, repo):
-    await _comment(harness, repo, "run-slow: slow3")  # holds the only job slot for a while
-    harness.github.commit(REPO, "other", {"b.py": "y\n"}, author="dave", date=PAST)
+    # slow3 holds the machine for a while and toy waits for it checked out: both job slots are
+    # taken, so the next run's checkout starts only after the head below has moved
+    await _comment(harness, repo, "run-slow: slow3, toy")
+    harness.github.commit(REPO, "other", {"b.py": "y\n"}, author="dave", date=PAST, pushed_at=PAST)
     other = harness.github.open_pull(REPO, "other", author="dave")
     approved = head(harness, other)
     await _comment(harness, other, "run-slow: toy")
@@ -154,7 +159,9 @@ async def test_a_restart_mid_run_leaves_no_pending_status(harness, repo):
     await harness.stop_bot()
     await harness.start_bot()
     await harness.settle_runs()
-    assert _statuses(harness, sha)[0][0] == "success"
+    runs = await harness.runtime.jobs.runs_of(REPO, repo)
+    jobs = [(j.state, j.reason) for r in runs for j in await harness.runtime.jobs.jobs_of(r.id)]
+    assert _statuses(harness, sha)[0][0] == "success", (_statuses(harness, sha), jobs)
 
 
 async def test_a_redelivered_comment_starts_no_second_run(harness, repo):
@@ -235,8 +242,11 @@ async def test_a_finished_run_sends_its_summary_to_the_configured_slack_channel(
         REPO,
         files={**FILES, ".github/bot.toml": '[slow_ci]\nreminder = false\nchannel = "ci"\n'},
         collaborators={"maint": "write"},
+        pushed_at=PAST,
     )
-    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
+    harness.github.commit(
+        REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST, pushed_at=PAST
+    )
     number = harness.github.open_pull(REPO, "feature", author="carol")
     await _comment(harness, number, "run-slow: toy")
     await harness.settle_runs()

@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.runners import GpuPool, LocalRunner, LocalRunnerConfig, RunRequest
 from bot.runners.local import checkout_git_env, fetch_env
 from tests.runners.helpers import TOY_PYPROJECT, Git, request_for
+from tests.support.processes import alive, marked
 
 PASSING = """\
 def test_one():
@@ -45,14 +46,6 @@ def toy(git: Git, tmp_path: Path, tests: dict[str, str], name: str = "origin") -
     files = {"pyproject.toml": TOY_PYPROJECT}
     files.update({f"tests/models/toy/{n}": text for n, text in tests.items()})
     return repo, git.init(repo, files)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has already died
 
 
 async def test_passing_folder(git: Git, tmp_path: Path, runner: LocalRunner) -> None:
@@ -147,14 +140,13 @@ async def test_no_token_or_secret_reaches_the_tests(
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    seen = tmp_path / "seen.json"
-    probe = f"""\
+    probe = """\
 import json, os, pathlib
 
 def test_dump():
     config = pathlib.Path(".git/config").read_text()
-    info = {{"cwd": os.getcwd(), "env": dict(os.environ), "config": config}}
-    pathlib.Path({str(seen)!r}).write_text(json.dumps(info))
+    info = {"cwd": os.getcwd(), "env": dict(os.environ), "config": config}
+    print("SEEN", json.dumps(info))
     print("ENVIRONMENT", json.dumps(dict(os.environ)))
     print("GITCONFIG", config)
     assert False, "show the captured output in the log"
@@ -176,7 +168,8 @@ def test_dump():
     assert outcome.state == "failed", outcome.log
     assert calls == [1]  # the token was asked for and sent with the fetch, as a header
     assert any(a and a.startswith("Basic ") for a in server.authorizations)
-    info = json.loads(seen.read_text())
+    seen = next(ln for ln in outcome.log.splitlines() if ln.startswith("SEEN "))
+    info = json.loads(seen.removeprefix("SEEN "))
     assert "ENVIRONMENT" in outcome.log and "RUN_SLOW" in outcome.log  # the dump is in the log
     for value in [token, *secrets.values()]:
         assert value not in outcome.log
@@ -278,25 +271,28 @@ async def test_github_merge_ref_used_only_when_it_merges_the_pinned_sha(
 
 
 async def test_cancel_kills_the_process_group(
-    git: Git, tmp_path: Path, runner: LocalRunner
+    git: Git, tmp_path: Path, make_runner: Callable[..., LocalRunner]
 ) -> None:
-    pids = tmp_path / "pids"
+    runner = make_runner(pytest_args=("-s",))  # the test's prints reach the log as they come
+    # The job's PIDs are its own namespace's: its processes are found on the host by a mark.
+    mark = f"mark-{time.time_ns()}"
     sleeper = f"""\
-import os, pathlib, subprocess, time
+import subprocess, time
 
 def test_sleep():
-    child = subprocess.Popen(["sleep", "60"], env={{"PATH": "/usr/bin:/bin"}})
-    pathlib.Path({str(pids)!r}).write_text(f"{{os.getpid()}} {{child.pid}}")
+    subprocess.Popen([{mark!r}, "60"], executable="/bin/sleep", env={{"PATH": "/usr/bin"}})
+    print("STARTED", flush=True)
     time.sleep(60)
 """
     repo, sha = toy(git, tmp_path, {"test_sleep.py": sleeper})
-    job = asyncio.create_task(runner.run(request_for(repo, sha)))
+    lines: list[str] = []
+    job = asyncio.create_task(runner.run(request_for(repo, sha), lines.append))
     deadline = time.monotonic() + 30
-    while not pids.exists() or not pids.read_text():
+    while not any("STARTED" in line for line in lines):
         assert time.monotonic() < deadline and not job.done()
         await asyncio.sleep(0.05)
-    test_pid, child_pid = map(int, pids.read_text().split())
-    assert alive(test_pid) and alive(child_pid)
+    (child_pid,) = marked(mark)
+    assert alive(child_pid)
 
     started = time.monotonic()
     assert await runner.cancel("job-1") is True
@@ -304,7 +300,7 @@ def test_sleep():
     assert time.monotonic() - started < 5
     assert outcome.state == "cancelled"
     await asyncio.sleep(0.2)  # let init reap the orphaned grandchild
-    assert not alive(test_pid) and not alive(child_pid)
+    assert not alive(child_pid) and not marked(mark)
     assert runner.running() == []
     assert await runner.cancel("job-1") is False
 
@@ -321,27 +317,28 @@ async def test_timeout_kills_and_reports(git: Git, tmp_path: Path, runner: Local
 async def test_without_gpu_jobs_take_turns_and_multi_gpu_is_skipped(
     git: Git, tmp_path: Path, make_runner: Callable[..., LocalRunner]
 ) -> None:
-    stamps = tmp_path / "stamps"
-    probe = f"""\
+    probe = """\
 import os, time
 
 def test_turn():
     start = time.monotonic()
     time.sleep(0.5)
-    with open({str(stamps)!r}, "a") as fh:
-        fh.write(f"{{start}} {{time.monotonic()}} {{os.environ['CUDA_VISIBLE_DEVICES']!r}}\\n")
+    visible = os.environ['CUDA_VISIBLE_DEVICES']
+    print(f"STAMP {start} {time.monotonic()} {visible!r}", flush=True)
 """
     repo, sha = toy(git, tmp_path, {"test_turn.py": probe})
-    runner = make_runner(GpuPool(devices=[]))
+    runner = make_runner(GpuPool(devices=[]), pytest_args=("-s",))
     logs: dict[str, list[str]] = {"a": [], "b": []}
     a, b = await asyncio.gather(
         runner.run(request_for(repo, sha, job_id="a"), logs["a"].append),
         runner.run(request_for(repo, sha, job_id="b"), logs["b"].append),
     )
     assert a.state == b.state == "passed"
-    spans = sorted(tuple(map(float, line.split()[:2])) for line in stamps.read_text().splitlines())
+    lines = logs["a"] + logs["b"]
+    stamps = [ln.split("STAMP ", 1)[1].split() for ln in lines if "STAMP " in ln]
+    spans = sorted((float(start), float(end)) for start, end, _ in stamps)
     assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # one at a time
-    assert all(line.endswith("''") for line in stamps.read_text().splitlines())
+    assert all(visible == "''" for _, _, visible in stamps)
     assert any("waiting for a free turn on the CPU" in ln for ln in logs["a"] + logs["b"])
 
     multi = await runner.run(request_for(repo, sha, job_id="c", machine_type="multi-gpu"))

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.runners.confine import Confinement
+from handlers.style.plan import StyleResult
+from handlers.style.plan import summary as style_summary
 from handlers.style.runner import StyleRequest, StyleRunner, StyleRunnerConfig, ruff_env
 
 ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
@@ -59,8 +62,10 @@ async def test_ruff_sees_no_token_in_its_argv_or_environment(remote, tmp_path):
         f"with open({str(seen)!r}, 'a') as out:\n"
         "    out.write(json.dumps([sys.argv, dict(os.environ)]) + '\\n')\n"
     )
+    # The spy writes outside its job, which only an unconfined runner lets it do.
     runner = StyleRunner(
-        StyleRunnerConfig(work_dir=tmp_path / "jobs", ruff=(sys.executable, "-c", spy))
+        StyleRunnerConfig(work_dir=tmp_path / "jobs", ruff=(sys.executable, "-c", spy)),
+        Confinement("unconfined"),
     )
     outcome = await runner.run(_request(remote, token=lambda: TOKEN))
     assert outcome.result is not None and outcome.result["outcome"] == "nothing"
@@ -89,3 +94,57 @@ async def test_a_cancelled_job_ends_cancelled_and_a_stopped_bot_gets_the_cancel(
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
+
+
+@pytest.fixture
+def hostile_remote(tmp_path):
+    """A head with more files than one argument list holds, a binary `.py`, one ruff cannot
+    parse, and one with tens of thousands of errors ruff cannot fix."""
+    work = tmp_path / "hostile"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    (work / "README.md").write_text("x\n")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "base")
+    base = _git(work, "rev-parse", "HEAD")
+    names = [f"pkg/{'deeply_nested_folder_name/' * 3}module_{i:04d}.py" for i in range(1200)]
+    for name in names:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("x=1\n")
+    (work / "binary.py").write_bytes(b"x = 1\x00\xff\xfe\n")
+    (work / "broken.py").write_text("def f(:\n")
+    (work / "errors.py").write_text("".join(f"y{i} = undefined_{i}\n" for i in range(30000)))
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "head")
+    head = _git(work, "rev-parse", "HEAD")
+    return work, base, head, [*names, "binary.py", "broken.py", "errors.py"]
+
+
+async def test_thousands_of_files_a_binary_and_an_error_flood_get_a_true_answer(
+    hostile_remote, tmp_path
+):
+    work, base, head, files = hostile_remote
+    runner = StyleRunner(StyleRunnerConfig(work_dir=tmp_path / "jobs"))
+    request = _request((work, base, head), files=tuple(files), push=False)
+    outcome = await runner.run(request)
+    assert outcome.state == "passed", outcome.reason
+    result = outcome.result
+    assert result is not None and result["outcome"] == "suggested"
+    assert len(result["files_fixed"]) == 1200  # every batch's files, fixed
+    skipped = dict(result["skipped"])
+    assert "binary.py" in skipped and "broken.py" in skipped, skipped
+    assert result["remaining_total"] >= 30000  # counted, not cut to "nothing to fix"
+    assert len(result["remaining"]) <= 30
+    summary = StyleResult.from_json(result)
+    text = style_summary(summary)
+    assert "Nothing to fix" not in text and "binary.py" in text
+    assert f"ruff cannot fix {result['remaining_total']} error(s)" in text
+
+
+async def test_an_error_flood_alone_is_never_nothing_to_fix(hostile_remote, tmp_path):
+    work, base, head, _ = hostile_remote
+    runner = StyleRunner(StyleRunnerConfig(work_dir=tmp_path / "jobs"))
+    outcome = await runner.run(_request((work, base, head), files=("errors.py",)))
+    result = StyleResult.from_json(outcome.result or {})
+    assert result.outcome == "nothing" and result.remaining_total == 30000
+    assert "Nothing to fix" not in style_summary(result)

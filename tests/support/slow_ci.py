@@ -1,5 +1,6 @@
 """What the `run-slow` end-to-end tests share: a served repository with a pull request whose
-head commit is an hour old (so a comment made now approves it), and reading back the result."""
+head was pushed an hour ago, so GitHub's test merge of it predates a comment made now and the
+comment approves it, and reading back the result."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_slow_pull(harness, files: Mapping[str, str], *, config: str = "") -> int:
-    """The repository with `files` (the reminder off), and a PR from `feature`; its number."""
+    """The repository with `files` (the reminder off), and a PR from `feature`, both pushed an
+    hour ago (the bot is sent no `opened`: the test merge is what dates the head); its number."""
     harness.github.create_repo(
         REPO,
         files={**files, ".github/bot.toml": "[slow_ci]\nreminder = false\n" + config},
         collaborators={"maint": "write", "reader": "read"},
+        pushed_at=PAST,
     )
-    harness.github.commit(REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST)
+    harness.github.commit(
+        REPO, "feature", {"src.py": "x = 1\n"}, author="carol", date=PAST, pushed_at=PAST
+    )
     return harness.github.open_pull(REPO, "feature", author="carol")
 
 

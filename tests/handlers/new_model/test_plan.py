@@ -131,7 +131,7 @@ def test_message_is_valid_block_kit_and_escapes_user_text():
     assert "<@U024BE7LH>" in text
     assert "commit SHA: `abc123`" in text
     assert message["channel"] == "new-models"
-    assert message["text"] == "New model: mamba (#7 Add <script>& mamba by eve<>)"
+    assert message["text"] == "New model: mamba (#7 Add &lt;script&gt;&amp; mamba by eve&lt;&gt;)"
     json.dumps(message)  # serialisable as sent
 
 

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
 from handlers.slow_ci.plan import (
     MACHINE_TYPES,
     MAX_FAILURES_SHOWN,
+    MIN_SHA_LENGTH,
     RUN_STARTED_SENTENCE,
     DroppedName,
     Failure,
     JobResult,
     JobSpec,
+    MergeCommit,
+    PushApproval,
+    PushRecord,
     SelectedFolder,
     Selection,
     Trigger,
+    approval_line,
+    cannot_tell_reply,
     check_name,
+    comment_approval,
     error_description,
     estimate,
     models_added,
@@ -28,12 +36,15 @@ from handlers.slow_ci.plan import (
     parse_trigger,
     plan_jobs,
     plan_reminder,
+    push_approval,
+    pushes_since_approval,
     render_comment,
     select_folders,
     slack_summary,
     stale_comment_reply,
     status_description,
     unapproved_push_reply,
+    untraced_push_reply,
 )
 
 SHA = "c0ffee" + "0" * 34
@@ -111,6 +122,31 @@ def test_text_that_is_not_a_trigger_at_the_start_triggers_nothing(body):
     assert parse_trigger(body) is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    run-slow: bert",
+        "\trun-slow: bert",
+        "  \trun-slow: bert",
+        "\n\n     run-slow: bert\nmore",
+        "\r\n    run-slow: bert\r\n",
+    ],
+)
+def test_an_indented_code_block_is_quoted_code_not_a_trigger(body):
+    assert parse_trigger(body) is None
+
+
+def test_up_to_three_spaces_of_indent_is_still_a_paragraph():
+    assert names("   run-slow: bert") == ("bert",)
+    assert names("\n \n  run-slow: bert") == ("bert",)
+
+
+def test_inline_code_and_an_html_comment_do_not_trigger():
+    assert parse_trigger("`run-slow: bert`") is None
+    assert parse_trigger("<!-- run-slow: bert -->") is None
+    assert parse_trigger("<!--\nrun-slow: bert\n-->") is None
+
+
 def test_only_the_first_line_names_models():
     body = "run-slow: bert\nThis touches attention, so gpt2 might break too.\r\nllama as well"
     assert names(body) == ("bert",)
@@ -132,6 +168,29 @@ def test_windows_line_endings_do_not_leak_into_names():
 )
 def test_failed_flag_is_a_flag_not_a_name(body, expected):
     assert parse_trigger(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (f"run-slow: bert sha={SHA}", Trigger(("bert",), sha=SHA)),
+        (f"run-slow: bert, gpt2 SHA={SHA.upper()}", Trigger(("bert", "gpt2"), sha=SHA)),
+        (f"run-slow sha={SHA[:12]}, bert", Trigger(("bert",), sha=SHA[:12])),
+        (f"run-slow --failed sha={SHA}", Trigger((), failed_only=True, sha=SHA)),
+        ("run-slow: bert sha=1a2b3c4", Trigger(("bert",), sha="1a2b3c4")),  # judged later
+        ("run-slow: bert sha=", Trigger(("bert",), sha="")),
+        (f"run-slow: bert sha={SHA} sha=0{SHA[1:]}", Trigger(("bert", f"sha=0{SHA[1:]}"), sha=SHA)),
+        ("run-slow: bert\nsha=1234567890ab", Trigger(("bert",))),  # the first line only
+    ],
+)
+def test_sha_names_the_approved_commit_on_the_first_line(body, expected):
+    assert parse_trigger(body) == expected
+
+
+def test_a_second_sha_is_dropped_as_a_name_with_a_reason():
+    trigger = parse_trigger(f"run-slow: bert sha={SHA} sha=abc")
+    (dropped,) = select(listed=trigger.names).dropped
+    assert dropped.name == "sha=abc" and "not a valid name" in dropped.reason
 
 
 @pytest.mark.parametrize(
@@ -761,3 +820,187 @@ def test_unapproved_push_reply_asks_a_maintainer_to_approve():
     assert SHA[:12] in reply
     assert "@eve" in reply
     assert "maintainer" in reply
+
+
+# --------------------------------------------------------------------------- approval
+
+OTHER = "0badc0de" + "1" * 32
+BASE = "ba5e" + "2" * 36
+COMMENTED = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+AT = COMMENTED.timestamp()
+
+
+def push(sha, at, sender="carol", action="synchronize", before=None):
+    return PushRecord(sha, at, sender, action, before)
+
+
+def merge(parents=(BASE, SHA), committer="GitHub", at=AT - 60, ready=True):
+    return MergeCommit("3e" * 20, parents, committer, datetime.fromtimestamp(at, UTC), ready)
+
+
+def verdict(pushes=(), **kwargs):
+    return comment_approval(head_sha=SHA, commented_at=COMMENTED, pushes=pushes, **kwargs).verdict
+
+
+@pytest.mark.parametrize(
+    ("pushes", "expected"),
+    [
+        ([push(SHA, AT - 60, action="opened")], "approved"),
+        ([push(OTHER, AT - 90, action="opened"), push(SHA, AT - 60, before=OTHER)], "approved"),
+        # Pushed after the comment, whatever dates its commits carry.
+        ([push(OTHER, AT - 60, action="opened"), push(SHA, AT + 1, before=OTHER)], "stale"),
+        # Received within the comment's second: GitHub's time is to the second, so after it.
+        ([push(SHA, AT, action="opened")], "stale"),
+        # Back to a commit that was the head once: the latest time it became the head counts.
+        (
+            [
+                push(SHA, AT - 90, action="opened"),
+                push(OTHER, AT - 60, before=SHA),
+                push(SHA, AT + 30, before=OTHER),
+            ],
+            "stale",
+        ),
+        # The record ends on another head: a push back to this one went unrecorded.
+        ([push(SHA, AT - 90, action="opened"), push(OTHER, AT - 60, before=SHA)], "unknown"),
+        ([], "unknown"),
+        ([push(OTHER, AT - 60, action="opened")], "unknown"),
+    ],
+)
+def test_the_bots_record_of_pushes_decides_a_comment(pushes, expected):
+    assert verdict(pushes) == expected
+
+
+@pytest.mark.parametrize(
+    ("test_merge", "expected"),
+    [
+        (merge(), "approved"),
+        (merge(at=AT), "unknown"),  # not older than the comment: the head may have moved since
+        (merge(at=AT + 60), "unknown"),
+        (merge(parents=(BASE, OTHER)), "unknown"),  # an earlier head's merge
+        (merge(parents=(SHA,)), "unknown"),
+        (merge(parents=(SHA, BASE)), "unknown"),
+        (merge(committer="carol"), "unknown"),
+        (merge(ready=False), "unknown"),  # GitHub is still making the merge
+        (None, "unknown"),
+    ],
+)
+def test_githubs_test_merge_decides_when_there_is_no_record(test_merge, expected):
+    assert verdict(merge=test_merge) == expected
+
+
+def test_a_record_wins_over_the_test_merge():
+    late_push = [push(SHA, AT + 5, action="opened")]
+    assert verdict(late_push, merge=merge()) == "stale"
+
+
+@pytest.mark.parametrize(
+    ("named", "pushes", "expected"),
+    [
+        (SHA, [], "approved"),
+        (SHA[:MIN_SHA_LENGTH], [], "approved"),
+        (SHA[:MIN_SHA_LENGTH], [push(OTHER, AT - 60, action="opened")], "approved"),
+        (OTHER, [], "stale"),
+        (OTHER[:MIN_SHA_LENGTH], [], "stale"),
+        # An abbreviation matched by a commit pushed after the comment is not what was read.
+        (SHA[:MIN_SHA_LENGTH], [push(SHA, AT + 5, before=OTHER)], "stale"),
+        (SHA[: MIN_SHA_LENGTH - 1], [], "unknown"),  # seven characters are brute-forced
+        ("", [], "unknown"),
+        ("zz" * 10, [], "unknown"),
+        (SHA + "0", [], "unknown"),
+    ],
+)
+def test_a_comment_naming_a_sha_approves_that_commit_only(named, pushes, expected):
+    assert verdict(pushes, named_sha=named, merge=merge()) == expected
+
+
+def test_a_malformed_sha_is_explained_as_code():
+    approval = comment_approval(head_sha=SHA, commented_at=COMMENTED, pushes=[], named_sha="`@here")
+    assert approval.verdict == "unknown"
+    assert "`` sha=`@here ``" in approval.reason
+    assert f"at least {MIN_SHA_LENGTH}" in approval.reason
+
+
+H0, H1, H2, H3 = (f"{i:02d}" * 20 for i in range(4))
+
+
+OPENED = push(H0, 1, action="opened")
+
+
+@pytest.mark.parametrize(
+    ("head", "pushes", "approved", "expected"),
+    [
+        (H1, [OPENED, push(H1, 2, "maint", before=H0)], {H0}, (H1,)),
+        (H2, [OPENED, push(H1, 2, before=H0), push(H2, 3, "maint", before=H1)], {H0}, (H2, H1)),
+        # The chain follows `before`, not the order deliveries arrived in.
+        (H2, [OPENED, push(H2, 2, "maint", before=H1), push(H1, 3, before=H0)], {H0}, (H2, H1)),
+        # A push back to approved content is approved content.
+        (
+            H2,
+            [OPENED, push(H1, 2, before=H0), push(H0, 3, before=H1), push(H2, 4, before=H0)],
+            {H0},
+            (H2,),
+        ),
+        (H1, [OPENED, push(H1, 2, before=H0)], {H1}, ()),
+        # No approved head in reach: an opened record, a missing one, a cycle.
+        (H1, [OPENED, push(H1, 2, before=H0)], set(), None),
+        (H1, [push(H1, 2, before=H0)], {H3}, None),
+        (H2, [push(H1, 1, before=H2), push(H2, 2, before=H1)], {H3}, None),
+        (H1, [], {H0}, None),
+    ],
+)
+def test_pushes_since_approval_walk_back_to_an_approved_head(head, pushes, approved, expected):
+    chain = pushes_since_approval(head, pushes, approved)
+    assert (None if chain is None else tuple(p.sha for p in chain)) == expected
+
+
+def test_a_push_runs_only_when_every_pusher_since_the_approval_may_approve():
+    chain = (push(H2, 3, "Maint"), push(H1, 2, "reader"), push(H3, 1, "reader"))
+    assert push_approval(chain, {"maint"}) == PushApproval("refused", ("reader",))
+    assert push_approval(chain[:1], {"maint"}) == PushApproval("approved")
+    assert push_approval((), set()) == PushApproval("approved")
+    assert push_approval(None, {"maint"}) == PushApproval("unknown")
+    mixed = (push(H2, 3, "eve"), push(H1, 2, "reader"))
+    assert push_approval(mixed, ()).refused == ("reader", "eve")  # in push order
+
+
+# --------------------------------------------------------------------------- approval replies
+
+
+def test_cannot_tell_reply_gives_the_line_that_names_the_head():
+    reply = cannot_tell_reply(SHA, parse_trigger("run-slow: bert, gpt2, ../x"), "no record")
+    line = f"run-slow: bert, gpt2 sha={SHA}"
+    assert f"```\n{line}\n```" in reply
+    assert "Nothing ran" in reply and "(no record)" in reply and SHA[:12] in reply
+    assert parse_trigger(line) == Trigger(("bert", "gpt2"), sha=SHA)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "again"),
+    [
+        ("run-slow", f"run-slow sha={SHA}", Trigger((), sha=SHA)),
+        ("run-slow --failed bert", f"run-slow --failed sha={SHA}", Trigger((), True, SHA)),
+        (
+            "run-slow: bert, _x sha=1a2b3c4",
+            f"run-slow: bert sha={SHA}",
+            Trigger(("bert",), sha=SHA),
+        ),
+    ],
+)
+def test_the_approval_line_asks_for_the_same_run(body, line, again):
+    assert approval_line(parse_trigger(body), SHA) == line
+    assert parse_trigger(line) == again
+
+
+def test_unapproved_push_reply_names_the_refused_pusher_below_a_maintainers_push():
+    reply = unapproved_push_reply(SHA, "maint", ("reader",))
+    assert SHA[:12] in reply
+    assert "@maint on top of pushes by @reader, who cannot run slow tests" in reply
+    assert "maintainer can approve" in reply
+    assert unapproved_push_reply(SHA, "eve", ("eve",)) == unapproved_push_reply(SHA, "eve")
+    both = unapproved_push_reply(SHA, "eve", ("reader", "eve"))
+    assert "@eve on top of pushes by @reader; none of them can run slow tests" in both
+
+
+def test_untraced_push_reply_asks_a_maintainer_to_approve():
+    reply = untraced_push_reply(SHA)
+    assert SHA[:12] in reply and "no record" in reply and "maintainer" in reply

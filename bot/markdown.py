@@ -21,7 +21,8 @@ __all__ = [
     "table_cell",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+#: Control characters (C0, DEL, C1) and every line break Python or a browser knows of.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -49,7 +50,10 @@ def _longest_backticks(text: str) -> int:
 
 
 def code_span(text: str) -> str:
-    """An inline code span that holds any text, backticks included."""
+    """An inline code span that holds any text, backticks included, on one line: a line break
+    would end the table row or list item the span sits in, and what follows would be markdown
+    (GitHub shows a span's line break as a space anyway)."""
+    text = _CONTROL.sub(" ", text)
     if not text:
         return "` `"
     fence = "`" * (_longest_backticks(text) + 1)
@@ -64,7 +68,9 @@ def code_fence(text: str) -> str:
 
 
 def escape_text(text: str) -> str:
-    """Text from a runner or a git error as plain text: no HTML, links, code or mentions."""
+    """Text from a runner or a git error as plain text: no HTML, links, images, code or
+    mentions, and on one line, so it cannot start a heading, a quote or a list of its own."""
+    text = _CONTROL.sub(" ", text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\\`*_\[\]|~#!])", r"\\\1", text)
     # A backslash does not stop a mention; a zero-width space after the `@` does.
