@@ -304,6 +304,15 @@ async def kill_process_group(proc: asyncio.subprocess.Process, grace_s: float) -
         await proc.wait()
 
 
+def close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close the process's pipes now. A confined job's processes die just after bubblewrap
+    (the kernel ends its namespace), so the pipe's end can come after the caller has stopped
+    waiting, or after the bot's loop is gone; an unclosed transport then fails at collection."""
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -343,12 +352,15 @@ async def stream_process(
             await asyncio.wait({pump}, timeout=2.0)
             return code
     finally:
-        await kill_process_group(proc, kill_grace_s)
-        if not pump.done():
-            await asyncio.wait({pump}, timeout=1.0)
-        if not pump.done():
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+        try:
+            await kill_process_group(proc, kill_grace_s)
+            if not pump.done():
+                await asyncio.wait({pump}, timeout=1.0)
+            if not pump.done():
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+        finally:
+            close_pipes(proc)
 
 
 async def _pump(stream: asyncio.StreamReader, on_line: Callable[[str], Awaitable[None]]) -> None:
@@ -434,7 +446,10 @@ async def run_bounded(
             )
             await proc.wait()
     finally:
-        await kill_process_group(proc, kill_grace_s)
+        try:
+            await kill_process_group(proc, kill_grace_s)
+        finally:
+            close_pipes(proc)
     assert proc.returncode is not None
     return Captured(
         proc.returncode,
