@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean browser sandbox
+.PHONY: run test lint format bench clean browser sandbox openapi
 
 # The PyPI `codeowners` package (the peer that comparison tests and the benchmark measure
 # against) shares our package's name, so it is installed outside site-packages.
@@ -34,8 +34,22 @@ browser:
 		|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
 		|| echo "chromium could not be installed: the browser tests will be skipped"
 
+# GitHub's published OpenAPI description (REST and webhooks), pinned: the conformance test checks
+# the sandbox's answers and payloads, and the bot's requests, against it. Installed once per pin.
+OPENAPI_DIR := var/openapi
+OPENAPI_REST_VERSION := 23.0.2
+OPENAPI_HOOKS_VERSION := 12.1.0
+OPENAPI_PACKAGES := $(OPENAPI_DIR)/node_modules/@octokit
+openapi:
+	@grep -qs '"version": "$(OPENAPI_REST_VERSION)"' $(OPENAPI_PACKAGES)/openapi/package.json \
+		&& grep -qs '"version": "$(OPENAPI_HOOKS_VERSION)"' \
+			$(OPENAPI_PACKAGES)/openapi-webhooks/package.json \
+		|| npm install --no-save --no-audit --no-fund --prefix $(OPENAPI_DIR) \
+			@octokit/openapi@$(OPENAPI_REST_VERSION) \
+			@octokit/openapi-webhooks@$(OPENAPI_HOOKS_VERSION)
+
 ## Lint, format check and the whole test suite.
-test: $(STAMP) browser sandbox
+test: $(STAMP) browser sandbox openapi
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

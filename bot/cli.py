@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import sqlite3
@@ -52,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         serving.run(app, args.host, args.port, shutdown_timeout=args.shutdown_timeout)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        return _stopped(exc, args.host, args.port)
     return 0
 
 
@@ -66,7 +67,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_demo(host=args.host, port=args.port)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        return _stopped(exc, args.host, args.port)
+
+
+#: What binding a socket fails with. `TimeoutError` and every other `OSError` are OSErrors too,
+#: and saying "cannot listen" for those sends the reader after the wrong problem.
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM})
+
+
+def _stopped(exc: OSError, host: str, port: int) -> int:
+    """Says in one line why serving stopped: a port that cannot be had is the caller's to fix
+    (a usage error), a timeout or another failure is the run's."""
+    if isinstance(exc, TimeoutError):
+        what = f" ({exc})" if str(exc) else ""
+        print(
+            f"error: timed out{what}: a step did not finish in its time limit;"
+            " the log above shows the last one that did",
+            file=sys.stderr,
+        )
+        return 1
+    if exc.errno in _LISTEN_ERRNOS:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
 
 
 # ---------------------------------------------------------------------------- handle / replay
@@ -190,9 +213,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         found = store.call_sync(lambda conn: queries.get_delivery(conn, args.delivery_id))
         if found is None:
             raise UsageError(f"no stored delivery {args.delivery_id!r} in {settings.database}")
-        store.call_sync(lambda conn: queries.replay_delivery(conn, args.delivery_id))
+        outcome = store.call_sync(lambda conn: queries.replay_delivery(conn, args.delivery_id))
     finally:
         store.close()
+    if outcome == "unfinished":
+        raise UsageError(
+            f"delivery {args.delivery_id} is {found.status}, not finished: a worker may hold it,"
+            " so it is not queued a second time"
+        )
+    if outcome == "pruned":
+        raise UsageError(
+            f"delivery {args.delivery_id}'s payload was pruned by retention"
+            " (BOT_RETENTION_DAYS): there is nothing left to replay"
+        )
+    if outcome == "missing":
+        raise UsageError(f"no stored delivery {args.delivery_id!r} in {settings.database}")
     print(f"delivery {args.delivery_id} queued again ({found.event}.{found.action or '-'});")
     print("the running server processes it within a few seconds.")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import tomllib
 import types
 import typing
@@ -42,6 +43,8 @@ class Settings:
     webhook_secret: str | None = None
     github_app_id: str | None = None
     github_private_key: str | None = field(default=None, repr=False)
+    #: where the key was read from (absolute), for the start-up log; None when given inline
+    github_private_key_path: str | None = None
     github_token: str | None = field(default=None, repr=False)
     github_api_url: str = "https://api.github.com"
     slack_bot_token: str | None = field(default=None, repr=False)
@@ -86,15 +89,22 @@ class Settings:
     retention_days: float = 90.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, cwd: str | os.PathLike[str] | None = None
+    ) -> Settings:
+        """`cwd` is the folder relative paths are resolved against (default: the current one)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
             return value or None
 
+        # Paths are made absolute here, once: a job's steps change directories, and a service
+        # manager may start the bot anywhere; the log then shows exactly which files are used.
+        start = Path(os.getcwd() if cwd is None else cwd)  # noqa: PTH109
         private_key = get("GITHUB_PRIVATE_KEY")
         key_path = get("GITHUB_PRIVATE_KEY_PATH")
+        key_path = None if key_path is None else _absolute(key_path, start)
         if private_key is None and key_path is not None:
             try:
                 private_key = Path(key_path).read_text()
@@ -124,12 +134,13 @@ class Settings:
             webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
             github_app_id=app_id,
             github_private_key=private_key,
+            github_private_key_path=key_path if get("GITHUB_PRIVATE_KEY") is None else None,
             github_token=get("GITHUB_TOKEN"),
             github_api_url=(get("GITHUB_API_URL") or cls.github_api_url).rstrip("/"),
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_webhook_url=get("SLACK_WEBHOOK_URL"),
             slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
-            database=get("BOT_DATABASE") or cls.database,
+            database=_absolute(get("BOT_DATABASE") or cls.database, start),
             handle=(get("BOT_HANDLE") or cls.handle).lstrip("@"),
             max_attempts=_env_int(env, "BOT_MAX_ATTEMPTS", cls.max_attempts),
             retry_base_seconds=_env_float(env, "BOT_RETRY_BASE_SECONDS", cls.retry_base_seconds),
@@ -137,9 +148,9 @@ class Settings:
             log_format=get("BOT_LOG_FORMAT") or cls.log_format,
             public_url=(get("BOT_PUBLIC_URL") or "").rstrip("/"),
             job_concurrency=_env_int(env, "BOT_JOB_CONCURRENCY", cls.job_concurrency),
-            job_work_dir=get("BOT_JOB_DIR") or cls.job_work_dir,
-            env_cache_dir=get("BOT_ENV_CACHE") or cls.env_cache_dir,
-            test_python=get("BOT_TEST_PYTHON"),
+            job_work_dir=_absolute(get("BOT_JOB_DIR") or cls.job_work_dir, start),
+            env_cache_dir=_absolute(get("BOT_ENV_CACHE") or cls.env_cache_dir, start),
+            test_python=_interpreter(get("BOT_TEST_PYTHON"), start, env.get("PATH")),
             worker_concurrency=_env_int(env, "BOT_WORKER_CONCURRENCY", cls.worker_concurrency),
             handler_timeout_seconds=_env_float(
                 env, "BOT_HANDLER_TIMEOUT_SECONDS", cls.handler_timeout_seconds
@@ -198,6 +209,27 @@ class Settings:
 
 
 _ADMIN_TOKEN_MIN = 16
+
+
+def _absolute(value: str, start: Path) -> str:
+    """`value` against `start` when relative; `~` is the user's home, as a shell would give it.
+    Not resolved through links: an operator's path stays the one they wrote, only anchored."""
+    if value == ":memory:":  # SQLite's in-memory database is not a file
+        return value
+    path = Path(value).expanduser()
+    # `..` is left for the file system to follow: collapsing it in the text would go wrong
+    # through a symbolic link.
+    return str(path if path.is_absolute() else start / path)
+
+
+def _interpreter(value: str | None, start: Path, search_path: str | None) -> str | None:
+    """A path (it has a `/`) is anchored like the other paths; a bare name (`python3.11`) is
+    found on PATH now, as a shell would, so a job never looks it up in its own folder."""
+    if value is None:
+        return None
+    if "/" not in value and not value.startswith("~"):
+        return shutil.which(value, path=search_path) or value
+    return _absolute(value, start)
 
 
 def _env_logins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -313,6 +345,8 @@ DEFAULT_RUNNER_LABELS: Mapping[str, tuple[str, ...]] = {
 }
 _WORKFLOW_FILE = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml")
 _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+#: A name in `[project.optional-dependencies]` (PEP 685, before normalisation).
+_EXTRA = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -337,6 +371,11 @@ class SlowCiConfig:
     runner_labels: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_RUNNER_LABELS)
     )
+    #: Optional dependency groups (`[project.optional-dependencies]`) the local runner's test
+    #: environment installs besides the project's dependencies. Unset: every group, so a
+    #: repository whose tests need one (torch, say) runs without configuration; a list
+    #: narrows it (a heavy group the tests do not need), `[]` installs none.
+    extras: tuple[str, ...] | None = None
     #: The local runner's confinement: the tests reach the network (model tests download
     #: checkpoints) unless this is false, which leaves them loopback alone.
     network: bool = True
@@ -426,7 +465,9 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(f"{source}: {key!r} must be a list of strings, got {value!r}")
         return tuple(value)
     if origin in (typing.Union, types.UnionType):
-        return value
+        # TOML has no null: a value given is one of the other types (`extras = [...]`).
+        kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _coerce(kinds[0], value, source, key) if len(kinds) == 1 else value
     if origin in (Mapping, dict):
         # A table of lists of strings, e.g. [slow_ci.runner_labels] "single-gpu" = ["a", "b"].
         if not isinstance(value, dict) or not all(
@@ -466,6 +507,12 @@ def _check_ranges(config: Any, source: str, prefix: str) -> None:
         for name in ("memory_limit_gb", "max_processes", "max_file_size_gb"):
             if getattr(config, name) < 1:
                 raise ConfigError(f"{source}: '{prefix}{name}' must be at least 1")
+        for extra in config.extras or ():
+            if not _EXTRA.fullmatch(extra):
+                raise ConfigError(
+                    f"{source}: '{prefix}extras' takes names of optional dependency groups"
+                    f' (like "models"), got {extra!r}'
+                )
         if not _WORKFLOW_FILE.fullmatch(config.workflow):
             raise ConfigError(
                 f"{source}: '{prefix}workflow' must be a file name in .github/workflows"
@@ -504,8 +551,16 @@ def default_config_toml() -> str:
         lines.append(f"\n[{section.name}]")
         instance = section.default_factory()  # type: ignore[misc]
         for item in dataclasses.fields(instance):
-            lines.append(f"{item.name} = {_toml_value(getattr(instance, item.name))}")
+            value = getattr(instance, item.name)
+            if value is None:  # TOML has no null: an unset key is written commented out
+                lines.append(f"# {item.name} = [...]  (unset: {_UNSET_MEANS[item.name]})")
+                continue
+            lines.append(f"{item.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+#: What a key whose default is "unset" does, for `bot config show`.
+_UNSET_MEANS = {"extras": "every optional dependency group"}
 
 
 def _toml_value(value: Any) -> str:

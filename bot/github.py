@@ -20,6 +20,7 @@ import aiohttp
 import gidgethub
 import gidgethub.aiohttp
 import gidgethub.apps
+import gidgethub.sansio
 
 from bot import logs
 from bot.backoff import backoff_delay, rate_limit_wait
@@ -28,6 +29,11 @@ from bot.config import Settings
 log = logging.getLogger("bot.github")
 
 USER_AGENT = "maintainer-bot"
+#: The REST API version every request asks for, and its media type: a change of GitHub's default
+#: version then cannot change the answers under the bot.
+API_VERSION = "2022-11-28"
+MEDIA_TYPE = "application/vnd.github+json"
+API_HEADERS = {"Accept": MEDIA_TYPE, "X-GitHub-Api-Version": API_VERSION}
 #: Installation tokens live an hour; renew a few minutes early so no request carries a dying one.
 TOKEN_RENEW_MARGIN = 300.0
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -37,7 +43,26 @@ class CredentialsMissing(RuntimeError):
     """The delivery needs GitHub, and no way to authenticate for it is configured."""
 
 
-class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
+def pin_api_version(headers: Mapping[str, str]) -> dict[str, str]:
+    """A request's headers with the API version pinned; gidgethub's default media type (the
+    older `vnd.github.v3+json`) becomes GitHub's current one, a chosen one is kept."""
+    pinned = {key.lower(): value for key, value in headers.items()}
+    if pinned.get("accept") in (None, gidgethub.sansio.accept_format()):
+        pinned["accept"] = MEDIA_TYPE
+    pinned["x-github-api-version"] = API_VERSION
+    return pinned
+
+
+class PinnedGitHubAPI(gidgethub.aiohttp.GitHubAPI):
+    """Plain gidgethub, with the API version pinned on every request."""
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        return await super()._request(method, url, pin_api_version(headers), body)
+
+
+class GitHubAPI(PinnedGitHubAPI):
     """gidgethub's client plus retries on transient failures and waits on rate limits."""
 
     def __init__(

@@ -514,7 +514,7 @@ def finish_job(
     run_id = row[0]
     problems = outcome.failures
     failures = [
-        (t.node_id, _one_line(t.assertion or t.message or t.traceback, limits.message_chars))
+        (t.node_id, _one_line(t.headline or t.traceback, limits.message_chars))
         for t in problems[: limits.failures]
     ]
     failed_tests = list(dict.fromkeys(t.node_id for t in problems))[: limits.failed_tests]

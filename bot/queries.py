@@ -13,7 +13,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 #: What a delivery can be: held by this process, waiting in the database, or finished.
 DELIVERY_STATES = ("in_memory", "stored", "done", "failed")
@@ -221,18 +221,36 @@ def requeue_unfinished(conn: sqlite3.Connection) -> int:
     ).rowcount
 
 
-def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> bool:
-    """Queues a stored delivery again from scratch, whatever became of it; False when there is
-    no such delivery or retention pruned its body (there is nothing left to handle)."""
-    return (
-        conn.execute(
-            "UPDATE deliveries SET status = 'stored', attempts = 0, next_attempt_at = 0,"
-            " done_callbacks = '[]', error = NULL, finished_at = NULL WHERE id = ?"
-            " AND EXISTS (SELECT 1 FROM delivery_bodies b WHERE b.seq = deliveries.seq)",
-            (delivery_id,),
-        ).rowcount
-        == 1
-    )
+#: Deliveries that may be queued again: those no worker holds. One still `in_memory` or
+#: `stored` may be in a worker's hands or about to be, and replaying it would handle it twice
+#: at once.
+REPLAYABLE = ("done", "failed")
+
+#: What asking to replay a delivery came to: queued again, or why not.
+ReplayOutcome = Literal["queued", "missing", "unfinished", "pruned"]
+
+
+def replay_delivery(conn: sqlite3.Connection, delivery_id: str) -> ReplayOutcome:
+    """Queues a finished delivery again from scratch, or says why it was left alone.
+
+    The one rule the operator page and `bot replay` both apply: only a delivery no worker holds
+    (:data:`REPLAYABLE`), and only while retention has left its body (there is nothing else to
+    handle). The check and the update are one statement, so a worker taking the delivery in
+    between cannot be raced.
+    """
+    queued = conn.execute(
+        "UPDATE deliveries SET status = 'stored', attempts = 0, next_attempt_at = 0,"
+        " done_callbacks = '[]', error = NULL, finished_at = NULL"
+        " WHERE id = ? AND status IN (SELECT value FROM json_each(?))"
+        " AND EXISTS (SELECT 1 FROM delivery_bodies b WHERE b.seq = deliveries.seq)",
+        (delivery_id, json.dumps(REPLAYABLE)),
+    ).rowcount
+    if queued == 1:
+        return "queued"
+    row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    if row is None:
+        return "missing"
+    return "unfinished" if row[0] not in REPLAYABLE else "pruned"
 
 
 def get_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:

@@ -46,6 +46,10 @@ def local_runner(settings: Settings) -> LocalRunner:
     )
 
 
+def _absolute(path: str) -> str:
+    return path if path == ":memory:" else str(Path(path).absolute())
+
+
 class Runtime:
     """Owns the store, the HTTP session, the worker and the outbox for one process."""
 
@@ -88,6 +92,7 @@ class Runtime:
         return self._worker
 
     async def start(self, *, background: bool = True) -> None:
+        self._log_paths()
         self.session = new_session()
         outbox = Outbox(
             self.store,
@@ -141,6 +146,26 @@ class Runtime:
                 )
             if not self.dry_run:
                 await self.jobs.start()  # re-reports what a previous process left running
+
+    def _log_paths(self) -> None:
+        """Every file and folder the process will use, absolute: an operator reading the log
+        of a service started elsewhere sees where its store and jobs really are."""
+        settings = self.settings
+        paths = {
+            "database": settings.database,
+            "job_dir": settings.job_work_dir,
+            "env_cache": settings.env_cache_dir,
+            "test_python": settings.test_python,
+            "private_key_path": settings.github_private_key_path,
+        }
+        log.info(
+            "paths",
+            extra={
+                name: value if name == "test_python" else _absolute(value)
+                for name, value in paths.items()
+                if value
+            },
+        )
 
     def tasks_alive(self) -> bool:
         return bool(self._tasks) and all(not task.done() for task in self._tasks)

@@ -47,7 +47,7 @@ import gidgethub
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.github import USER_AGENT, GitHubAPI, new_session
+from bot.github import API_HEADERS, USER_AGENT, GitHubAPI, new_session
 from bot.runners.base import BoundedLog, JobOutcome, JobState, LogSink, RunRequest, resolve_token
 from bot.runners.junit import MAX_JUNIT_BYTES, JUnitReport, parse_junit
 
@@ -507,7 +507,7 @@ class ActionsRunner:
         assert self._session is not None
         cap = self.config.artifact.download_bytes
         url = f"/repos/{repo}/actions/artifacts/{int(artifact['id'])}/zip"
-        headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT}
+        headers = {**API_HEADERS, "User-Agent": USER_AGENT}
         if gh.oauth_token:
             headers["Authorization"] = f"token {gh.oauth_token}"
         async with self._session.get(

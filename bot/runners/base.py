@@ -46,6 +46,7 @@ TokenProvider = Callable[[], str | Awaitable[str | None] | None]
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _FOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_EXTRA = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 _REF = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9_./-]+$")
 
 
@@ -91,6 +92,9 @@ class RunRequest:
     #: what the confined test process may use (a mapping, as stored in a run's spec, is read
     #: into `Limits`)
     limits: Limits = field(default_factory=Limits)
+    #: the repository's `[slow_ci] extras`: the optional dependency groups its test
+    #: environment installs; None is every group the project declares
+    extras: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.head_sha):
@@ -121,6 +125,14 @@ class RunRequest:
                 raise ValueError(f"test {node!r} is not a node id under {prefix}")
         if isinstance(self.tests, list):
             object.__setattr__(self, "tests", tuple(self.tests))
+        if self.extras is not None:
+            # A stored spec holds a list; a name reaches pip's argv, so nothing but a name.
+            if isinstance(self.extras, str):
+                raise ValueError("extras must be a list of group names, not one string")
+            object.__setattr__(self, "extras", tuple(self.extras))
+            for extra in self.extras:
+                if not isinstance(extra, str) or not _EXTRA.match(extra):
+                    raise ValueError(f"not an optional dependency group: {extra!r}")
         if isinstance(self.limits, Mapping):
             object.__setattr__(self, "limits", Limits(**self.limits))
         if not isinstance(self.network, bool):

@@ -9,6 +9,9 @@ job reuses the one whose key matches its checkout.
 Only the project's *dependencies* are installed, never the project itself: an environment is
 shared by every commit with the same dependency files, so a copy of one commit's code inside it
 would shadow the checkout of the next. The checkout is put on `PYTHONPATH` by the runner instead.
+Every optional dependency group comes too, unless the repository's `[slow_ci] extras` narrows
+them: a model repository's tests need its `models` group, and a default that left it out would
+fail every job.
 
 A build runs pip over files a pull request chose, so it runs confined: it may write its own new
 environment and a private home, read the checkout and the interpreter, and nothing else; pip's
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -64,6 +68,13 @@ DEFAULT_PASS_ENV = (
 PIP_CONFIG_FILES = (Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"))
 
 
+class _FromConfig:
+    """The default of `EnvCache.ensure(extras=...)`, apart from None, which means every group."""
+
+
+FROM_CONFIG = _FromConfig()
+
+
 class EnvBuildError(RuntimeError):
     """The environment could not be built; the job ends in `error` with this message."""
 
@@ -75,8 +86,9 @@ class EnvConfig:
     cache_dir: Path = Path("var/envs")
     python: str | None = None
     base_python: str = sys.executable
-    #: optional-dependency groups of the project to install (e.g. ("models",))
-    extras: tuple[str, ...] = ()
+    #: optional-dependency groups of the project to install (e.g. ("models",)); None: every
+    #: group the project declares, so tests that need one run without configuration
+    extras: tuple[str, ...] | None = None
     #: installed besides the project's dependencies: the runner needs pytest
     packages: tuple[str, ...] = ("pytest",)
     requirement_files: tuple[str, ...] = ("requirements.txt",)
@@ -127,7 +139,7 @@ def environment_key(checkout: Path, config: EnvConfig) -> str:
         "layout": LAYOUT_VERSION,
         "base_python": str(Path(config.base_python).absolute()),
         "python_version": list(sys.version_info[:2]),
-        "extras": list(config.extras),
+        "extras": None if config.extras is None else list(config.extras),
         "packages": list(config.packages),
         "requirement_files": list(config.requirement_files),
     }
@@ -170,9 +182,13 @@ def install_args(checkout: Path, config: EnvConfig) -> list[str]:
     return args + list(dict.fromkeys(r.strip() for r in requirements))
 
 
-def _project_requirements(project: dict[str, Any], extras: tuple[str, ...]) -> list[str]:
+def _project_requirements(project: dict[str, Any], extras: tuple[str, ...] | None) -> list[str]:
     name = _canonical(str(project.get("name", "")))
     optional = project.get("optional-dependencies", {}) or {}
+    if not isinstance(optional, dict):
+        raise EnvBuildError("pyproject.toml: [project.optional-dependencies] is not a table")
+    if extras is None:
+        extras = tuple(optional)
     out: list[str] = []
     seen_extras: set[str] = set()
 
@@ -222,19 +238,30 @@ class EnvCache:
         return self.config.cache_dir.absolute() / _slug(repo) / key[:24]
 
     async def ensure(
-        self, repo: str, checkout: Path, log: LogFn | None = None, *, network: bool = True
+        self,
+        repo: str,
+        checkout: Path,
+        log: LogFn | None = None,
+        *,
+        network: bool = True,
+        extras: tuple[str, ...] | _FromConfig | None = FROM_CONFIG,
     ) -> PythonEnv:
         """The interpreter to run the checkout's tests with, building its environment if new.
 
-        `network` is the repository's setting: off, pip reaches only local indexes and links.
+        `network` and `extras` are the repository's settings (its `[slow_ci]`): without the
+        network pip reaches only local indexes and links; `extras` are the optional dependency
+        groups installed (None: all), part of the environment's key.
         """
         say = log or _quiet
+        config = self.config
+        if not isinstance(extras, _FromConfig):
+            config = dataclasses.replace(config, extras=extras)
         if self.config.python:
             python = Path(self.config.python)
             if not _exists(python):
                 raise EnvBuildError(f"the configured test interpreter {python} does not exist")
             return PythonEnv(python=python)
-        key = environment_key(checkout, self.config)
+        key = environment_key(checkout, config)
         dest = self.path_for(repo, key)
         python = dest / "bin" / "python"
         if (dest / ".ready").is_file():
@@ -247,11 +274,13 @@ class EnvCache:
                 await say(f"reusing test environment {dest.name}, built by another job")
                 return PythonEnv(python=python, key=key, path=dest)
             whole = Path(os.path.abspath(checkout))  # noqa: ASYNC240, PTH100 - no I/O
-            await self._build(whole, dest, say, network)
+            await self._build(whole, dest, say, network, config)
             return PythonEnv(python=python, key=key, path=dest, built=True)
 
-    async def _build(self, checkout: Path, dest: Path, say: LogFn, network: bool) -> None:
-        args = install_args(checkout, self.config)
+    async def _build(
+        self, checkout: Path, dest: Path, say: LogFn, network: bool, config: EnvConfig
+    ) -> None:
+        args = install_args(checkout, config)
         shutil.rmtree(dest, ignore_errors=True)  # a build that died half-way, if any
         await say(f"building test environment {dest.name} (dependency files changed or new)")
         os.makedirs(dest)  # noqa: PTH103
@@ -353,7 +382,13 @@ def pip_local_paths(env: Mapping[str, str]) -> list[Path]:
     for word in words:
         text = word.removeprefix("file://")
         if text.startswith("/") and Path(text).exists():
-            found.append(Path(text))
+            path = Path(text)
+            if word.startswith("file://") and path.name == "simple" and path.is_dir():
+                # A local index's pages link to its files beside `simple/` (`../files/x.whl`,
+                # as `pip download` mirrors and devpi exports lay them out): the index is the
+                # folder that holds both.
+                path = path.parent
+            found.append(path)
     return list(dict.fromkeys(found))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from defusedxml.ElementTree import DefusedXMLParser
 MAX_JUNIT_BYTES = 20 * 1024 * 1024
 MAX_TRACEBACK_CHARS = 4000
 MAX_LINE_CHARS = 500
+#: how many lines of a failure's message are kept: the author's words, then pytest's assertion
+MAX_SUMMARY_LINES = 12
 
 TestOutcome = Literal["passed", "failed", "error", "skipped"]
 
@@ -54,10 +57,30 @@ class TestResult:
     location: str = ""
     #: failure text, tail kept when long
     traceback: str = ""
+    #: what went wrong as pytest reports it: the message the test's author wrote first
+    #: (`AssertionError: the reason`), then the rest of it and the failing line (`assert 2 == 3`)
+    summary: str = ""
 
     @property
     def skip_reason(self) -> str:
         return self.message if self.outcome == "skipped" else ""
+
+    @property
+    def headline(self) -> str:
+        """The one line every place that names a failure leads with, as pytest's short summary
+        prints it: what the test's author wrote for whoever reads the failure comes before the
+        `assert 2 == 3` that pytest adds. A result stored before `summary` existed falls back on
+        its message, whose first line pytest writes the same way."""
+        return _first_line(self.summary) or self.message or self.assertion or self.source
+
+    @property
+    def summary_lines(self) -> tuple[str, ...]:
+        """The headline, then the rest of the message and the failing line, for the places
+        that have room for more than one line."""
+        if self.summary.strip():
+            return tuple(self.summary.splitlines())
+        lines = (self.headline, self.assertion)
+        return tuple(dict.fromkeys(line for line in lines if line))
 
 
 @dataclass(frozen=True)
@@ -296,12 +319,14 @@ def _case(case: _Case, root: Path | None) -> TestResult:
         assert element is not None
         text = element.text
         details = _details(text)
+        message = element.attrib.get("message") or ""
         return TestResult(
             node_id=node_id,
             outcome="failed" if failure is not None else "error",
             time_s=time_s,
-            message=_first_line(element.attrib.get("message") or details["assertion"]),
+            message=_first_line(message or details["assertion"]),
             traceback=_tail(text, MAX_TRACEBACK_CHARS),
+            summary=_summary(message, text, wrapped=failure is None),
             **details,
         )
     if skipped is not None:
@@ -373,6 +398,40 @@ def _details(text: str) -> dict[str, str]:
     }
 
 
+def _summary(message: str, text: str, *, wrapped: bool) -> str:
+    """What pytest's short summary says of a failure, every line of it, bounded.
+
+    A `<failure>`'s message is pytest's own crash message, the author's words first. An
+    `<error>`'s message wraps it (`failed on setup with "..."`, `collection failure`), so there,
+    as where there is no message, the last `E` block of the text stands in: the innermost
+    exception, the one pytest's summary names.
+    """
+    if message.strip() and not wrapped:
+        lines = message.splitlines()
+    else:
+        lines = _last_e_block(text) or message.splitlines()
+    kept = [_clip_line(ln.rstrip()) for ln in lines if ln.strip()]
+    if len(kept) > MAX_SUMMARY_LINES:
+        kept = [*kept[: MAX_SUMMARY_LINES - 1], "…"]
+    return "\n".join(kept)
+
+
+def _last_e_block(text: str) -> list[str]:
+    lines = text.splitlines()
+    end = next((i for i in range(len(lines) - 1, -1, -1) if _is_e_line(lines[i])), None)
+    if end is None:
+        return []
+    start = end
+    while start > 0 and _is_e_line(lines[start - 1]):
+        start -= 1
+    block = textwrap.dedent("\n".join(ln[1:] for ln in lines[start : end + 1]))
+    return block.splitlines()
+
+
+def _is_e_line(line: str) -> bool:
+    return line.startswith("E ") or line == "E"
+
+
 def _skip_text(text: str) -> str:
     # pytest writes "path:line: reason" as the body when there is no message attribute.
     match = re.match(r"^\S+\.py:\d+: (.*)$", text.strip(), re.DOTALL)
@@ -380,7 +439,10 @@ def _skip_text(text: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
+    return _clip_line(text.strip().splitlines()[0] if text.strip() else "")
+
+
+def _clip_line(line: str) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"
 
 
@@ -401,7 +463,7 @@ def summarize(tests: Iterable[TestResult], limit: int = 5) -> list[str]:
     for test in tests:
         if test.outcome not in ("failed", "error"):
             continue
-        what = test.assertion or test.message
+        what = test.headline
         out.append(f"{test.node_id}: {what}" if what else test.node_id)
         if len(out) == limit:
             break

@@ -293,7 +293,9 @@ class LocalRunner:
         timings["checkout"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
-        env = await self.envs.ensure(request.repo, src, log.note, network=request.network)
+        env = await self.envs.ensure(
+            request.repo, src, log.note, network=request.network, extras=request.extras
+        )
         timings["env"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
@@ -317,7 +319,7 @@ class LocalRunner:
                 return self._outcome("timed_out", reason, log, started, timings, tested_sha=tested)
             timings["tests"] = round(time.monotonic() - phase, 3)
 
-        state, reason = _judge(code, report)
+        state, reason = _judge(code, report, log.text(), _missing_hint(request, env))
         await log.note(f"{state}: {reason}" if reason else state)
         self._keep(request, log, junit_text)
         return self._outcome(
@@ -655,7 +657,44 @@ def _check_tip(ref: str, tip: str | None, pinned: str) -> None:
         )
 
 
-def _judge(code: int, report: JUnitReport) -> tuple[JobState, str]:
+#: What a test module or conftest that imports an absent package makes pytest print.
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z0-9_.]+)'")
+
+
+def missing_module(report: JUnitReport, log: str) -> str | None:
+    """The module whose absence stopped collection: from the JUnit collection errors, else the
+    log (a conftest that fails to import stops pytest before it writes any JUnit)."""
+    collect = [t for t in report.tests if t.outcome == "error" and "::" not in t.node_id]
+    for text in [*(f"{t.traceback}\n{t.message}" for t in collect), log]:
+        if found := _MISSING_MODULE.search(text):
+            return found[1]
+    return None
+
+
+def _missing_hint(request: RunRequest, env: PythonEnv) -> str:
+    """Where the missing module's package would come from, named as the operator or the
+    repository's maintainers set it."""
+    if env.key is None:  # an interpreter the operator chose; nothing was built
+        return (
+            f"install it in the interpreter BOT_TEST_PYTHON names ({env.python}), or unset"
+            " BOT_TEST_PYTHON so the environment is built from the repository's dependency files"
+        )
+    if request.extras is None:
+        chosen = "unset, so every group was installed"
+    elif request.extras:
+        chosen = "now " + ", ".join(f'"{e}"' for e in request.extras)
+    else:
+        chosen = "now [], so none was installed"
+    return (
+        "add the package that provides it to the project's dependencies or to an optional"
+        " dependency group in pyproject.toml; `[slow_ci] extras` in .github/bot.toml chooses"
+        f" the groups the test environment installs ({chosen})"
+    )
+
+
+def _judge(
+    code: int, report: JUnitReport, log: str = "", missing_hint: str = ""
+) -> tuple[JobState, str]:
     counts = f"{report.passed} passed, {report.failed} failed, {report.errors} errors"
     counts += f", {report.skipped} skipped"
     if code == 0:
@@ -670,10 +709,14 @@ def _judge(code: int, report: JUnitReport) -> tuple[JobState, str]:
         return "error", f"the test process was killed by signal {-code}"
     what = {2: "interrupted", 3: "internal error", 4: "usage error"}.get(code, "unexpected")
     reason = f"pytest exited with code {code} ({what})"
+    module = missing_module(report, log)
+    if module is not None:
+        reason += f"; the test environment has no module '{module.split('.')[0]}'"
+        return "error", reason + (f": {missing_hint}" if missing_hint else "")
     collect = [t for t in report.tests if t.outcome == "error" and "::" not in t.node_id]
     if collect:
         first = collect[0]
-        reason += f"; collection failed: {first.node_id}: {first.assertion or first.message}"
+        reason += f"; collection failed: {first.node_id}: {first.headline}"
     elif report.error:
         reason += f"; {report.error}"
     return "error", reason

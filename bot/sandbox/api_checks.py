@@ -56,7 +56,8 @@ def check_run_shape(hub: SandboxGitHub, repo: SandboxRepo, run: CheckRun) -> dic
         "external_id": run.external_id,
         "url": api,
         "html_url": f"{hub.shapes.html}/{repo.full_name}/runs/{run.id}",
-        "details_url": run.details_url,
+        # Without one of its own, GitHub gives the App's homepage.
+        "details_url": run.details_url or hub.shapes.app()["external_url"],
         "status": run.status,
         "conclusion": run.conclusion,
         "started_at": run.started_at,
@@ -172,7 +173,9 @@ class CheckEndpoints(Endpoints):
 
     def list_annotations(self, call: Call) -> Reply:
         run = self._find(call)
-        return self.page(call, [dict(a) for a in run.annotations], max_per_page=100)
+        blob = f"{self.shapes.html}/{call.here.full_name}/blob/{run.head_sha}"
+        listed = [{**a, "blob_href": f"{blob}/{a['path']}"} for a in run.annotations]
+        return self.page(call, listed, max_per_page=100)
 
     def commit_check_runs(self, call: Call) -> Reply:
         repo = call.here

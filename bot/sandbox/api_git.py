@@ -241,16 +241,20 @@ class GitEndpoints(Endpoints):
         if entry.mode == "120000":
             kind = "symlink"
         blob_or_tree = "tree" if entry.kind == "tree" else "blob"
+        url = f"{api}/contents/{entry.path}?ref={ref}"
+        git_url = f"{api}/git/{'trees' if entry.kind == 'tree' else 'blobs'}/{entry.sha}"
+        html_url = f"{html}/{blob_or_tree}/{ref}/{entry.path}"
         return {
             "type": kind,
             "size": entry.size or 0,
             "name": entry.name,
             "path": entry.path,
             "sha": entry.sha,
-            "url": f"{api}/contents/{entry.path}?ref={ref}",
-            "git_url": f"{api}/git/{'trees' if entry.kind == 'tree' else 'blobs'}/{entry.sha}",
-            "html_url": f"{html}/{blob_or_tree}/{ref}/{entry.path}",
+            "url": url,
+            "git_url": git_url,
+            "html_url": html_url,
             "download_url": f"{html}/raw/{ref}/{entry.path}" if kind == "file" else None,
+            "_links": {"self": url, "git": git_url, "html": html_url},
         }
 
     def tree(self, call: Call) -> Reply:

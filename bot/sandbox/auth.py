@@ -102,6 +102,8 @@ class AppAuth:
         self._public_key = key.public_key()
         self.static_token = "ghp_sandbox" + secrets.token_hex(15)
         self._tokens: dict[str, float] = {}
+        #: What each installation token may do (narrowed at minting, or the App's grants).
+        self._token_permissions: dict[str, dict[str, str]] = {}
         self._buckets: dict[str, _Bucket] = {}
         #: The App's OAuth client, as on its settings page (`Iv1.` ids are GitHub Apps').
         self.client_id = "Iv1." + secrets.token_hex(8)
@@ -120,12 +122,20 @@ class AppAuth:
         token = "ghs_" + secrets.token_urlsafe(27)[:36]
         expires = time.time() + TOKEN_LIFETIME_S
         self._tokens[token] = expires
+        self._token_permissions[token] = dict(permissions or self.permissions)
         return {
             "token": token,
             "expires_at": _iso(expires),
             "permissions": dict(permissions or self.permissions),
             "repository_selection": "all",
         }
+
+    def token_permissions(self, token: str) -> dict[str, str]:
+        """What an installation token was granted when it was minted (the static token, a
+        personal access token, may do everything)."""
+        if token == self.static_token:
+            return {"contents": "write", "metadata": "read"}
+        return dict(self._token_permissions.get(token, {}))
 
     def expire(self, token: str) -> None:
         """Makes an installation or user token expire now (a test of the client's refresh, or

@@ -7,7 +7,8 @@ review requests, statuses, check runs, reactions, every request it made). The bo
 through its real gidgethub client over real HTTP, with App JWTs and installation tokens, and it
 answers the way GitHub does for the cases a bot relies on: 401 for bad credentials, 404 for an
 unknown pull request, 422 for a reviewer who is not a collaborator, `Link` pagination, the caps
-on a pull request's files (3,000) and a comparison's files (300), rate limit headers. A workflow
+on a pull request's files (3,000) and a comparison's files (300), rate limit headers. Its
+repositories are served over git's smart HTTP at their `clone_url` (`githttp.py`). A workflow
 dispatched through its Actions API runs its test step for real (`actions.py`) and announces its
 progress with `workflow_run` / `workflow_job` webhooks to the target the harness sets.
 
@@ -40,6 +41,7 @@ from bot.sandbox.actions import Actions
 from bot.sandbox.api import DOCS
 from bot.sandbox.api_checks import check_run_shape
 from bot.sandbox.auth import AppAuth
+from bot.sandbox.githttp import GitHttp
 from bot.sandbox.gitrepo import UnknownRevision
 from bot.sandbox.http import LoopbackServer
 from bot.sandbox.payloads import Payloads
@@ -117,6 +119,10 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         self.users: dict[str, User] = {}
         self.teams: dict[tuple[str, str], Team] = {}
         self.requests: list[RecordedRequest] = []
+        #: Keep each JSON answer with its request (`RecordedRequest.answer`), and each webhook
+        #: payload built (`built_payloads`): what a check of their shapes reads.
+        self.record_answers = False
+        self.built_payloads: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[Failure] = []
         self.holds: list[Hold] = []
         #: GitHub Actions. False: an older GitHub Enterprise Server, which refuses a dispatch's
@@ -153,6 +159,8 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         self._ids = itertools.count(1_000_001)
         self.shapes = Shapes(self)
         self.payloads = Payloads(self)
+        #: git over smart HTTP at `{url}/{owner}/{repo}.git`, and the requests it answered
+        self.git_http = GitHttp(self)
         self.rest = Rest(self)
         self.actions = Actions(self)
         self.add_user(self.bot_login, kind="Bot")

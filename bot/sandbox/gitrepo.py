@@ -1,11 +1,12 @@
 """Real git repositories on disk behind the sandbox GitHub.
 
-Each repository is a bare repository whose path is its clone URL, so `git clone` and `git push`
-work against it as they do against GitHub, and a push from a clone is seen by the very next API
-request. The sandbox's own commits and merges are written with plumbing (`git fast-import`,
-`git merge-tree`, `git commit-tree`) straight into the object database: there is no work tree to
-keep in step with pushes arriving from outside, a 3,000-file commit costs one process, and every
-branch update is a compare-and-swap, so a push landing in between is never overwritten.
+Each repository is a bare repository, served over smart HTTP at its clone URL (`githttp.py`), so
+`git clone` and `git push` work against it as they do against GitHub, and a push from a clone is
+seen by the very next API request. The sandbox's own commits and merges are written with plumbing
+(`git fast-import`, `git merge-tree`, `git commit-tree`) straight into the object database: no
+work tree to keep in step with pushes arriving from outside, a 3,000-file commit costs one
+process, and every branch update is a compare-and-swap, so a push landing in between is never
+overwritten.
 
 git always runs with an argv list and an explicit, minimal environment: the caller's tokens,
 git configuration and identity never reach it.

@@ -60,6 +60,11 @@ class Payloads:
     def __init__(self, hub: SandboxGitHub) -> None:
         self.hub = hub
 
+    def _built(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.hub.record_answers:
+            self.hub.built_payloads.append((event, payload))
+        return payload
+
     def envelope(self, repo: SandboxRepo, sender: str) -> dict[str, Any]:
         hub = self.hub
         shapes = hub.shapes
@@ -72,10 +77,7 @@ class Payloads:
             },
         }
         if repo.owner_type == "Organization":
-            owner = shapes.user(repo.owner)
-            envelope["organization"] = {
-                key: owner[key] for key in ("login", "id", "node_id", "url", "avatar_url")
-            }
+            envelope["organization"] = shapes.organization(repo.owner)
         return envelope
 
     def pull_request(
@@ -135,7 +137,7 @@ class Payloads:
             if action == "edited":
                 payload["changes"] = changes or {}
             payload.update(self.envelope(repo, sender or pull.author))
-            return payload
+            return self._built("pull_request", payload)
 
     def issue_comment(
         self,
@@ -158,7 +160,7 @@ class Payloads:
                 "comment": hub.shapes.comment(repo, comment),
             }
             payload.update(self.envelope(repo, comment.author))
-            return payload
+            return self._built("issue_comment", payload)
 
     def check_run_requested_action(
         self, full_name: str, check_run_id: int, identifier: str, sender: str
@@ -182,7 +184,7 @@ class Payloads:
                 "requested_action": {"identifier": identifier},
             }
             payload.update(self.envelope(repo, sender))
-            return payload
+            return self._built("check_run", payload)
 
     def workflow_run(self, full_name: str, run_id: int, action: str) -> dict[str, Any]:
         """A `workflow_run` delivery for the run as it is now, sent by whoever dispatched it."""
@@ -190,6 +192,7 @@ class Payloads:
             raise ValueError(f"{action!r} is not a workflow_run action GitHub sends")
         shapes = self.hub.shapes
         return self._actions_event(
+            "workflow_run",
             full_name,
             run_id,
             action,
@@ -205,6 +208,7 @@ class Payloads:
             raise ValueError(f"{action!r} is not a workflow_job action GitHub sends")
         shapes = self.hub.shapes
         return self._actions_event(
+            "workflow_job",
             full_name,
             run_id,
             action,
@@ -213,6 +217,7 @@ class Payloads:
 
     def _actions_event(
         self,
+        event: str,
         full_name: str,
         run_id: int,
         action: str,
@@ -224,7 +229,7 @@ class Payloads:
             run = _workflow_run(repo, run_id)
             payload: dict[str, Any] = {"action": action, **subject(repo, run)}
             payload.update(self.envelope(repo, run.actor))
-            return payload
+            return self._built(event, payload)
 
     def push(
         self,
@@ -304,7 +309,7 @@ class Payloads:
             }
             payload.update(self.envelope(repo, login))
             payload["repository"] = repository
-            return payload
+            return self._built("push", payload)
 
 
 def _workflow_run(repo: SandboxRepo, run_id: int) -> WorkflowRun:

@@ -150,6 +150,17 @@ class PullRequests(Repositories):
                 if head_here or (target is repo and issue.base_ref == branch):
                     self.pull_heads(target, issue)
 
+    def refresh_pulls(self, repo: SandboxRepo) -> None:
+        """Brings every open pull request that `repo` is the head or base of up to date (its
+        `refs/pull/N/head`, its test merge): git clients fetch those refs without asking the
+        REST API first, and a push from a clone moves them as a push to GitHub does."""
+        for target in list(self.repos.values()):
+            for issue in list(target.issues.values()):
+                if not isinstance(issue, Pull) or issue.state != "open":
+                    continue
+                if target is repo or issue.head_repo.lower() == repo.full_name.lower():
+                    self.pull_heads(target, issue)
+
     def pull_stats(self, repo: SandboxRepo, pull: Pull) -> dict[str, Any]:
         """The fields only a single pull request's answer carries: counts and mergeability."""
         head, base = self.pull_heads(repo, pull)

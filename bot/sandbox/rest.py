@@ -48,6 +48,8 @@ _GROUPS: tuple[type[Endpoints], ...] = (
 )
 
 Handler = Callable[[Call], Reply]
+#: Not kept with a recorded request: tests look at requests, and tokens have no place there.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 
 
 class Rest:
@@ -62,6 +64,7 @@ class Rest:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.hub.git_http.add_routes(app)  # `/{owner}/{repo}.git/...`, before the API's
         app.router.add_route("*", "/{tail:.*}", self.answer)
         return app
 
@@ -76,7 +79,17 @@ class Rest:
                 # A browser's form (GitHub's web pages take them) is text for its page to read.
                 bad_json = request.content_type != "application/x-www-form-urlencoded"
                 body = raw.decode("utf-8", "replace")
-        record = RecordedRequest(request.method, request.path, dict(request.query), body)
+        record = RecordedRequest(
+            request.method,
+            request.path,
+            dict(request.query),
+            body,
+            headers={
+                key.lower(): value
+                for key, value in request.headers.items()
+                if key.lower() not in _CREDENTIAL_HEADERS
+            },
+        )
         hub = self.hub
         if not hub.url:  # served by a test server: links in answers point where it listens
             hub.url = f"{request.scheme}://{request.host}"
@@ -107,6 +120,8 @@ class Rest:
                 record.status = 500
                 raise
         record.status = reply.status
+        if hub.record_answers and not isinstance(reply.body, bytes | str):
+            record.answer = reply.body
         return _response(reply)
 
     def _programmed_failure(self, method: str, path: str) -> Reply | None:

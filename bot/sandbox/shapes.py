@@ -98,6 +98,9 @@ def login_from_email(email: str) -> str | None:
     return local.split("+", 1)[-1] or None
 
 
+#: When the sandbox's App was registered (a fixed moment: its answers are reproducible).
+APP_CREATED_AT = "2024-01-01T00:00:00Z"
+
 #: The webhook events the App subscribes to, as app.yml lists them.
 APP_EVENTS = ("check_run", "issue_comment", "pull_request", "push", "workflow_job", "workflow_run")
 
@@ -118,6 +121,11 @@ class Shapes:
 
     def repo_api(self, repo: SandboxRepo) -> str:
         return f"{self.api}/repos/{repo.full_name}"
+
+    def clone_url(self, repo: SandboxRepo) -> str:
+        """Where git fetches and pushes the repository: the sandbox's smart HTTP, as GitHub's
+        `https://github.com/{owner}/{repo}.git` (the token goes in an HTTP header)."""
+        return f"{self.api}/{repo.full_name}.git"
 
     # ------------------------------------------------------------------ people
 
@@ -152,15 +160,39 @@ class Shapes:
             "html_url": f"{self.html}/orgs/{team.org}/teams/{team.slug}",
         }
 
+    def organization(self, login: str) -> dict[str, Any]:
+        """An organisation as webhook payloads and `GET /orgs/{org}` lists name it."""
+        org = self.hub.user(login)
+        api = f"{self.api}/orgs/{org.login}"
+        return {
+            "login": org.login,
+            "id": org.id,
+            "node_id": node_id("Organization", org.id),
+            "url": api,
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events",
+            "hooks_url": f"{api}/hooks",
+            "issues_url": f"{api}/issues",
+            "members_url": f"{api}/members{{/member}}",
+            "public_members_url": f"{api}/public_members{{/member}}",
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{org.id}?v=4",
+            "description": None,
+        }
+
     def app(self) -> dict[str, Any]:
         hub = self.hub
         return {
             "id": hub.app_id,
             "slug": hub.app_slug,
             "node_id": node_id("Integration", hub.app_id),
+            "client_id": hub.auth.client_id,
             "name": hub.app_slug,
+            "description": "Pull-request chores for a model repository",
+            "external_url": self.hub.url or self.api,
             "owner": self.user(hub.app_owner),
             "html_url": f"{self.html}/apps/{hub.app_slug}",
+            "created_at": APP_CREATED_AT,
+            "updated_at": APP_CREATED_AT,
             "permissions": dict(hub.auth.permissions),
             "events": list(APP_EVENTS),
             "installations_count": 1,
@@ -207,7 +239,7 @@ class Shapes:
             "pushed_at": repo.created_at,
             "git_url": f"git://{self.html.split('://', 1)[-1]}/{repo.full_name}.git",
             "ssh_url": f"git@{self.html.split('://', 1)[-1]}:{repo.full_name}.git",
-            "clone_url": repo.clone_url,
+            "clone_url": self.clone_url(repo),
             "svn_url": html,
             "mirror_url": None,
             "homepage": None,
@@ -223,6 +255,7 @@ class Shapes:
             "has_downloads": True,
             "has_wiki": False,
             "has_pages": False,
+            "has_discussions": False,
             "forks_count": forks,
             "forks": forks,
             "stargazers_count": 0,
@@ -233,6 +266,9 @@ class Shapes:
             "allow_merge_commit": True,
             "allow_squash_merge": True,
             "allow_rebase_merge": False,
+            "allow_auto_merge": False,
+            "allow_update_branch": False,
+            "allow_forking": True,
             "delete_branch_on_merge": False,
             "web_commit_signoff_required": False,
             "custom_properties": {},
@@ -290,6 +326,7 @@ class Shapes:
             "labels_url": f"{api}/labels{{/name}}",
             "comments_url": f"{api}/comments",
             "events_url": f"{api}/events",
+            "timeline_url": f"{api}/timeline",
             "html_url": html,
             "id": issue_id,
             "node_id": node_id("Issue", issue_id),
@@ -300,6 +337,7 @@ class Shapes:
             "state": issue.state,
             "state_reason": issue.state_reason,
             "locked": issue.locked,
+            "active_lock_reason": None,
             "assignee": None,
             "assignees": [],
             "milestone": None,
@@ -310,6 +348,7 @@ class Shapes:
             "author_association": self.hub.association(repo, issue.author),
             "body": issue.body,
             "reactions": self.reactions_summary(f"{api}/reactions", issue.reactions),
+            "performed_via_github_app": None,
         }
         if isinstance(issue, Pull):
             pull_api = f"{self.repo_api(repo)}/pulls/{issue.number}"
@@ -347,6 +386,7 @@ class Shapes:
             "number": pull.number,
             "state": pull.state,
             "locked": pull.locked,
+            "active_lock_reason": None,
             "title": pull.title,
             "user": self.user(pull.author),
             "body": pull.body,
@@ -383,6 +423,8 @@ class Shapes:
                 "html": {"href": html},
                 "issue": {"href": issue_api},
                 "comments": {"href": f"{issue_api}/comments"},
+                "review_comments": {"href": f"{api}/comments"},
+                "review_comment": {"href": f"{self.repo_api(repo)}/pulls/comments{{/number}}"},
                 "commits": {"href": f"{api}/commits"},
                 "statuses": {"href": f"{self.repo_api(repo)}/statuses/{head_sha}"},
             },
@@ -484,7 +526,13 @@ class Shapes:
                 "tree": {"sha": info.tree, "url": f"{api}/git/trees/{info.tree}"},
                 "url": f"{api}/git/commits/{info.sha}",
                 "comment_count": 0,
-                "verification": {"verified": False, "reason": "unsigned"},
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
             },
             "url": f"{api}/commits/{info.sha}",
             "html_url": f"{self.html}/{repo.full_name}/commit/{info.sha}",
@@ -568,6 +616,7 @@ class Shapes:
         api = f"{self.repo_api(repo)}/actions/runs/{run.id}"
         actor = self.user(run.actor)
         info = repo.git.info(run.head_sha)
+        suite = stable_id("check-suite", repo.full_name.lower(), str(run.id))
         return {
             "id": run.id,
             "name": run.workflow_name,
@@ -590,6 +639,10 @@ class Shapes:
             "triggering_actor": actor,
             "run_attempt": 1,
             "run_started_at": run.created_at,
+            "check_suite_id": suite,
+            "check_suite_node_id": node_id("CheckSuite", suite),
+            "check_suite_url": f"{self.repo_api(repo)}/check-suites/{suite}",
+            "referenced_workflows": [],
             "jobs_url": f"{api}/jobs",
             "logs_url": f"{api}/logs",
             "artifacts_url": f"{api}/artifacts",

@@ -293,10 +293,6 @@ class SandboxRepo:
         return stable_id("repo", self.full_name.lower())
 
     @property
-    def clone_url(self) -> str:
-        return str(self.git.path)
-
-    @property
     def path(self) -> Path:
         return self.git.path
 
@@ -325,6 +321,10 @@ class RecordedRequest:
     query: dict[str, str]
     json: Any
     status: int = 0
+    #: the request's headers, names lower-cased, credentials left out
+    headers: dict[str, str] = field(default_factory=dict)
+    #: the JSON answer, kept only while the sandbox's `record_answers` is on
+    answer: Any = None
 
 
 @dataclass

@@ -20,7 +20,7 @@ import gidgethub
 import gidgethub.aiohttp
 
 from bot import logs
-from bot.github import USER_AGENT
+from bot.github import USER_AGENT, PinnedGitHubAPI
 
 log = logging.getLogger("bot.web.oauth")
 
@@ -107,7 +107,7 @@ def user_client(
 ) -> gidgethub.aiohttp.GitHubAPI:
     """gidgethub speaking as the signed-in person. Plain gidgethub, not the bot's retrying
     client: a page must answer now, not after a rate-limit wait."""
-    return gidgethub.aiohttp.GitHubAPI(http, USER_AGENT, oauth_token=token, base_url=api_url)
+    return PinnedGitHubAPI(http, USER_AGENT, oauth_token=token, base_url=api_url)
 
 
 async def fetch_login(http: aiohttp.ClientSession, api_url: str, token: str) -> str:

@@ -31,6 +31,10 @@ class Shown:
     location: str
     traceback: str
     time_s: float
+    #: the line the failure leads with, the author's message first (`TestResult.headline`)
+    headline: str = ""
+    #: the headline, the rest of the message and the failing line, one a line
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,9 @@ def select(
                 found = [
                     pair
                     for pair in found
-                    if needle in pair[1].node_id.casefold() or needle in pair[1].message.casefold()
+                    if needle in pair[1].node_id.casefold()
+                    or needle in pair[1].message.casefold()
+                    or needle in pair[1].summary.casefold()
                 ]
             matched.extend(found)
         counts[bucket] = len(matched) - before
@@ -119,6 +125,8 @@ def select(
                     t.location,
                     t.traceback,
                     t.time_s,
+                    t.headline,
+                    "\n".join(t.summary_lines),
                 )
             )
     base: list[tuple[str, str]] = []

@@ -39,8 +39,8 @@ LOG_TAIL_BYTES = 256 * 1024
 #: How much of a payload the delivery page prints.
 PAYLOAD_BYTES = 512 * 1024
 RUNS_PER_PAGE = 50
-#: Deliveries the replay button may queue again: those no worker holds.
-REPLAYABLE = ("done", "failed")
+#: Deliveries the replay button is offered for: the store's rule, which the replay applies.
+REPLAYABLE = queries.REPLAYABLE
 RUN_STATES = ("", "queued", "running", "finished", "cancelled", "error")
 OUTBOX_STATES = ("", "pending", "delivered", "failed")
 #: The overview's chart covers the jobs of this many recent runs.
@@ -492,15 +492,19 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
     runtime = _runtime(request)
     delivery_id = request.match_info["delivery"]
 
-    def replay(conn: sqlite3.Connection) -> bool:
-        # One still queued or in hand is left alone: replaying it would handle it twice at once.
-        row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        return (
-            row is not None and row[0] in REPLAYABLE and queries.replay_delivery(conn, delivery_id)
+    outcome = await runtime.store.call(lambda conn: queries.replay_delivery(conn, delivery_id))
+    if outcome == "unfinished":
+        raise web.HTTPConflict(
+            text=f"Delivery {delivery_id} is not finished: a worker may hold it, so it is not"
+            " queued a second time."
         )
-
-    if not await runtime.store.call(replay):
-        raise web.HTTPNotFound(text=f"There is no finished delivery {delivery_id} to replay.")
+    if outcome == "pruned":
+        raise web.HTTPNotFound(
+            text=f"Delivery {delivery_id}'s payload was pruned by retention: there is nothing"
+            " left to replay."
+        )
+    if outcome != "queued":
+        raise web.HTTPNotFound(text=f"There is no delivery {delivery_id} to replay.")
     runtime.worker.wake()
     log.info("delivery %s replayed from the web by %s", delivery_id, viewer.login or "token")
     quoted = urllib.parse.quote(delivery_id, safe="")

@@ -183,8 +183,8 @@ def failure_location(test: TestResult) -> tuple[str, int] | None:
 
 
 def _annotation(test: TestResult, machine_type: str, place: tuple[str, int]) -> Annotation:
-    what = test.assertion or test.message or test.source
-    what = what.strip() or ("error" if test.outcome == "error" else "failed")
+    # The author's message leads, as in the comment and on the run page; the rest follows.
+    what = "\n".join(test.summary_lines) or ("error" if test.outcome == "error" else "failed")
     details = test.traceback.strip("\n")
     if len(details) > RAW_DETAILS_CHARS:
         details = "…" + details[-(RAW_DETAILS_CHARS - 1) :]

@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bot.config import CONFIG_PATH
 from bot.local import UsageError, local_config
@@ -21,6 +22,7 @@ from bot.localgit import GitError, diff, rev_parse, run_git
 from bot.runners import EnvCache, EnvConfig, GpuPool, JobOutcome, LocalRunner, RunRequest
 from bot.runners.local import LocalRunnerConfig
 from handlers.slow_ci.plan import (
+    COMMENT_PREFIXES,
     JobSpec,
     Selection,
     Trigger,
@@ -39,7 +41,15 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     text = "the test folders a run-slow comment would run on this checkout, and what it drops"
     models = sub.add_parser("slow-models", help=text, description=text)
     models.set_defaults(func=cmd_slow_models)
-    models.add_argument("comment", help='the comment, e.g. "run-slow: bert, gpt2"')
+    asked = models.add_mutually_exclusive_group(required=True)
+    asked.add_argument(
+        "comment",
+        nargs="?",
+        help='the whole comment, read as the server reads it, e.g. "run-slow: bert, gpt2"',
+    )
+    asked.add_argument(
+        "--names", nargs="+", metavar="NAME", help="models or test folders, without a comment"
+    )
     models.add_argument("--base", default="main", help="for models the branch adds (main)")
     models.add_argument("--head", default="HEAD")
     models.add_argument("--config", help=f"default: ./{CONFIG_PATH} when present")
@@ -78,24 +88,59 @@ def _select(trigger: Trigger, base: str, head: str, models_dir: str) -> Selectio
     )
 
 
+#: Why the server leaves a comment alone, in its own terms.
+NOT_A_TRIGGER = (
+    "the server starts a run only for a comment whose first line starts with "
+    + ", ".join(f"`{p}`" for p in COMMENT_PREFIXES[:-1])
+    + f" or `{COMMENT_PREFIXES[-1]}`"
+    + " (not quoted, not indented as code)"
+)
+
+
 def cmd_slow_models(args: argparse.Namespace) -> int:
+    """Answers as the server would for this comment: a comment it would ignore is said to be
+    ignored, never rewritten into one it would act on."""
     config = local_config(args.config).slow_ci
-    trigger = parse_trigger(args.comment) or parse_trigger(f"run-slow: {args.comment}")
-    assert trigger is not None  # a `run-slow:` prefix always parses
-    selection = _select(trigger, args.base, args.head, config.models_dir)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "folders": list(selection.paths),
-                    "dropped": [{"name": d.name, "reason": d.reason} for d in selection.dropped],
-                },
-                indent=2,
-            )
+    if args.names is not None:
+        trigger: Trigger | None = Trigger(tuple(args.names), False)
+    else:
+        trigger = parse_trigger(args.comment)
+    if trigger is None or not config.enabled:
+        reason = NOT_A_TRIGGER if trigger is None else "`[slow_ci] enabled = false` in the config"
+        _answer(args.json, f"This comment would not start a run: {reason}.", reason=reason)
+        return 1
+    if trigger.failed_only:
+        text = (
+            "`--failed` re-runs only the jobs and tests that failed in the pull request's previous"
+            " run, which only the server knows; names beside it are not read."
+            " (`bot run-slow --failed` re-runs what failed in this checkout's last local run.)"
         )
+        _answer(args.json, text, failed_only=True)
         return 0
-    print(selection.summary())
-    return 0
+    selection = _select(trigger, args.base, trigger.sha or args.head, config.models_dir)
+    lines = [f"pinned to {trigger.sha}"] if trigger.sha else []
+    lines += [selection.summary()] if selection.summary() else []
+    lines += ["Nothing would run."] if selection.empty else []
+    _answer(
+        args.json,
+        "\n".join(lines),
+        sha=trigger.sha,
+        folders=list(selection.paths),
+        dropped=[{"name": d.name, "reason": d.reason} for d in selection.dropped],
+    )
+    return 1 if selection.empty else 0
+
+
+def _answer(as_json: bool, text: str, *, reason: str | None = None, **facts: Any) -> None:
+    """One answer, as text or as JSON with the same keys whatever the answer is."""
+    if not as_json:
+        print(text)
+        return
+    report = {"triggers": reason is None, "failed_only": False, "sha": None}
+    report |= {"folders": [], "dropped": [], **facts}
+    if reason is not None:
+        report["reason"] = reason
+    print(json.dumps(report, indent=2))
 
 
 def cmd_run_slow(args: argparse.Namespace) -> int:
@@ -182,7 +227,7 @@ def _print_table(outcomes: list[tuple[JobSpec, JobOutcome]]) -> None:
             f"  {outcome.duration_s:7.1f} s"
         )
         for failure in outcome.failures[:10]:
-            print(f"    {failure.node_id}: {failure.assertion or failure.message}")
+            print(f"    {failure.node_id}: {failure.headline}")
         if outcome.reason and outcome.state != "passed":
             print(f"    {outcome.reason}")
 

@@ -467,6 +467,7 @@ async def start_run(
                 "timeout_s": timeout,
                 "network": config.network,
                 "limits": config.limits.as_json(),
+                "extras": None if config.extras is None else list(config.extras),
                 "options": _runner_options(ctx, config, pull.base_ref, run_key),
             },
         },

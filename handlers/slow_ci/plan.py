@@ -665,7 +665,8 @@ def plan_reminder(
 
 
 class Failure(NamedTuple):
-    """A failed test and the first line of its assertion or error message."""
+    """A failed test and its headline (`TestResult.headline`): the message the test's author
+    wrote, as pytest's short summary prints it, before pytest's own `assert 2 == 3`."""
 
     test: str
     message: str
@@ -901,7 +902,7 @@ def slack_summary(
         + f" · <{run_url}|run page>",
     ]
     bad = [r for r in results if r.state not in ("passed", "skipped")]
-    lines += [f"• `{r.job.name}`: {r.state.replace('_', ' ')}" for r in bad[:5]]
+    lines += [_slack_job_line(r) for r in bad[:5]]
     if len(bad) > 5:
         lines.append(f"• and {len(bad) - 5} more")
     return {
@@ -913,6 +914,25 @@ def slack_summary(
 def _slack(text: str) -> str:
     """Slack's control characters; a PR title must not become a link or a mention."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_job_line(result: JobResult) -> str:
+    """A job that did not pass, with its first failure's headline: the test author's message
+    is what says, without opening the run page, whether the failure is the reader's to fix."""
+    line = f"• `{result.job.name}`: {result.state.replace('_', ' ')}"
+    if result.failures:
+        first = result.failures[0]
+        headline = first.message.strip().splitlines()[0] if first.message.strip() else ""
+        line += f" · {_slack_code(one_line(first.test, 150))}"
+        if headline:
+            line += f": {_slack_code(one_line(headline, FAILURE_LINE_LIMIT))}"
+    return line
+
+
+def _slack_code(text: str) -> str:
+    """Text from a test as an inline code span: Slack formats nothing inside one, and as a
+    span cannot hold a backtick, each becomes a quote."""
+    return "`" + _slack(text.replace("`", "'")) + "`"
 
 
 # --------------------------------------------------------------------------- refusals

@@ -231,3 +231,43 @@ def test_settings_read_the_env_file_bot_setup_wrote_and_the_environment_wins(tmp
     settings = _settings()
     assert settings.webhook_secret == "from-the-file-0123456789"
     assert settings.handle == "envbot"
+
+
+@pytest.fixture
+def demo(env, monkeypatch):
+    """`bot run` without credentials, its scenario replaced by one that raises what it is given."""
+    import bot.sandbox.scenario as scenario
+
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
+    raised: list[BaseException] = []
+
+    def run_demo(*, host: str, port: int) -> int:
+        raise raised[0]
+
+    monkeypatch.setattr(scenario, "run_demo", run_demo)
+    return raised
+
+
+@pytest.mark.parametrize("exc", [TimeoutError(), TimeoutError("settle")])
+def test_run_reports_a_timeout_in_its_scenario_as_a_timeout(demo, capsys, exc):
+    demo.append(exc)
+    assert main(["run", "--port", "18080"]) == 1
+    err = capsys.readouterr().err
+    assert "timed out" in err
+    assert "cannot listen" not in err and "None" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_still_says_when_it_cannot_listen(demo, capsys):
+    import errno
+
+    demo.append(OSError(errno.EADDRINUSE, "Address already in use"))
+    assert main(["run", "--port", "18080"]) == 2
+    assert "cannot listen on 127.0.0.1:18080: Address already in use" in capsys.readouterr().err
+
+
+def test_run_does_not_blame_listening_for_another_os_error(demo, capsys):
+    demo.append(ConnectionRefusedError(111, "Connection refused"))
+    assert main(["run", "--port", "18080"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot listen" not in err and "Connection refused" in err

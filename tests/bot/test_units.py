@@ -70,6 +70,31 @@ def test_repo_config_defaults_and_overrides():
     assert parse_repo_config(default_config_toml()) == RepoConfig()
 
 
+def test_slow_ci_extras_default_to_every_group_and_narrow():
+    assert RepoConfig().slow_ci.extras is None  # unset: every optional dependency group
+    assert "# extras = [...]  (unset: every optional dependency group)" in default_config_toml()
+    narrowed = parse_repo_config('[slow_ci]\nextras = ["models", "dev"]\n')
+    assert narrowed.slow_ci.extras == ("models", "dev")
+    assert parse_repo_config("[slow_ci]\nextras = []\n").slow_ci.extras == ()
+    with pytest.raises(ConfigError, match=r"'slow_ci\.extras' must be a list of strings"):
+        parse_repo_config('[slow_ci]\nextras = "models"\n')
+    with pytest.raises(ConfigError, match=r"'slow_ci\.extras' takes names of optional"):
+        parse_repo_config('[slow_ci]\nextras = ["--index-url=http://evil"]\n')
+
+
+def test_this_repository_ships_its_own_bot_toml():
+    """What this repository really uses, so `run-slow` here installs its `models` group."""
+    text = (ROOT / ".github" / "bot.toml").read_text()
+    config = parse_repo_config(text)
+    assert config.slow_ci.extras is not None and "models" in config.slow_ci.extras
+    assert "hf" not in config.slow_ci.extras  # transformers: the tests never import it
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "config", "check", ".github/bot.toml"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -107,6 +132,72 @@ def test_settings_from_env(tmp_path):
     assert settings.handle == "maintainer-bot"
     assert "s3cret-value" in settings.secrets
     assert "abc" not in repr(settings)  # the key never shows in a repr
+
+
+def test_settings_paths_are_absolute_against_the_starting_folder(tmp_path, monkeypatch):
+    """A service manager starts the bot in its folder; every path is anchored there at once."""
+    start = tmp_path / "install"
+    (start / "keys").mkdir(parents=True)
+    (start / "keys" / "app.pem").write_text("-----BEGIN KEY-----\nabc\n-----END KEY-----\n")
+    (start / "bin").mkdir()
+    monkeypatch.chdir(start)
+    defaults = Settings.from_env({})
+    assert defaults.database == str(start / "var" / "bot.sqlite3")
+    assert defaults.job_work_dir == str(start / "var" / "jobs")
+    assert defaults.env_cache_dir == str(start / "var" / "envs")
+    assert defaults.test_python is None
+
+    env = {
+        "GITHUB_APP_ID": "7",
+        "GITHUB_PRIVATE_KEY_PATH": "keys/app.pem",
+        "BOT_DATABASE": "state/../state/bot.db",
+        "BOT_JOB_DIR": "/srv/jobs",
+        "BOT_ENV_CACHE": "~/envs",
+        "BOT_TEST_PYTHON": "bin/python",
+        "HOME": str(tmp_path / "home"),
+    }
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    given = Settings.from_env(env)
+    monkeypatch.chdir(tmp_path)  # nothing read above depends on where the process is now
+    assert given.github_private_key.startswith("-----BEGIN KEY-----")
+    assert given.github_private_key_path == str(start / "keys" / "app.pem")
+    assert given.database == str(start / "state" / ".." / "state" / "bot.db")
+    assert given.job_work_dir == "/srv/jobs"
+    assert given.env_cache_dir == str(tmp_path / "home" / "envs")
+    assert given.test_python == str(start / "bin" / "python")
+    assert Settings.from_env({}, cwd=start / "bin").database == str(start / "bin/var/bot.sqlite3")
+    # A bare interpreter name is found on PATH now, not in a job's folder later.
+    assert Settings.from_env({"BOT_TEST_PYTHON": "sh", "PATH": "/bin"}).test_python == "/bin/sh"
+    assert Settings.from_env({"BOT_DATABASE": ":memory:"}).database == ":memory:"
+
+
+def test_serve_logs_its_paths_absolute(tmp_path):
+    """`bot serve` as the Procfile starts it, in a folder of its own, with no path variable."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GITHUB_WEBHOOK_SECRET": "s3cret-value",
+        "BOT_LOG_FORMAT": "json",
+    }
+    argv = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"]
+    server = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[dict] = []
+    try:
+        assert server.stdout is not None
+        for raw in server.stdout:
+            lines.append(json.loads(raw))
+            if lines[-1]["msg"] == "listening":
+                break
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    (paths,) = [line for line in lines if line["msg"] == "paths"]
+    assert paths["database"] == str(tmp_path / "var" / "bot.sqlite3")
+    assert paths["job_dir"] == str(tmp_path / "var" / "jobs")
+    assert paths["env_cache"] == str(tmp_path / "var" / "envs")
+    assert (tmp_path / "var" / "bot.sqlite3").is_file()
 
 
 @pytest.mark.parametrize(

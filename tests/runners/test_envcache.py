@@ -15,6 +15,7 @@ from bot.runners.envcache import (
     EnvConfig,
     environment_key,
     install_args,
+    pip_local_paths,
 )
 
 PYPROJECT = """\
@@ -79,6 +80,40 @@ def test_install_args(tmp_path: Path) -> None:
         install_args(checkout(tmp_path, {"pyproject.toml": evil}), EnvConfig())
 
 
+def test_every_optional_group_unless_narrowed(tmp_path: Path) -> None:
+    """A repository whose tests need an optional group (torch in `models`) gets it by default."""
+    root = checkout(tmp_path, {"pyproject.toml": PYPROJECT})
+    every = install_args(root, EnvConfig())
+    assert every == ["numpy>=1.26", "torch==2.13.0", "pytest>=8", "pytest"]
+    assert install_args(root, EnvConfig(extras=None)) == every
+    assert install_args(root, EnvConfig(extras=("models",))) == [
+        "numpy>=1.26", "torch==2.13.0", "pytest",
+    ]  # fmt: skip
+    assert install_args(root, EnvConfig(extras=())) == ["numpy>=1.26", "pytest"]
+    keys = {
+        environment_key(root, EnvConfig(cache_dir=tmp_path, extras=extras))
+        for extras in (None, ("models",), (), ("models", "dev"))
+    }
+    assert len(keys) == 4  # "every group" is a key of its own, even where it installs the same
+
+
+async def test_ensure_takes_the_repository_extras(tmp_path: Path) -> None:
+    """The run's `[slow_ci] extras` chooses the environment; the cache's own setting is the
+    default only."""
+    pyproject = '[project]\nname = "toy"\nversion = "0"\n[project.optional-dependencies]\nx = []\n'
+    root = checkout(tmp_path, {"pyproject.toml": pyproject})
+    cache = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", packages=()))
+    every = await cache.ensure("owner/toy", root)
+    none = await cache.ensure("owner/toy", root, extras=())
+    again = await cache.ensure("owner/toy", root, extras=None)
+    assert every.built and none.built and not again.built
+    assert every.path == again.path != none.path
+    assert every.key == environment_key(root, EnvConfig(extras=None, packages=()))
+    assert none.key == environment_key(root, EnvConfig(extras=(), packages=()))
+    with pytest.raises(EnvBuildError, match="no optional dependency group 'gpu'"):
+        await cache.ensure("owner/toy", root, extras=("gpu",))
+
+
 async def test_existing_interpreter_builds_nothing(tmp_path: Path) -> None:
     cache = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", python=sys.executable))
     env = await cache.ensure("o/r", checkout(tmp_path, {"pyproject.toml": PYPROJECT}))
@@ -120,3 +155,21 @@ async def test_real_build_once_then_reuse(tmp_path: Path) -> None:
     assert third.built and third.path != first.path
     assert cache.prune("owner/toy", keep=1) == [first.path]
     assert not first.path.exists() and third.path.exists()  # type: ignore[union-attr]
+
+
+def test_a_local_index_is_seen_with_its_files(tmp_path: Path) -> None:
+    """A file index's pages link to wheels beside `simple/` (`../../files/x.whl`): a confined
+    build must see the folder that holds both, and still nothing that is not configured."""
+    mirror = tmp_path / "pypi"
+    (mirror / "simple" / "six").mkdir(parents=True)
+    (mirror / "files").mkdir()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    env = {
+        "PIP_EXTRA_INDEX_URL": f"file://{mirror / 'simple'} https://pypi.org/simple",
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_INDEX_URL": f"file://{tmp_path / 'missing' / 'simple'}",
+    }
+    found = pip_local_paths(env)
+    assert mirror in found and wheels in found
+    assert tmp_path not in found and not any("missing" in str(p) for p in found)

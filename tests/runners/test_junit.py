@@ -116,7 +116,10 @@ def test_real_pytest_report(mixed: Path) -> None:
     assert err.outcome == "error" and err.assertion == "RuntimeError: fixture exploded"
     assert by_id[f"{base}::TestToy::test_skip"].skip_reason == "needs a GPU"
     assert by_id[f"{base}::test_xf"].skip_reason == "known bug"
-    assert summarize(report.tests)[0] == f"{base}::TestToy::test_bad: assert 2 == 3"
+    assert bad.headline == "AssertionError: one plus one"
+    assert bad.summary_lines == ("AssertionError: one plus one", "assert 2 == 3")
+    assert err.headline == "RuntimeError: fixture exploded"
+    assert summarize(report.tests)[0] == f"{base}::TestToy::test_bad: AssertionError: one plus one"
 
 
 def test_node_ids_without_a_checkout_match(mixed: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bot.config import Settings
 from bot.runners import GpuPool, LocalRunner, LocalRunnerConfig, RunRequest
-from bot.runners.local import checkout_git_env, fetch_env
+from bot.runners.envcache import PythonEnv
+from bot.runners.junit import JUnitReport
+from bot.runners.local import _judge, _missing_hint, checkout_git_env, fetch_env
+from bot.runtime import local_runner
 from tests.runners.helpers import TOY_PYPROJECT, Git, request_for
 from tests.support.processes import alive, marked
 
@@ -382,3 +387,66 @@ async def test_merge_conflict_is_an_error_naming_the_files(
     assert "does not merge cleanly into main (conflicts in tests/models/toy/test_a.py)" in (
         outcome.reason
     )
+
+
+async def test_a_missing_module_names_itself_and_the_setting(
+    git: Git, tmp_path: Path, runner: LocalRunner
+) -> None:
+    """pytest exits 4 before any JUnit when a conftest cannot import: the log names the module."""
+    conftest = "import torch_not_installed_here\n"
+    repo, sha = toy(git, tmp_path, {"conftest.py": conftest, "test_pass.py": PASSING})
+    outcome = await runner.run(request_for(repo, sha))
+    assert (outcome.state, outcome.exit_code) == ("error", 4)
+    assert "the test environment has no module 'torch_not_installed_here'" in outcome.reason
+    assert "BOT_TEST_PYTHON" in outcome.reason  # the interpreter the operator chose lacks it
+
+    module = "import six_not_installed_here.moves\n\n\ndef test_x():\n    pass\n"
+    repo, sha = toy(git, tmp_path, {"test_mod.py": module}, name="second")
+    outcome = await runner.run(request_for(repo, sha, job_id="job-2"))
+    assert (outcome.state, outcome.exit_code) == ("error", 2)  # a collection error, in JUnit
+    assert "no module 'six_not_installed_here'" in outcome.reason
+
+
+def test_a_missing_module_in_a_built_environment_names_extras() -> None:
+    """Where the bot built the environment, the fix is the repository's own: its dependencies,
+    or `[slow_ci] extras`, whose value now is said."""
+    log = (
+        "ImportError while loading conftest '/job/src/tests/models/conftest.py'.\n"
+        "tests/models/conftest.py:4: in <module>\n    import torch\n"
+        "E   ModuleNotFoundError: No module named 'torch'\n"
+    )
+    built = PythonEnv(python=Path("/envs/k/bin/python"), key="k" * 64, path=Path("/envs/k"))
+    for extras, said in ((("dev",), 'now "dev"'), ((), "now []"), (None, "every group")):
+        hint = _missing_hint(request_for("/r", "a" * 40, extras=extras), built)
+        state, reason = _judge(4, JUnitReport(), log, hint)
+        assert state == "error"
+        assert reason.startswith("pytest exited with code 4 (usage error); the test environment")
+        assert "no module 'torch'" in reason and "`[slow_ci] extras` in .github/bot.toml" in reason
+        assert said in reason
+    assert _judge(4, JUnitReport(), "ERROR: usage: pytest [options]\n")[1] == (
+        "pytest exited with code 4 (usage error)"
+    )
+    for bad in (("--index-url=http://evil",), "models"):
+        with pytest.raises(ValueError):
+            request_for("/r", "a" * 40, extras=bad)
+    assert request_for("/r", "a" * 40, extras=["models"]).extras == ("models",)  # from a spec
+
+
+async def test_a_job_runs_with_the_default_paths_from_another_folder(
+    git: Git, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defaults are relative (`var/jobs`): read in the folder the bot starts in, they stay
+    there when the process is elsewhere, and the job's steps all find their folders."""
+    start = tmp_path / "install"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    settings = Settings.from_env({"BOT_TEST_PYTHON": sys.executable})
+    monkeypatch.chdir(tmp_path)
+    assert settings.job_work_dir == str(start / "var" / "jobs")
+    runner = local_runner(settings)
+    repo, sha = toy(git, tmp_path, {"test_pass.py": PASSING})
+    lines: list[str] = []
+    outcome = await runner.run(request_for(repo, sha), lines.append)
+    assert outcome.state == "passed", outcome.log
+    assert (start / "var" / "jobs").is_dir() and not (tmp_path / "var").exists()
+    assert list((start / "var" / "jobs").iterdir()) == []  # the job's folder was there, and gone

@@ -64,7 +64,7 @@ def test_a_pull_request_payload_describes_the_pull_request_now(github, repo, pul
     assert payload["sender"]["login"] == "carol"
     assert payload["repository"]["full_name"] == repo
     assert payload["repository"]["default_branch"] == "main"
-    assert payload["repository"]["clone_url"] == str(github.repo(repo).path)
+    assert payload["repository"]["clone_url"] == f"{github.url}/{repo}.git"
     assert payload["pull_request"]["head"]["sha"] == github.git(repo).rev("fix")
     assert payload["pull_request"]["author_association"] == "NONE"
 

@@ -68,7 +68,7 @@ async def test_a_pull_request_as_github_describes_it(github, repo, gh):
     assert pull["head"]["sha"] == github.git(repo).rev("feature")
     assert pull["head"]["repo"]["full_name"] == repo
     assert pull["base"]["sha"] == github.git(repo).rev("main")
-    assert pull["head"]["repo"]["clone_url"] == str(github.repo(repo).path)
+    assert pull["head"]["repo"]["clone_url"] == f"{github.url}/{repo}.git"
     assert (pull["commits"], pull["additions"], pull["deletions"], pull["changed_files"]) == (
         2,
         4,
@@ -111,16 +111,16 @@ async def test_a_push_from_a_clone_moves_the_pull_request_head(github, repo, gh,
     number = github.open_pull(repo, "feature", author="carol")
     clone_url = (await gh.getitem(f"/repos/{repo}"))["clone_url"]
     clone = outside_git.home / "clone"
-    outside_git("clone", "-q", "-b", "feature", clone_url, str(clone))
+    await outside_git.net("clone", "-q", "-b", "feature", clone_url, str(clone))
     (clone / "a.txt").write_text("b\n")
     outside_git("commit", "-qam", "Apply style fixes", cwd=clone)
-    outside_git("push", "-q", "origin", "feature", cwd=clone)
+    await outside_git.net("push", "-q", "origin", "feature", cwd=clone, token=github.token)
     pushed = outside_git("rev-parse", "HEAD", cwd=clone)
     assert (await gh.getitem(f"/repos/{repo}/pulls/{number}"))["head"]["sha"] == pushed
     files = await gh.getitem(f"/repos/{repo}/pulls/{number}/files")
     assert [(f["filename"], f["additions"]) for f in files] == [("a.txt", 1)]
     # GitHub keeps the head under refs/pull/N/head, where CI fetches it from
-    outside_git("fetch", "-q", "origin", f"pull/{number}/head", cwd=clone)
+    await outside_git.net("fetch", "-q", "origin", f"pull/{number}/head", cwd=clone)
     assert outside_git("rev-parse", "FETCH_HEAD", cwd=clone) == pushed
 
 
@@ -132,13 +132,13 @@ async def test_a_pull_request_from_a_fork(github, repo, gh, outside_git):
     assert pull["head"]["label"] == "carol:fix"
     assert pull["head"]["repo"]["full_name"] == "carol/models"
     assert pull["head"]["repo"]["fork"] is True
-    assert pull["head"]["repo"]["clone_url"] == str(fork.path)
+    assert pull["head"]["repo"]["clone_url"] == f"{github.url}/{fork.full_name}.git"
     # the bot pushes a style fix to the fork's branch: the PR follows it
     clone = outside_git.home / "fork"
-    outside_git("clone", "-q", "-b", "fix", pull["head"]["repo"]["clone_url"], str(clone))
+    await outside_git.net("clone", "-q", "-b", "fix", pull["head"]["repo"]["clone_url"], str(clone))
     (clone / "README.md").write_text("fixed, styled\n")
     outside_git("commit", "-qam", "Apply style fixes", cwd=clone)
-    outside_git("push", "-q", "origin", "fix", cwd=clone)
+    await outside_git.net("push", "-q", "origin", "fix", cwd=clone, token=github.token)
     head = outside_git("rev-parse", "HEAD", cwd=clone)
     assert (await gh.getitem(f"/repos/{repo}/pulls/{number}"))["head"]["sha"] == head
     compare = await gh.getitem(f"/repos/{repo}/compare/main...{head}")  # fetched into the base

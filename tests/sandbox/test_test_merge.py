@@ -101,22 +101,24 @@ async def test_git_fetches_the_merge_and_head_refs_and_a_push_from_a_clone_moves
     repo, number = pushed
     pull, _ = await _merge_of(gh, repo, number)
     clone = outside_git.home / "clone"
-    outside_git("clone", "-q", "-b", "feature", pull["head"]["repo"]["clone_url"], str(clone))
-    outside_git("fetch", "-q", "origin", f"pull/{number}/merge", cwd=clone)
+    await outside_git.net(
+        "clone", "-q", "-b", "feature", pull["head"]["repo"]["clone_url"], str(clone)
+    )
+    await outside_git.net("fetch", "-q", "origin", f"pull/{number}/merge", cwd=clone)
     assert outside_git("rev-parse", "FETCH_HEAD", cwd=clone) == pull["merge_commit_sha"]
-    outside_git("fetch", "-q", "origin", f"pull/{number}/head", cwd=clone)
+    await outside_git.net("fetch", "-q", "origin", f"pull/{number}/head", cwd=clone)
     assert outside_git("rev-parse", "FETCH_HEAD", cwd=clone) == pull["head"]["sha"]
 
     (clone / "b.txt").write_text("bb\n")
     outside_git("commit", "-qam", "More", cwd=clone)
     before = datetime.now(UTC).replace(microsecond=0)
-    outside_git("push", "-q", "origin", "feature", cwd=clone)
+    await outside_git.net("push", "-q", "origin", "feature", cwd=clone, token=github.token)
     after = datetime.now(UTC)
     moved, merge = await _merge_of(gh, repo, number)
     pushed_head = outside_git("rev-parse", "HEAD", cwd=clone)
     assert [p["sha"] for p in merge["parents"]] == [pull["base"]["sha"], pushed_head]
     assert before <= _time(merge["commit"]["committer"]["date"]) <= after  # git logged the push
-    outside_git("fetch", "-q", "origin", f"pull/{number}/merge", cwd=clone)
+    await outside_git.net("fetch", "-q", "origin", f"pull/{number}/merge", cwd=clone)
     assert outside_git("rev-parse", "FETCH_HEAD", cwd=clone) == moved["merge_commit_sha"]
 
 

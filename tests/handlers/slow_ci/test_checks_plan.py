@@ -307,7 +307,7 @@ def test_an_annotation_says_what_failed_where_and_on_which_machine():
     assert (shape["start_line"], shape["end_line"]) == (12, 12)
     assert shape["annotation_level"] == "failure"
     assert shape["title"] == "tests/models/bert/test_a.py::test_x"
-    assert shape["message"] == "assert 1 == 2\n\non single-gpu"
+    assert shape["message"] == "AssertionError: nope\nassert 1 == 2\n\non single-gpu"
     assert shape["raw_details"].startswith("…") and len(shape["raw_details"]) <= 8000
     assert "1 failing test: 1 annotated" in plan.summary
 
