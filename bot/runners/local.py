@@ -697,6 +697,10 @@ def _judge(
 ) -> tuple[JobState, str]:
     counts = f"{report.passed} passed, {report.failed} failed, {report.errors} errors"
     counts += f", {report.skipped} skipped"
+    if code in (0, 1) and report.error:
+        # The report is what a pass or a failure is told from; one that could not be read
+        # (missing, too big, refused, or a link put in its place) proves neither.
+        return "error", f"pytest exited with code {code}, but {report.error}"
     if code == 0:
         if report.passed == 0 and report.skipped > 0:
             return "skipped", f"all {report.skipped} tests skipped"

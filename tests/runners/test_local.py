@@ -450,3 +450,29 @@ async def test_a_job_runs_with_the_default_paths_from_another_folder(
     assert outcome.state == "passed", outcome.log
     assert (start / "var" / "jobs").is_dir() and not (tmp_path / "var").exists()
     assert list((start / "var" / "jobs").iterdir()) == []  # the job's folder was there, and gone
+
+
+async def test_a_junit_report_swapped_for_a_link_to_the_bots_files_is_not_read(
+    git: Git, tmp_path: Path, runner: LocalRunner
+) -> None:
+    """The report is the job's own file: a test that puts a link there (to the bot's key, say)
+    after pytest wrote it must not get the bot, which reads the report, to read the target."""
+    key = tmp_path / "app.private-key.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nswapped-report-key-material\n")
+    conftest = f"""\
+import os
+
+
+def pytest_unconfigure(config):
+    path = config.option.xmlpath
+    if path:
+        os.remove(path)
+        os.symlink({str(key)!r}, path)
+"""
+    repo, sha = toy(git, tmp_path, {"test_pass.py": PASSING, "conftest.py": conftest})
+    artifacts = tmp_path / "artifacts"
+    outcome = await runner.run(request_for(repo, sha, artifacts_dir=artifacts))
+    assert outcome.junit_xml is None
+    assert "swapped-report-key-material" not in outcome.log + outcome.reason
+    assert not (artifacts / "junit.xml").exists()
+    assert outcome.state == "error" and "JUnit report" in outcome.reason, outcome.reason
