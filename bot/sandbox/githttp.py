@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.localgit import git_env
+from bot.runners.base import close_pipes
 from bot.sandbox.auth import AuthError, Credential
 from bot.sandbox.state import SandboxRepo
 
@@ -245,10 +246,16 @@ class GitHttp:
         finally:
             for task in (feeding, errors):
                 task.cancel()
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+            try:
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+                await asyncio.gather(feeding, errors, return_exceptions=True)
+            finally:
+                # A client that went away (a fetch killed with its job) leaves the pipes open
+                # until the loop sees their end, which can be after the server is gone.
+                close_pipes(process)
 
     async def _feed(self, request: web.Request, process: asyncio.subprocess.Process) -> None:
         """Streams the request body into http-backend (aiohttp has already undone any gzip)."""
