@@ -7,12 +7,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.config import Settings
-from bot.sandbox.harness import Harness
 from bot.web.render import SECURITY_HEADERS
+from tests.e2e.conftest import PAGES_ADMIN
 from tests.support.seed_runs import results_for, write_run
 
-ADMIN = "admin-token-" + "q" * 24
+ADMIN = PAGES_ADMIN
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 #: Every per-run URL, in the forms a browser or a script asks for them.
 RUN_PATHS = (
@@ -26,22 +25,8 @@ RUN_PATHS = (
 
 
 @pytest.fixture
-async def bot(tmp_path):
-    settings = Settings(
-        database=str(tmp_path / "bot.sqlite3"),
-        retry_base_seconds=0.05,
-        operators=("ops",),
-        admin_token=ADMIN,
-    )
-    harness = Harness(tmp_path, settings=settings)
-    await harness.start()
-    harness.github.create_repo(
-        "acme/secret", files={"README.md": "x\n"}, private=True, collaborators={"maint": "read"}
-    )
-    harness.github.add_user("stranger")
-    await harness.runtime.jobs.stop()  # seeded runs stay as written
-    yield harness
-    await harness.close()
+def bot(pages_bot):
+    return pages_bot
 
 
 async def _seed_private(harness) -> tuple[int, int]:

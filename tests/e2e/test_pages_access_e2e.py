@@ -9,34 +9,16 @@ import re
 import aiohttp
 import pytest
 
-from bot.config import Settings
-from bot.sandbox.harness import Harness
+from tests.e2e.conftest import PAGES_ADMIN
 from tests.support.seed_runs import write_run
 
-ADMIN = "admin-token-" + "z" * 24
+ADMIN = PAGES_ADMIN
 HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
-async def bot(tmp_path):
-    settings = Settings(
-        database=str(tmp_path / "bot.sqlite3"),
-        retry_base_seconds=0.05,
-        operators=("ops",),
-        admin_token=ADMIN,
-    )
-    harness = Harness(tmp_path, settings=settings)
-    await harness.start()
-    harness.github.create_repo(
-        "acme/secret",
-        files={"README.md": "x\n"},
-        private=True,
-        collaborators={"maint": "read", "ops": "write"},
-    )
-    harness.github.create_repo("acme/open", files={"README.md": "x\n"})
-    await harness.runtime.jobs.stop()  # seeded runs stay as written
-    yield harness
-    await harness.close()
+def bot(pages_bot):
+    return pages_bot
 
 
 @pytest.fixture

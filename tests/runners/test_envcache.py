@@ -173,3 +173,45 @@ def test_a_local_index_is_seen_with_its_files(tmp_path: Path) -> None:
     found = pip_local_paths(env)
     assert mirror in found and wheels in found
     assert tmp_path not in found and not any("missing" in str(p) for p in found)
+
+
+async def test_a_build_script_the_pull_request_names_runs_confined(tmp_path: Path) -> None:
+    """pip runs the build of whatever a PR's dependency files name: here a local package whose
+    `setup.py` tries to read the bot's key and to write beside the bot's files. The build is
+    confined: neither is there for it, and whatever it did ends with the failed build."""
+    secret = tmp_path / "app.private-key.pem"
+    secret.write_text("build-script-key-material\n")
+    outside = tmp_path / "planted-by-the-build"
+    setup = (
+        "import pathlib, sys\n"
+        "said = []\n"
+        f"for path in ({str(secret)!r},):\n"
+        "    try:\n"
+        "        said.append('GOT ' + pathlib.Path(path).read_text())\n"
+        "    except OSError as exc:\n"
+        "        said.append(f'DENIED {path}: {exc.strerror}')\n"
+        "try:\n"
+        f"    pathlib.Path({str(outside)!r}).write_text('x')\n"
+        "    said.append('WROTE outside')\n"
+        "except OSError as exc:\n"
+        "    said.append(f'REFUSED outside: {exc.strerror}')\n"
+        "print('\\n'.join(said), file=sys.stderr, flush=True)\n"
+        "raise SystemExit(1)\n"
+    )
+    root = checkout(tmp_path, {})
+    (root / "evil").mkdir()
+    (root / "evil" / "setup.py").write_text(setup)
+    # pip resolves a relative path against its own folder, so the PR names the checkout's.
+    (root / "requirements.txt").write_text(f"{root / 'evil'}\n")
+    cache = EnvCache(EnvConfig(cache_dir=tmp_path / "envs", packages=()))
+    lines: list[str] = []
+
+    async def log(line: str) -> None:
+        lines.append(line)
+
+    with pytest.raises(EnvBuildError):
+        await cache.ensure("owner/evil", root, log)
+    text = "\n".join(lines)
+    assert "build-script-key-material" not in text and "GOT " not in text
+    assert not outside.exists()
+    assert f"DENIED {secret}" in text and "REFUSED outside" in text, text[-2000:]
