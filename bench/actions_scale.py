@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from served_bot import SECRET, Bot  # noqa: E402
 
-from bot.sandbox import SandboxGitHub  # noqa: E402
+from tests.sandbox import SandboxGitHub  # noqa: E402
 
 REPO = "acme/models"
 JUNIT = (

@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.localgit import git_env  # noqa: E402
-from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, RunRequest  # noqa: E402
-from bot.runners.confine import Confinement, Jail, detect, python_roots  # noqa: E402
-from bot.runners.local import LocalRunnerConfig  # noqa: E402
+from bot.clients.git import git_env  # noqa: E402
+from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, RunRequest  # noqa: E402
+from bot.jobs.runners.confine import Confinement, Jail, detect, python_roots  # noqa: E402
+from bot.jobs.runners.local import LocalRunnerConfig  # noqa: E402
 
 TEST = "def test_one():\n    assert 1 + 1 == 2\n"
 

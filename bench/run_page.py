@@ -24,12 +24,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import serving  # noqa: E402
-from bot.app import create_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.jobs import JobLimits  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.jobs.system import JobLimits  # noqa: E402
+from bot.server import serving  # noqa: E402
+from bot.server.app import create_app  # noqa: E402
+from bot.server.runtime import Runtime  # noqa: E402
+from bot.store.engine import Store  # noqa: E402
 from bot.web import results  # noqa: E402
 from bot.web.access import Viewer  # noqa: E402
 from bot.web.render import render  # noqa: E402

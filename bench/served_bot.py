@@ -16,7 +16,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox import SandboxGitHub, send_webhook  # noqa: E402
+from tests.sandbox import SandboxGitHub, send_webhook  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"  # noqa: S105 (a throwaway for loopback)
 

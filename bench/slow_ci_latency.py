@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from served_bot import Bot  # noqa: E402
 
-from bot.comments import MARKER_PREFIX  # noqa: E402
+from bot.clients.git import git_env  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.localgit import git_env  # noqa: E402
-from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, RunRequest  # noqa: E402
-from bot.runners.local import LocalRunnerConfig  # noqa: E402
-from bot.sandbox import SandboxGitHub  # noqa: E402
+from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, RunRequest  # noqa: E402
+from bot.jobs.runners.local import LocalRunnerConfig  # noqa: E402
+from bot.kit.comments import MARKER_PREFIX  # noqa: E402
+from tests.sandbox import SandboxGitHub  # noqa: E402
 
 REPO = "acme/models"
 PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

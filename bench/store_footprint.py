@@ -1,12 +1,12 @@
 """The store's disk footprint: bytes per delivery and per slow-test job, kept and pruned.
 
 Stores N real webhook payloads (../shared/data/payloads, else the project's fixture) through
-`queries.insert_deliveries`, as the server does, and N finished jobs through `jobs.finish_job`
+`deliveries.insert_deliveries`, as the server does, and N finished jobs through `jobs.finish_job`
 with a realistic 200 KB pytest log and a 500-test JUnit report (its per-test results too). Each
 kind goes into a database of its own; sizes are page counts after VACUUM, so the figures are what
-the rows occupy, not free pages. Then it prunes everything (bot/retention.py) and measures what a
-pruned delivery and job still hold, and projects a year at 2,000 deliveries and 50 slow jobs a
-day, with 90-day retention and without.
+the rows occupy, not free pages. Then it prunes everything (bot/store/retention.py) and measures
+what a pruned delivery and job still hold, and projects a year at 2,000 deliveries and 50 slow
+jobs a day, with 90-day retention and without.
 
     python bench/store_footprint.py [-n 2000]
 """
@@ -24,11 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import jobs, queries  # noqa: E402
-from bot.retention import DAY_S, prune_all  # noqa: E402
-from bot.runners.base import JobOutcome  # noqa: E402
-from bot.runners.junit import parse_junit  # noqa: E402
-from bot.store import connect  # noqa: E402
+from bot.jobs import system as jobs  # noqa: E402
+from bot.jobs.runners.base import JobOutcome  # noqa: E402
+from bot.jobs.runners.junit import parse_junit  # noqa: E402
+from bot.store import deliveries  # noqa: E402
+from bot.store.engine import connect  # noqa: E402
+from bot.store.retention import DAY_S, prune_all  # noqa: E402
 
 PAYLOADS = ROOT.parent / "shared" / "data" / "payloads"
 FIXTURE = ROOT / "tests" / "fixtures" / "issue_comment.created.json"
@@ -67,7 +68,7 @@ def _deliveries(conn: sqlite3.Connection, n: int, finished_at: float) -> None:
         name, body = payloads[rng.randrange(len(payloads))]
         event = name.split(".")[0]
         batch.append(
-            queries.Delivery(
+            deliveries.Delivery(
                 id=f"{rng.getrandbits(128):032x}",
                 event=event,
                 action=None if event in ("push", "ping") else name.split(".")[1],
@@ -87,10 +88,10 @@ def _deliveries(conn: sqlite3.Connection, n: int, finished_at: float) -> None:
             )
         )
         if len(batch) == 500:
-            queries.insert_deliveries(conn, batch)
+            deliveries.insert_deliveries(conn, batch)
             batch = []
     if batch:
-        queries.insert_deliveries(conn, batch)
+        deliveries.insert_deliveries(conn, batch)
     conn.execute("UPDATE deliveries SET finished_at = ?", (finished_at,))
 
 

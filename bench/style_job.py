@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox import SandboxGitHub  # noqa: E402
 from handlers.style.plan import ruff_settings, toml_text  # noqa: E402
 from handlers.style.runner import StyleRequest, StyleRunner, StyleRunnerConfig  # noqa: E402
+from tests.sandbox import SandboxGitHub  # noqa: E402
 
 REPO = "acme/bench"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.runners.confine import GIB, Limits
+from bot.jobs.runners.confine import GIB, Limits
 
 CONFIG_PATH = ".github/bot.toml"
 
@@ -85,7 +85,7 @@ class Settings:
     #: A list here rather than a GitHub role: who runs the bot is not who maintains a repository.
     operators: tuple[str, ...] = ()
     #: Delivery bodies, job logs, JUnit files and per-test results of finished work older than
-    #: this many days are pruned (bot/retention.py); 0 keeps them for ever.
+    #: this many days are pruned (bot/store/retention.py); 0 keeps them for ever.
     retention_days: float = 90.0
 
     @classmethod

@@ -18,7 +18,7 @@ prometheus_client.disable_created_metrics()
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
-#: The `what` of `bot_pruned_total`: the fields of `bot.retention.PruneCounts`.
+#: The `what` of `bot_pruned_total`: the fields of `bot.store.retention.PruneCounts`.
 PRUNED_KINDS = ("delivery_bodies", "job_logs", "junit", "results")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.runners.actions import ARTIFACT_PREFIX, WORKFLOW_INPUTS
+from bot.jobs.runners.actions import ARTIFACT_PREFIX, WORKFLOW_INPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"

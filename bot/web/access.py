@@ -29,8 +29,8 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import hdrs, web
 
+from bot.clients.github import new_session
 from bot.config import Settings
-from bot.github import new_session
 from bot.web.oauth import (
     OAuthClient,
     OAuthError,

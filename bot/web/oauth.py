@@ -20,7 +20,7 @@ import gidgethub
 import gidgethub.aiohttp
 
 from bot import logs
-from bot.github import USER_AGENT, PinnedGitHubAPI
+from bot.clients.github import USER_AGENT, PinnedGitHubAPI
 
 log = logging.getLogger("bot.web.oauth")
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.runners.junit import TestResult
+from bot.jobs.runners.junit import TestResult
 
 PAGE_SIZE = 500
 OUTCOMES = ("all", "failed", "skipped", "passed")

@@ -21,13 +21,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import jobs as job_rows
-from bot import queries
-from bot.help import render_markdown
-from bot.jobs import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
+from bot.jobs import system as job_rows
+from bot.jobs.system import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
+from bot.kit.help import render_markdown
 from bot.logs import add_secret
-from bot.queries import DELIVERY_STATES
-from bot.runtime import RUNTIME, Runtime
+from bot.server.runtime import RUNTIME, Runtime
+from bot.store import deliveries as deliveries_db
+from bot.store import engine as engine_db
+from bot.store import outbox as outbox_db
+from bot.store.deliveries import DELIVERY_STATES
 from bot.web import access, results
 from bot.web.chart import folder_chart
 from bot.web.render import page, scrub
@@ -40,7 +42,7 @@ LOG_TAIL_BYTES = 256 * 1024
 PAYLOAD_BYTES = 512 * 1024
 RUNS_PER_PAGE = 50
 #: Deliveries the replay button is offered for: the store's rule, which the replay applies.
-REPLAYABLE = queries.REPLAYABLE
+REPLAYABLE = deliveries_db.REPLAYABLE
 RUN_STATES = ("", "queued", "running", "finished", "cancelled", "error")
 OUTBOX_STATES = ("", "pending", "delivered", "failed")
 #: The overview's chart covers the jobs of this many recent runs.
@@ -385,9 +387,9 @@ async def overview(request: web.Request) -> web.StreamResponse:
     }
     if viewer.operator:
         context["failed"] = await _read(
-            runtime, lambda conn: queries.list_deliveries(conn, status="failed", limit=10)
+            runtime, lambda conn: deliveries_db.list_deliveries(conn, status="failed", limit=10)
         )
-        outbox = await _read(runtime, lambda conn: queries.count_by_status(conn, "outbox"))
+        outbox = await _read(runtime, lambda conn: engine_db.count_by_status(conn, "outbox"))
         context["outbox_waiting"] = outbox.get("pending", 0)
         context["outbox_failed"] = outbox.get("failed", 0)
     live = bool(active)
@@ -408,7 +410,7 @@ async def deliveries_page(request: web.Request) -> web.StreamResponse:
     )
     rows = await _read(
         runtime,
-        lambda conn: queries.page_deliveries(
+        lambda conn: deliveries_db.page_deliveries(
             conn, status=status or None, before=before, limit=RUNS_PER_PAGE
         ),
     )
@@ -450,7 +452,7 @@ async def delivery_page(request: web.Request) -> web.StreamResponse:
     viewer = await access.require_operator(request)
     runtime = _runtime(request)
     delivery_id = request.match_info["delivery"]
-    delivery = await _read(runtime, lambda conn: queries.get_delivery(conn, delivery_id))
+    delivery = await _read(runtime, lambda conn: deliveries_db.get_delivery(conn, delivery_id))
     if delivery is None:
         raise web.HTTPNotFound(text=f"There is no delivery {delivery_id}.")
     try:
@@ -492,7 +494,9 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
     runtime = _runtime(request)
     delivery_id = request.match_info["delivery"]
 
-    outcome = await runtime.store.call(lambda conn: queries.replay_delivery(conn, delivery_id))
+    outcome = await runtime.store.call(
+        lambda conn: deliveries_db.replay_delivery(conn, delivery_id)
+    )
     if outcome == "unfinished":
         raise web.HTTPConflict(
             text=f"Delivery {delivery_id} is not finished: a worker may hold it, so it is not"
@@ -518,7 +522,7 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
     status = request.query.get("status", "")
     status = status if status in OUTBOX_STATES else ""
     items = await _read(
-        runtime, lambda conn: queries.list_outbox(conn, status=status or None, limit=100)
+        runtime, lambda conn: outbox_db.list_outbox(conn, status=status or None, limit=100)
     )
     return page(
         "outbox.html",
@@ -540,7 +544,7 @@ async def retry_outbox(request: web.Request) -> web.StreamResponse:
     await access.check_csrf(request, await _form(request))
     runtime = _runtime(request)
     item_id = _int(request, "item")
-    if not await runtime.store.call(lambda conn: queries.retry_outbox(conn, item_id)):
+    if not await runtime.store.call(lambda conn: outbox_db.retry_outbox(conn, item_id)):
         raise web.HTTPNotFound(text=f"There is no undelivered outbox item {item_id}.")
     runtime.services.outbox.wake()
     log.info("outbox item %s retried from the web by %s", item_id, viewer.login or "token")

@@ -1,7 +1,7 @@
 """Answers `@bot /help` on a pull request with what every feature does and who may use it.
 
 The answer is built from every feature's `HELP` (`ctx.help`), so it lists what is composed in
-`bot.routing` and nothing else. One answer per comment, ever: a redelivery posts nothing.
+`bot.server.routing` and nothing else. One answer per comment, ever: a redelivery posts nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.context import Context
-from bot.github import GitHubAPI
-from bot.help import Help, HelpCommand, render_markdown
+from bot.clients.github import GitHubAPI
+from bot.kit.context import Context
+from bot.kit.help import Help, HelpCommand, render_markdown
 from handlers.help.plan import wants_help
 
 router = Router()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import parse_commands
+from bot.kit.commands import parse_commands
 
 
 def wants_help(payload: dict[str, Any], handle: str) -> bool:

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.clients.git import GitError, added_by, diff, rev_parse
+from bot.clients.github import new_session
+from bot.clients.slack import SlackDeliveryError, make_sender
 from bot.config import CONFIG_PATH, Settings
-from bot.github import new_session
-from bot.local import UsageError, local_config, repo_url
-from bot.localgit import GitError, added_by, diff, rev_parse
-from bot.slack import SlackDeliveryError, make_sender
+from bot.kit.checkout import UsageError, local_config, repo_url
 from handlers.new_model.plan import FileChange, build_message, plan_new_models
 
 

@@ -12,10 +12,10 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.context import Context
-from bot.github import GitHubAPI
-from bot.help import Help
-from handlers.new_model.github import NewModelGitHub
+from bot.clients.github import GitHubAPI
+from bot.kit.context import Context
+from bot.kit.help import Help
+from handlers.new_model.client import NewModelGitHub
 from handlers.new_model.plan import (
     NULL_SHA,
     FileChange,

@@ -9,9 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
+from bot.clients.git import GitError, diff, run_git
 from bot.config import CONFIG_PATH, RepoConfig
-from bot.local import UsageError, local_config, repo_url
-from bot.localgit import GitError, diff, run_git
+from bot.kit.checkout import UsageError, local_config, repo_url
 from codeowners import OwnersFile, OwnersFileTooLarge, lint
 from handlers.reviewers.plan import ChangedFile, plan_reviewers, settings_from
 

@@ -12,11 +12,11 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.context import Context
-from bot.github import GitHubAPI
-from bot.help import Help
+from bot.clients.github import GitHubAPI
+from bot.kit.context import Context
+from bot.kit.help import Help
 from codeowners import OwnersFile, OwnersFileTooLarge
-from handlers.reviewers.github import Refused, ReviewersGitHub
+from handlers.reviewers.client import Refused, ReviewersGitHub
 from handlers.reviewers.plan import (
     Candidate,
     ReviewerPlan,

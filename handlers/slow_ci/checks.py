@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.markdown import (
+from bot.jobs.runners.junit import TestResult
+from bot.kit.markdown import (
     clip,
     code_span,
     escape_text,
@@ -41,7 +42,6 @@ from bot.markdown import (
     short_sha,
     table_cell,
 )
-from bot.runners.junit import TestResult
 from handlers.slow_ci.plan import (
     FAILURE_LINE_LIMIT,
     STATE_LABEL,

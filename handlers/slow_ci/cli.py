@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bot.clients.git import GitError, diff, rev_parse, run_git
 from bot.config import CONFIG_PATH
-from bot.local import UsageError, local_config
-from bot.localgit import GitError, diff, rev_parse, run_git
-from bot.runners import EnvCache, EnvConfig, GpuPool, JobOutcome, LocalRunner, RunRequest
-from bot.runners.local import LocalRunnerConfig
+from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, JobOutcome, LocalRunner, RunRequest
+from bot.jobs.runners.local import LocalRunnerConfig
+from bot.kit.checkout import UsageError, local_config
 from handlers.slow_ci.plan import (
     COMMENT_PREFIXES,
     JobSpec,

@@ -31,17 +31,18 @@ import gidgethub
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot import queries
-from bot.comments import marker
+from bot.clients.github import GitHubAPI
 from bot.config import DEFAULT_RUNNER_LABELS, SlowCiConfig
-from bot.context import Context, Services
-from bot.conversation import at_least, job_refusal
-from bot.github import GitHubAPI
-from bot.help import Help, HelpCommand
-from bot.jobs import JobRecord, JobSystem, RunRecord
-from bot.runners.junit import TestResult
+from bot.jobs.runners.junit import TestResult
+from bot.jobs.system import JobRecord, JobSystem, RunRecord
+from bot.kit.comments import marker
+from bot.kit.context import Context, Services
+from bot.kit.conversation import at_least, job_refusal
+from bot.kit.help import Help, HelpCommand
+from bot.store import deliveries as deliveries_db
+from bot.store import effects as effects_db
 from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, plan_check_run
-from handlers.slow_ci.github import SlowCiGitHub
+from handlers.slow_ci.client import SlowCiGitHub
 from handlers.slow_ci.plan import (
     PENDING_DESCRIPTION,
     Approval,
@@ -320,9 +321,11 @@ def _approved_key(repo: str, number: int, sha: str) -> str:
     return f"slow_ci:approved:{repo}#{number}:{sha}"
 
 
-async def _push_records(ctx: Context, number: int) -> list[queries.PushRecord]:
+async def _push_records(ctx: Context, number: int) -> list[deliveries_db.PushRecord]:
     repo = ctx.repo
-    return await ctx.store.call(lambda conn: queries.push_records(conn, repo, number), single=True)
+    return await ctx.store.call(
+        lambda conn: deliveries_db.push_records(conn, repo, number), single=True
+    )
 
 
 async def _comment_approval(
@@ -357,7 +360,7 @@ async def _push_approval(
     pushes = await _push_records(ctx, number)
     shas = {sha for push in pushes for sha in (push.sha, push.before) if sha}
     keys = {_approved_key(repo, number, sha): sha for sha in shas}
-    done = await ctx.store.call(lambda conn: queries.effects_done(conn, keys), single=True)
+    done = await ctx.store.call(lambda conn: effects_db.effects_done(conn, keys), single=True)
     runs = await ctx.services.jobs.runs_of(repo, number, kind=KIND)
     approved = {keys[key] for key in done} | {run.head_sha for run in runs}
     chain = pushes_since_approval(head_sha, pushes, approved)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from bot.markdown import (
+from bot.kit.markdown import (
     clip,
     code_fence,
     code_span,
@@ -49,7 +49,7 @@ from bot.markdown import (
     short_sha,
     table_cell,
 )
-from bot.queries import PushRecord
+from bot.store.deliveries import PushRecord
 
 __all__ = [
     "MACHINE_TYPES",

@@ -14,10 +14,10 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from bot.clients.git import GIT_STATUS, GitError, git_env, run_git
 from bot.config import CONFIG_PATH
-from bot.local import UsageError, local_config
-from bot.localgit import GIT_STATUS, GitError, git_env, run_git
-from bot.runners.confine import Confinement
+from bot.jobs.runners.confine import Confinement
+from bot.kit.checkout import UsageError, local_config
 from handlers.style.plan import (
     COMMIT_MESSAGE,
     CONFIG_FILES,

@@ -16,14 +16,14 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.commands import parse_commands
-from bot.comments import MARKER_PREFIX, marker
+from bot.clients.github import GitHubAPI
 from bot.config import StyleConfig
-from bot.context import Context, Services
-from bot.conversation import Conversation, PullInfo, at_least, job_refusal
-from bot.github import GitHubAPI
-from bot.help import Help, HelpCommand
-from bot.jobs import JobRecord, JobSystem, RunRecord
+from bot.jobs.system import JobRecord, JobSystem, RunRecord
+from bot.kit.commands import parse_commands
+from bot.kit.comments import MARKER_PREFIX, marker
+from bot.kit.context import Context, Services
+from bot.kit.conversation import Conversation, PullInfo, at_least, job_refusal
+from bot.kit.help import Help, HelpCommand
 from handlers.style.plan import (
     CLOSED_REPLY,
     NO_FILES_REPLY,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bot.markdown import code_fence, code_span, escape_text, one_line
+from bot.kit.markdown import code_fence, code_span, escape_text, one_line
 
 #: Files ruff lints and formats; notebooks are left out (ruff would rewrite their JSON).
 PYTHON_SUFFIXES = (".py", ".pyi")

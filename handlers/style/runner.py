@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.runners.base import (
+from bot.jobs.runners.base import (
     BoundedLog,
     JobError,
     JobOutcome,
@@ -39,8 +39,8 @@ from bot.runners.base import (
     run_captured,
     stream_process,
 )
-from bot.runners.confine import Confinement, ConfinementUnavailable, Jail, detect
-from bot.runners.local import (
+from bot.jobs.runners.confine import Confinement, ConfinementUnavailable, Jail, detect
+from bot.jobs.runners.local import (
     check_url,
     checkout_git_env,
     fetch_env,

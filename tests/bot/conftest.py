@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
 from bot.config import Settings
-from bot.runtime import Runtime
+from bot.server.app import create_app
+from bot.server.runtime import Runtime
 from tests.support.webhooks import SECRET
 
 

@@ -25,9 +25,9 @@ from yarl import URL
 
 from bot import logs
 from bot.config import ConfigError, Settings
-from bot.sandbox import SandboxGitHub
 from bot.web import access
 from bot.web.oauth import local_path
+from tests.sandbox import SandboxGitHub
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 PUBLIC, PRIVATE, OTHER_PRIVATE = "acme/open", "acme/secret", "acme/hidden"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import queries
-from bot.cli import main
-from bot.store import Store
+from bot.ops.cli import main
+from bot.store import deliveries as deliveries_db
+from bot.store import outbox as outbox_db
+from bot.store.engine import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = ROOT / "tests" / "fixtures" / "issue_comment.created.json"
@@ -92,7 +93,7 @@ def test_config_check_and_show(env, capsys):
 
 def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | None = None) -> None:
     store = Store(str(env / "bot.sqlite3"))
-    delivery = queries.Delivery(
+    delivery = deliveries_db.Delivery(
         id=delivery_id,
         event="push",
         headers={},
@@ -100,9 +101,9 @@ def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | No
         repo="o/r",
         received_at=time.time(),
     )
-    store.call_sync(lambda conn: queries.insert_deliveries(conn, [delivery]))
+    store.call_sync(lambda conn: deliveries_db.insert_deliveries(conn, [delivery]))
     store.call_sync(
-        lambda conn: queries.finish_delivery(
+        lambda conn: deliveries_db.finish_delivery(
             conn, delivery_id, status=status, attempts=5, done_callbacks=(), error=error
         )
     )
@@ -126,7 +127,7 @@ def test_deliveries_failed_shows_the_error_and_replay_requeues(env, capsys):
     }
     assert main(["replay", "d-bad"]) == 0
     store = Store(str(env / "bot.sqlite3"))
-    replayed = store.call_sync(lambda conn: queries.get_delivery(conn, "d-bad"))
+    replayed = store.call_sync(lambda conn: deliveries_db.get_delivery(conn, "d-bad"))
     store.close()
     assert (replayed.status, replayed.attempts, replayed.error) == ("stored", 0, None)
 
@@ -134,7 +135,7 @@ def test_deliveries_failed_shows_the_error_and_replay_requeues(env, capsys):
 def test_outbox_lists_pending_and_failed(env, capsys):
     store = Store(str(env / "bot.sqlite3"))
     store.call_sync(
-        lambda conn: queries.enqueue_outbox(conn, key="k1", kind="slack", payload={"text": "hi"})
+        lambda conn: outbox_db.enqueue_outbox(conn, key="k1", kind="slack", payload={"text": "hi"})
     )
     store.close()
     assert main(["outbox"]) == 0
@@ -219,7 +220,7 @@ def test_deliveries_says_when_there_are_more_than_it_shows(env, capsys):
 
 
 def test_settings_read_the_env_file_bot_setup_wrote_and_the_environment_wins(tmp_path, monkeypatch):
-    from bot.cli import _settings
+    from bot.ops.cli import _settings
 
     (tmp_path / ".env").write_text(
         "# written by bot setup\nGITHUB_WEBHOOK_SECRET=from-the-file-0123456789\n"
@@ -236,7 +237,7 @@ def test_settings_read_the_env_file_bot_setup_wrote_and_the_environment_wins(tmp
 @pytest.fixture
 def demo(env, monkeypatch):
     """`bot run` without credentials, its scenario replaced by one that raises what it is given."""
-    import bot.sandbox.scenario as scenario
+    import tests.sandbox.scenario as scenario
 
     monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
     raised: list[BaseException] = []

@@ -17,11 +17,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot import doctor
 from bot.config import RepoConfig, Settings, SlowCiConfig, StyleConfig
-from bot.runners import confine
-from bot.sandbox.harness import Harness
-from bot.store import MIGRATIONS, connect
+from bot.jobs.runners import confine
+from bot.ops import doctor
+from bot.store.engine import MIGRATIONS, connect
+from tests.sandbox.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/widgets"

@@ -12,8 +12,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bot.clients.github import CredentialsMissing, GitHubClients, new_session
 from bot.config import Settings
-from bot.github import CredentialsMissing, GitHubClients, new_session
 
 
 class Scripted:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.commands import Command, parse_commands
+from bot.kit.commands import Command, parse_commands
 
 STYLE = [Command("style", ())]
 

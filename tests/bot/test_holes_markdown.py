@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.markdown import code_span, escape_text, one_line, table_cell
+from bot.kit.markdown import code_span, escape_text, one_line, table_cell
 from handlers.new_model.plan import MergedPull, NewModel, build_message
 from handlers.slow_ci.checks import plan_check_run
 from handlers.slow_ci.plan import (

@@ -13,11 +13,12 @@ from dataclasses import replace
 import pytest
 from gidgethub.routing import Router
 
-from bot import queries, serving
-from bot.app import create_app
-from bot.routing import FEATURES
-from bot.runtime import Runtime
-from bot.store import Store
+from bot.server import serving
+from bot.server.app import create_app
+from bot.server.routing import FEATURES
+from bot.server.runtime import Runtime
+from bot.store import deliveries
+from bot.store.engine import Store
 from tests.support import rawhttp
 from tests.support.webhooks import SECRET, module, payload, webhook_headers
 
@@ -34,12 +35,12 @@ def _counting_module(calls: list[str]):
 
 async def _drain(runtime: Runtime, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
-        while await runtime.store.call(queries.queue_depth) or runtime.worker.busy:
+        while await runtime.store.call(deliveries.queue_depth) or runtime.worker.busy:
             await asyncio.sleep(0.01)
 
 
-async def _stored(runtime: Runtime, delivery_id: str) -> queries.Delivery | None:
-    return await runtime.store.call(lambda conn: queries.get_delivery(conn, delivery_id))
+async def _stored(runtime: Runtime, delivery_id: str) -> deliveries.Delivery | None:
+    return await runtime.store.call(lambda conn: deliveries.get_delivery(conn, delivery_id))
 
 
 def _address(client) -> tuple[str, int]:
@@ -77,10 +78,10 @@ async def test_a_poison_row_left_by_a_previous_process_does_not_stop_the_next_st
     store = Store(settings.database)
     body = json.dumps({"ref": "refs/heads/main", "repository": "x"}).encode()
     store.call_sync(
-        lambda conn: queries.insert_deliveries(
+        lambda conn: deliveries.insert_deliveries(
             conn,
             [
-                queries.Delivery(
+                deliveries.Delivery(
                     id="poison",
                     event="push",
                     headers={},
@@ -137,18 +138,21 @@ async def test_a_row_sqlite_refuses_fails_alone_and_its_group_is_stored(settings
     store = Store(settings.database)
     try:
         good = [
-            queries.Delivery(id=f"good-{i}", event="ping", headers={}, body=b"{}", received_at=1.0)
+            deliveries.Delivery(
+                id=f"good-{i}", event="ping", headers={}, body=b"{}", received_at=1.0
+            )
             for i in range(60)
         ]
         poison = replace(
-            queries.Delivery(id="bad", event="ping", headers={}, body=b"{}", received_at=1.0), **bad
+            deliveries.Delivery(id="bad", event="ping", headers={}, body=b"{}", received_at=1.0),
+            **bad,
         )
         results = await asyncio.gather(
             *(store.ingest(d) for d in [*good[:30], poison, *good[30:]]), return_exceptions=True
         )
         assert isinstance(results[30], Exception)
         assert [r for i, r in enumerate(results) if i != 30] == [True] * 60
-        assert store.call_sync(lambda conn: queries.count_deliveries(conn)) == 60
+        assert store.call_sync(lambda conn: deliveries.count_deliveries(conn)) == 60
     finally:
         store.close()
 
@@ -173,7 +177,9 @@ async def test_good_deliveries_sent_with_bad_ones_are_all_stored(make_client):
         )
     answers = await asyncio.gather(*sends)
     assert all(a.status < 500 for a in answers)
-    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn, limit=500))
+    stored = await client.runtime.store.call(
+        lambda conn: deliveries.list_deliveries(conn, limit=500)
+    )
     assert set(good_ids) <= {d.id for d in stored}
 
 
@@ -285,7 +291,8 @@ async def test_bodies_read_at_once_are_bounded(make_client, settings):
 
 @pytest.fixture
 async def guarded(settings):
-    """The real app served through `bot.serving`, with short deadlines and few connections."""
+    """The real app served through `bot.server.serving`, with short deadlines and few
+    connections."""
     quick = replace(
         settings, header_timeout_seconds=0.5, body_timeout_seconds=0.5, max_connections=8
     )

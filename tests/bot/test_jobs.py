@@ -17,16 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot import jobs as jobs_mod
-from bot.jobs import (
-    REQUEUED_REASON,
-    RESTART_REASON,
-    STOPPED_REASON,
-    JobRecord,
-    JobSystem,
-    RunRecord,
-)
-from bot.runners import (
+from bot.jobs import system as jobs_mod
+from bot.jobs.runners import (
     EnvCache,
     EnvConfig,
     GpuPool,
@@ -37,8 +29,16 @@ from bot.runners import (
     RunRequest,
     TestResult,
 )
-from bot.runners.base import resolve_token
-from bot.store import Store
+from bot.jobs.runners.base import resolve_token
+from bot.jobs.system import (
+    REQUEUED_REASON,
+    RESTART_REASON,
+    STOPPED_REASON,
+    JobRecord,
+    JobSystem,
+    RunRecord,
+)
+from bot.store.engine import Store
 from tests.runners.helpers import TOY_PYPROJECT, Git
 from tests.support.processes import alive, marked
 

@@ -11,19 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from bot import jobs, queries
-from bot.local import UsageError
-from bot.maintenance import backup, cmd_restore, integrity_problems, restore
+from bot.jobs import system as jobs
+from bot.kit.checkout import UsageError
 from bot.metrics import Metrics
-from bot.retention import PruneCounts, prune, prune_all, prune_store, run_retention
-from bot.store import MIGRATIONS, Store, connect
+from bot.store import deliveries as deliveries_db
+from bot.store import effects as effects_db
+from bot.store.backup import backup, cmd_restore, integrity_problems, restore
+from bot.store.engine import MIGRATIONS, Store, connect
+from bot.store.retention import PruneCounts, prune, prune_all, prune_store, run_retention
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "issue_comment.created.json"
 DAY = 86_400.0
 
 
-def _delivery(n: int, body: bytes, **fields: object) -> queries.Delivery:
-    return queries.Delivery(
+def _delivery(n: int, body: bytes, **fields: object) -> deliveries_db.Delivery:
+    return deliveries_db.Delivery(
         id=f"d-{n}",
         event="issue_comment",
         headers={"X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": f"d-{n}"},
@@ -96,7 +98,7 @@ async def test_a_backup_taken_during_a_burst_holds_every_acknowledged_delivery(t
     assert _ids(restored) == ids
     assert not (tmp_path / "fresh" / "bot.sqlite3.before-restore").exists()
     reopened = Store(str(restored))  # the bot opens it as it is, in WAL mode again
-    assert reopened.call_sync(lambda c: queries.count_deliveries(c)) == len(ids)
+    assert reopened.call_sync(lambda c: deliveries_db.count_deliveries(c)) == len(ids)
     reopened.close()
 
 
@@ -115,7 +117,9 @@ def test_a_backup_never_replaces_a_file_without_force(tmp_path):
 def _backup_of(tmp_path: Path, count: int) -> Path:
     source = tmp_path / "source.sqlite3"
     conn = connect(str(source))
-    queries.insert_deliveries(conn, [_delivery(n, b"{}", status="done") for n in range(count)])
+    deliveries_db.insert_deliveries(
+        conn, [_delivery(n, b"{}", status="done") for n in range(count)]
+    )
     conn.close()
     path = tmp_path / "backup.sqlite3"
     backup(str(source), str(path))
@@ -126,10 +130,12 @@ def test_restore_refuses_while_the_server_holds_the_database(tmp_path):
     copy = _backup_of(tmp_path, 2)
     db = tmp_path / "bot.sqlite3"
     live = Store(str(db))
-    live.call_sync(lambda c: queries.insert_deliveries(c, [_delivery(99, b"{}")]))
+    live.call_sync(lambda c: deliveries_db.insert_deliveries(c, [_delivery(99, b"{}")]))
     with pytest.raises(UsageError, match="stop `bot serve` first"):
         restore(str(db), str(copy))
-    assert live.call_sync(lambda c: queries.count_deliveries(c)) == 1  # untouched, still serving
+    assert (
+        live.call_sync(lambda c: deliveries_db.count_deliveries(c)) == 1
+    )  # untouched, still serving
     live.close()
     assert not (tmp_path / "bot.sqlite3.before-restore").exists()
 
@@ -157,9 +163,9 @@ def test_restore_keeps_the_replaced_database_and_drops_its_stale_wal(tmp_path):
     copy = _backup_of(tmp_path, 3)
     running = tmp_path / "running.sqlite3"
     server = Store(str(running))
-    server.call_sync(lambda c: queries.insert_deliveries(c, [_delivery(99, b"{}")]))
+    server.call_sync(lambda c: deliveries_db.insert_deliveries(c, [_delivery(99, b"{}")]))
     server.call_sync(lambda c: c.execute("PRAGMA wal_autocheckpoint=0"))
-    server.call_sync(lambda c: queries.record_effect(c, "only-in-the-wal"))
+    server.call_sync(lambda c: effects_db.record_effect(c, "only-in-the-wal"))
     # What a killed server leaves: the file, and a WAL holding commits the file does not have.
     db = tmp_path / "bot.sqlite3"
     for suffix in ("", "-wal", "-shm"):
@@ -179,7 +185,7 @@ def test_restore_keeps_the_replaced_database_and_drops_its_stale_wal(tmp_path):
 
 def _store_with(path: Path, *ids: int) -> None:
     conn = connect(str(path))
-    queries.insert_deliveries(conn, [_delivery(n, b"{}", status="done") for n in ids])
+    deliveries_db.insert_deliveries(conn, [_delivery(n, b"{}", status="done") for n in ids])
     conn.close()
 
 
@@ -273,10 +279,10 @@ def _retention_db(path: Path) -> sqlite3.Connection:
         "old-stored": ("stored", None),
         "old-in-memory": ("in_memory", None),
     }
-    queries.insert_deliveries(
+    deliveries_db.insert_deliveries(
         conn,
         [
-            queries.Delivery(
+            deliveries_db.Delivery(
                 id=name,
                 event="push",
                 headers={},
@@ -335,19 +341,19 @@ def test_pruning_drops_exactly_the_finished_work_older_than_the_cutoff(tmp_path)
     assert _with_body(conn) == {"new-done", "old-stored", "old-in-memory"}
     assert _with_blobs(conn) == {"new-failed", "still-running", "still-queued"}
     # The rows themselves stay: counted, listed, with their status.
-    assert queries.count_deliveries(conn) == 5
+    assert deliveries_db.count_deliveries(conn) == 5
     assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 5
-    assert {d.id for d in queries.page_deliveries(conn)} >= {"old-done", "old-failed"}
+    assert {d.id for d in deliveries_db.page_deliveries(conn)} >= {"old-done", "old-failed"}
     assert prune_all(conn, NOW, MAX_AGE) == PruneCounts()
     assert integrity_problems(conn) == []
 
 
 def test_pruning_goes_in_bounded_batches(tmp_path):
     conn = connect(str(tmp_path / "bot.sqlite3"))
-    queries.insert_deliveries(
+    deliveries_db.insert_deliveries(
         conn,
         [
-            queries.Delivery(
+            deliveries_db.Delivery(
                 id=f"d-{n}", event="push", headers={}, body=b"{}", status="done", received_at=1.0
             )
             for n in range(25)
@@ -363,7 +369,7 @@ def test_pruning_goes_in_bounded_batches(tmp_path):
 async def test_the_retention_loop_prunes_at_start_and_counts_in_metrics(tmp_path, monkeypatch):
     path = tmp_path / "bot.sqlite3"
     _retention_db(path).close()
-    monkeypatch.setattr("bot.retention.time.time", lambda: NOW)
+    monkeypatch.setattr("bot.store.retention.time.time", lambda: NOW)
     store = Store(str(path))
     metrics = Metrics()
     from bot.config import Settings

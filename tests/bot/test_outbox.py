@@ -10,11 +10,11 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import queries
+from bot.clients.slack import SlackLog, SlackWebAPI, SlackWebhook
 from bot.metrics import Metrics
-from bot.outbox import Outbox
-from bot.slack import SlackLog, SlackWebAPI, SlackWebhook
-from bot.store import Store
+from bot.server.outbox import Outbox
+from bot.store import outbox as outbox_db
+from bot.store.engine import Store
 
 
 class ScriptedSlack:
@@ -57,7 +57,7 @@ async def _run_until_delivered(outbox: Outbox, store: Store, timeout: float = 10
     task = asyncio.create_task(outbox.run())
     try:
         async with asyncio.timeout(timeout):
-            while await store.call(lambda c: queries.list_outbox(c, status="pending")):
+            while await store.call(lambda c: outbox_db.list_outbox(c, status="pending")):
                 await asyncio.sleep(0.02)
     finally:
         outbox.stop()
@@ -76,7 +76,7 @@ async def test_500_then_429_then_ok_delivers_once(slack, store):
     await _run_until_delivered(outbox, store)
     assert time.monotonic() - start >= 1.0  # Slack's Retry-After was honoured
     assert len(slack.received) == 3
-    (item,) = await store.call(lambda c: queries.list_outbox(c))
+    (item,) = await store.call(lambda c: outbox_db.list_outbox(c))
     assert (item.status, item.attempts) == ("delivered", 3)
 
 
@@ -96,12 +96,12 @@ async def test_a_permanent_error_is_kept_as_failed(slack, store):
     outbox = Outbox(store, SlackWebAPI(client), Metrics(), base_delay=0.01)
     await outbox.queue_slack("k", MESSAGE)
     await outbox.send_due()
-    (item,) = await store.call(lambda c: queries.list_outbox(c))
+    (item,) = await store.call(lambda c: outbox_db.list_outbox(c))
     assert item.status == "failed"
     assert "channel_not_found" in item.last_error
-    assert await store.call(lambda c: queries.retry_outbox(c, item.id))
+    assert await store.call(lambda c: outbox_db.retry_outbox(c, item.id))
     await outbox.send_due()
-    (item,) = await store.call(lambda c: queries.list_outbox(c))
+    (item,) = await store.call(lambda c: outbox_db.list_outbox(c))
     assert item.status == "delivered"
 
 
@@ -120,7 +120,7 @@ async def test_unreachable_slack_is_retried_not_lost(store):
     outbox = Outbox(store, SlackWebAPI(client), Metrics(), base_delay=0.01)
     await outbox.queue_slack("k", MESSAGE)
     await outbox.send_due()
-    (item,) = await store.call(lambda c: queries.list_outbox(c))
+    (item,) = await store.call(lambda c: outbox_db.list_outbox(c))
     assert (item.status, item.attempts) == ("pending", 1)
     assert "unreachable" in item.last_error
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import queries
-from bot.cli import main
-from bot.retention import prune_all
-from bot.store import Store
+from bot.ops.cli import main
+from bot.store import deliveries
+from bot.store.engine import Store
+from bot.store.retention import prune_all
 from bot.web import routes
 
 
@@ -34,7 +34,7 @@ def _store(env: Path) -> Store:
 
 def _delivery(env: Path, delivery_id: str, status: str) -> None:
     store = _store(env)
-    delivery = queries.Delivery(
+    delivery = deliveries.Delivery(
         id=delivery_id,
         event="push",
         headers={},
@@ -44,10 +44,10 @@ def _delivery(env: Path, delivery_id: str, status: str) -> None:
         status=status if status in ("in_memory", "stored") else "in_memory",
     )
     try:
-        store.call_sync(lambda conn: queries.insert_deliveries(conn, [delivery]))
+        store.call_sync(lambda conn: deliveries.insert_deliveries(conn, [delivery]))
         if status in ("done", "failed"):
             store.call_sync(
-                lambda conn: queries.finish_delivery(
+                lambda conn: deliveries.finish_delivery(
                     conn, delivery_id, status=status, attempts=1, done_callbacks=(), error=None
                 )
             )
@@ -58,7 +58,7 @@ def _delivery(env: Path, delivery_id: str, status: str) -> None:
 def _status(env: Path, delivery_id: str) -> str:
     store = _store(env)
     try:
-        found = store.call_sync(lambda conn: queries.get_delivery(conn, delivery_id))
+        found = store.call_sync(lambda conn: deliveries.get_delivery(conn, delivery_id))
     finally:
         store.close()
     assert found is not None
@@ -111,7 +111,7 @@ def test_the_rule_is_the_store_s_and_says_why_it_refuses(env):
     store = _store(env)
     try:
         answers = {
-            name: store.call_sync(lambda conn, name=name: queries.replay_delivery(conn, name))
+            name: store.call_sync(lambda conn, name=name: deliveries.replay_delivery(conn, name))
             for name in ("d-done", "d-held", "d-old", "nope")
         }
     finally:
@@ -123,4 +123,4 @@ def test_the_rule_is_the_store_s_and_says_why_it_refuses(env):
         "nope": "missing",
     }
     # The operator page offers the button by the same rule, not a copy of it.
-    assert routes.REPLAYABLE is queries.REPLAYABLE
+    assert routes.REPLAYABLE is deliveries.REPLAYABLE

@@ -15,11 +15,10 @@ import aiohttp
 import pytest
 import yaml
 
+from bot.clients.github import GitHubClients
 from bot.config import ConfigError, Settings
-from bot.github import GitHubClients
-from bot.local import UsageError
-from bot.sandbox import SandboxGitHub
-from bot.setup import (
+from bot.kit.checkout import UsageError
+from bot.ops.setup import (
     MANIFEST_PATH,
     SetupOptions,
     SetupServer,
@@ -28,6 +27,7 @@ from bot.setup import (
     register_cli,
     run_setup,
 )
+from tests.sandbox import SandboxGitHub
 
 PUBLIC = "https://bot.example.org"
 

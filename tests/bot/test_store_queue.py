@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from bot import queries
-from bot.store import MIGRATIONS, connect
+from bot.store import deliveries as deliveries_db
+from bot.store.engine import MIGRATIONS, connect
 
 
 def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
     deliveries = [
-        queries.Delivery(
+        deliveries_db.Delivery(
             id=f"d-{start + n}",
             event="issue_comment",
             headers={"X-GitHub-Event": "issue_comment"},
@@ -21,7 +21,7 @@ def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
         )
         for n in range(count)
     ]
-    queries.insert_deliveries(conn, deliveries)
+    deliveries_db.insert_deliveries(conn, deliveries)
 
 
 def _steps(conn: sqlite3.Connection, fn) -> int:
@@ -46,13 +46,13 @@ def test_claim_takes_the_oldest_due_rows_and_skips_retries_not_yet_due(tmp_path)
     _pending(conn, 3)
     later = time.time() + 3600
     conn.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = 'd-0'", (later,))
-    claimed = queries.claim_due_deliveries(conn, time.time(), 10)
+    claimed = deliveries_db.claim_due_deliveries(conn, time.time(), 10)
     assert [d.id for d in claimed] == ["d-1", "d-2"]
     assert [d.body for d in claimed] == [b'{"action": "created"}'] * 2
     statuses = dict(conn.execute("SELECT id, status FROM deliveries"))
     assert statuses == {"d-0": "stored", "d-1": "in_memory", "d-2": "in_memory"}
-    assert queries.next_due_at(conn) == later
-    assert queries.claim_due_deliveries(conn, time.time(), 10) == []
+    assert deliveries_db.next_due_at(conn) == later
+    assert deliveries_db.claim_due_deliveries(conn, time.time(), 10) == []
 
 
 def test_claiming_from_a_large_backlog_reads_only_the_rows_it_takes(tmp_path):
@@ -60,11 +60,11 @@ def test_claiming_from_a_large_backlog_reads_only_the_rows_it_takes(tmp_path):
     # keeps accepting on the same thread, so a claim must not sort or scan the whole backlog.
     conn = connect(str(tmp_path / "q.sqlite3"))
     _pending(conn, 500)
-    small = _steps(conn, lambda: queries.claim_due_deliveries(conn, time.time(), 32))
-    small_due = _steps(conn, lambda: queries.next_due_at(conn))
+    small = _steps(conn, lambda: deliveries_db.claim_due_deliveries(conn, time.time(), 32))
+    small_due = _steps(conn, lambda: deliveries_db.next_due_at(conn))
     _pending(conn, 10_000, start=500)
-    large = _steps(conn, lambda: queries.claim_due_deliveries(conn, time.time(), 32))
-    large_due = _steps(conn, lambda: queries.next_due_at(conn))
+    large = _steps(conn, lambda: deliveries_db.claim_due_deliveries(conn, time.time(), 32))
+    large_due = _steps(conn, lambda: deliveries_db.next_due_at(conn))
     assert large <= small * 2 + 5, (small, large)
     assert large_due <= small_due * 2 + 5, (small_due, large_due)
 

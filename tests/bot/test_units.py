@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.backoff import rate_limit_wait
-from bot.commands import Command, parse_commands
+from bot.clients.backoff import rate_limit_wait
 from bot.config import ConfigError, RepoConfig, Settings, default_config_toml, parse_repo_config
+from bot.kit.commands import Command, parse_commands
 from bot.logs import configure, redact
 from bot.metrics import Metrics
 
@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_bot_process_never_imports_torch_or_model_lib():
     code = (
         "import sys\n"
-        "import bot.app, bot.cli, bot.worker, bot.runtime, bot.routing\n"
-        "from bot.routing import FEATURES\n"
+        "import bot.server.app, bot.ops.cli, bot.server.worker, bot.server.runtime\n"
+        "import bot.server.routing\n"
+        "from bot.server.routing import FEATURES\n"
         "import handlers.help, handlers.reviewers, handlers.new_model, codeowners\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'model_lib'))\n"
         "print(','.join(bad))\n"

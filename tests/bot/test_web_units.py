@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.jobs import JobRecord
+from bot.jobs.runners.junit import TestResult
+from bot.jobs.system import JobRecord
 from bot.logs import add_secret
-from bot.runners.junit import TestResult
 from bot.web import chart, render, results
 
 

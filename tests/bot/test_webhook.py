@@ -10,10 +10,10 @@ import time
 import pytest
 from gidgethub.routing import Router
 
-from bot import queries
-from bot.app import create_app
 from bot.config import ConfigError, Settings
-from bot.store import Store
+from bot.server.app import create_app
+from bot.store import deliveries as deliveries_db
+from bot.store.engine import Store
 from tests.support.webhooks import SECRET, module, payload, sign, webhook_headers
 
 GITHUB_EXAMPLE_SECRET = "It's a Secret to Everybody"
@@ -101,7 +101,7 @@ async def test_oversized_body_is_413_and_not_stored(make_client):
         "/webhook", data=body, headers=webhook_headers("issue_comment", body)
     )
     assert response.status == 413
-    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     assert stored == []
 
 
@@ -126,7 +126,7 @@ async def test_accepted_delivery_is_stored_before_202(make_client):
     # Read through a separate connection: the row must already be committed on disk.
     other = Store(client.runtime.settings.database)
     try:
-        stored = other.call_sync(lambda conn: queries.get_delivery(conn, "d-1"))
+        stored = other.call_sync(lambda conn: deliveries_db.get_delivery(conn, "d-1"))
     finally:
         other.close()
     assert stored is not None
@@ -165,13 +165,13 @@ async def test_ping_is_answered_and_recorded(make_client):
     response = await client.post("/webhook", data=body, headers=webhook_headers("ping", body))
     assert response.status == 202
     await _drain(client)
-    rows = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
+    rows = await client.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     assert [(r.event, r.status) for r in rows] == [("ping", "done")]
 
 
 async def _drain(client, timeout: float = 5.0) -> None:
     async def depth() -> int:
-        return await client.runtime.store.call(queries.queue_depth)
+        return await client.runtime.store.call(deliveries_db.queue_depth)
 
     async with asyncio.timeout(timeout):
         while await depth():
@@ -199,7 +199,7 @@ async def test_failing_handler_is_retried_then_failed_with_its_error(make_client
     )
     assert response.status == 202
     await _drain(client)
-    stored = await client.runtime.store.call(lambda conn: queries.get_delivery(conn, "boom"))
+    stored = await client.runtime.store.call(lambda conn: deliveries_db.get_delivery(conn, "boom"))
     assert stored.status == "failed"
     assert stored.attempts == 3 == len(attempts)
     assert "the handler broke on purpose" in stored.error
@@ -250,9 +250,9 @@ def test_signature_helper_matches_githubs_example():
 
 
 async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_client, monkeypatch):
-    import bot.worker
+    import bot.server.worker
 
-    monkeypatch.setattr(bot.worker, "MEMORY_LIMIT", 2)
+    monkeypatch.setattr(bot.server.worker, "MEMORY_LIMIT", 2)
     seen: list[str] = []
     router = Router()
 
@@ -267,7 +267,7 @@ async def test_a_backlog_waits_in_the_database_and_keeps_arrival_order(make_clie
         body = payload()
         headers = webhook_headers("issue_comment", body, delivery=delivery_id)
         assert (await client.post("/webhook", data=body, headers=headers)).status == 202
-    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     assert any(d.status == "stored" for d in stored)  # more than fit in memory
     await _drain(client)
     assert seen == ids
@@ -282,7 +282,7 @@ async def test_the_same_delivery_twice_at_once_is_stored_once(make_client):
         client.post("/webhook", data=body, headers=headers),
     )
     assert sorted([first.status, second.status]) == [200, 202]
-    stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
+    stored = await client.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     assert [d.id for d in stored] == ["twin"]
 
 
@@ -296,9 +296,9 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
         slow_commit(self)
 
     monkeypatch.setattr(Store, "_commit", slow_disk)
-    import bot.worker
+    import bot.server.worker
 
-    monkeypatch.setattr(bot.worker, "FINISH_WINDOW", 4)  # the worker also waits for room
+    monkeypatch.setattr(bot.server.worker, "FINISH_WINDOW", 4)  # the worker also waits for room
     seen: list[str] = []
     router = Router()
 
@@ -324,7 +324,7 @@ async def test_a_stop_right_after_a_burst_leaves_every_outcome_on_disk(make_clie
     assert 'bot_deliveries_processed_total{event="issue_comment",outcome="done"} 40' in processed
     reopened = Store(client.runtime.settings.database)
     try:
-        stored = reopened.call_sync(lambda conn: queries.list_deliveries(conn, limit=100))
+        stored = reopened.call_sync(lambda conn: deliveries_db.list_deliveries(conn, limit=100))
     finally:
         reopened.close()
     assert sorted(d.id for d in stored) == ids
@@ -337,14 +337,14 @@ async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_in_memory(
 ):
     # The handlers ran, but the disk refused the outcome: the row stays `in_memory`, so the next
     # start handles it again, and the worker goes on with the deliveries behind it.
-    real_finish = queries.finish_delivery
+    real_finish = deliveries_db.finish_delivery
 
     def refuse_one(conn, delivery_id, **outcome):
         if delivery_id == "unlucky":
             raise sqlite3.OperationalError("disk I/O error")
         return real_finish(conn, delivery_id, **outcome)
 
-    monkeypatch.setattr(queries, "finish_delivery", refuse_one)
+    monkeypatch.setattr(deliveries_db, "finish_delivery", refuse_one)
     client = await make_client()
     for delivery_id in ("unlucky", "next"):
         body = payload()
@@ -352,7 +352,9 @@ async def test_an_outcome_that_cannot_be_written_leaves_the_delivery_in_memory(
         assert (await client.post("/webhook", data=body, headers=headers)).status == 202
     async with asyncio.timeout(5):
         while True:
-            stored = await client.runtime.store.call(lambda conn: queries.list_deliveries(conn))
+            stored = await client.runtime.store.call(
+                lambda conn: deliveries_db.list_deliveries(conn)
+            )
             if {d.id: d.status for d in stored}.get("next") == "done":
                 break
             await asyncio.sleep(0.01)

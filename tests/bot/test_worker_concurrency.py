@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from gidgethub.routing import Router
 
-from bot import queries
+from bot.store import deliveries
 from tests.support.webhooks import module, payload, webhook_headers
 
 
@@ -81,7 +81,9 @@ async def test_a_handler_past_its_time_limit_is_cancelled_and_retried(make_clien
     )
     async with asyncio.timeout(10):
         while True:
-            row = await client.runtime.store.call(lambda conn: queries.get_delivery(conn, "slow"))
+            row = await client.runtime.store.call(
+                lambda conn: deliveries.get_delivery(conn, "slow")
+            )
             if row.status == "done":
                 break
             await asyncio.sleep(0.02)

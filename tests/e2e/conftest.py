@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.sandbox.harness import Harness
+from tests.sandbox.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 

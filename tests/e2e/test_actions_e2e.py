@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.sandbox.harness import Harness
+from tests.sandbox.harness import Harness
 from tests.support.slow_ci import REPO, bot_comments, head, open_slow_pull
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.cli import _delivery_from, _handle_once
 from bot.config import Settings
-from bot.sandbox import SandboxGitHub
+from bot.ops.cli import _delivery_from, _handle_once
+from tests.sandbox import SandboxGitHub
 from tests.support.slow_ci import REPO, bot_comments, head, open_slow_pull
 
 ROOT = Path(__file__).resolve().parents[2]

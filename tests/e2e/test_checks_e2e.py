@@ -17,7 +17,7 @@ import gidgethub
 import pytest
 from gidgethub.aiohttp import GitHubAPI
 
-from bot.runners.junit import parse_junit
+from bot.jobs.runners.junit import parse_junit
 from tests.support.slow_ci import REPO, bot_comments, head, open_slow_pull
 
 MANY = 60

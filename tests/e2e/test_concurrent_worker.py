@@ -20,7 +20,7 @@ def _open(harness, branch: str, path: str) -> int:
 async def test_a_pull_request_stuck_on_a_slow_github_answer_delays_no_other(harness):
     make_repo(harness, TEAM)
     stuck = _open(harness, "stuck", "model_lib/models/gpt2/modeling_gpt2.py")
-    free = _open(harness, "free", "bot/app.py")
+    free = _open(harness, "free", "bot/server/app.py")
     hold = harness.github.hold_next("GET", rf"/pulls/{stuck}/files")
     await harness.deliver(
         "pull_request", harness.github.pull_request_payload(REPO, stuck, "opened")

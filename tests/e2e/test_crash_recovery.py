@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.comments import marker
-from bot.sandbox import SandboxGitHub, send_webhook
+from bot.kit.comments import marker
+from tests.sandbox import SandboxGitHub, send_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/models"

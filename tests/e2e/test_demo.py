@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.sandbox.scenario import REPO, scenario
+from tests.sandbox.scenario import REPO, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 

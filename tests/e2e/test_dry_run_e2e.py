@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from bot.cli import _delivery_from, _handle_once
 from bot.config import Settings
-from bot.sandbox import SandboxGitHub
+from bot.ops.cli import _delivery_from, _handle_once
+from tests.sandbox import SandboxGitHub
 
 REPO = "acme/models"
 

@@ -11,10 +11,10 @@ import time
 import aiohttp
 import pytest
 
-from bot.comments import Author, bot_author, find_marked_comment, marker, post_once
-from bot.conversation import Conversation
-from bot.github import GitHubAPI
-from bot.sandbox import SandboxGitHub
+from bot.clients.github import GitHubAPI
+from bot.kit.comments import Author, bot_author, find_marked_comment, marker, post_once
+from bot.kit.conversation import Conversation
+from tests.sandbox import SandboxGitHub
 from tests.support.slow_ci import REPO, bot_comments, open_slow_pull
 
 FILES = {

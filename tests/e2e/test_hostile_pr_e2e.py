@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.runners.confine import detect
+from bot.jobs.runners.confine import detect
 from tests.support.processes import marked
 from tests.support.slow_ci import REPO, bot_comments, head, open_slow_pull
 
@@ -234,7 +234,7 @@ async def test_style_never_imports_a_ruff_package_the_pull_request_ships(harness
 
 
 async def test_a_host_that_cannot_confine_runs_no_pull_request_code(harness, monkeypatch):
-    from bot.runners.confine import Confinement
+    from bot.jobs.runners.confine import Confinement
 
     unavailable = Confinement("unavailable", reason="bubblewrap (bwrap) is not installed")
     runner = harness.runtime.jobs.runners["local"]
@@ -249,7 +249,7 @@ async def test_a_host_that_cannot_confine_runs_no_pull_request_code(harness, mon
 
 
 async def test_style_on_a_host_that_cannot_confine_is_refused_with_the_reason(harness, monkeypatch):
-    from bot.runners.confine import Confinement
+    from bot.jobs.runners.confine import Confinement
 
     unavailable = Confinement("unavailable", reason="bubblewrap (bwrap) is not installed")
     monkeypatch.setattr(harness.runtime.jobs.runners["style"], "confinement", unavailable)

@@ -21,10 +21,11 @@ from gidgethub.routing import Router
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import queries, serving
-from bot.app import create_app
 from bot.config import Settings
-from bot.runtime import Runtime
+from bot.server import serving
+from bot.server.app import create_app
+from bot.server.runtime import Runtime
+from bot.store import deliveries as deliveries_db
 from tests.support import rawhttp
 from tests.support.webhooks import SECRET, module
 
@@ -183,10 +184,10 @@ async def _exercise(batch: list[tuple[list[tuple[bytes, bytes]], bytes, bool]]) 
             answers = await asyncio.gather(*sends)
             assert all(a.status and a.status < 500 for a in answers), [a.status for a in answers]
             async with asyncio.timeout(30):
-                while await runtime.store.call(queries.queue_depth) or runtime.worker.busy:
+                while await runtime.store.call(deliveries_db.queue_depth) or runtime.worker.busy:
                     await asyncio.sleep(0.02)
             stored = await runtime.store.call(
-                lambda conn: queries.list_deliveries(conn, limit=10_000)
+                lambda conn: deliveries_db.list_deliveries(conn, limit=10_000)
             )
             assert {d.status for d in stored} <= {"done", "failed"}  # nothing stuck
             by_id = {d.id: d for d in stored}

@@ -27,11 +27,11 @@ from jsonschema.exceptions import best_match
 from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
+from bot.clients.github import API_VERSION, MEDIA_TYPE
 from bot.config import Settings
-from bot.github import API_VERSION, MEDIA_TYPE
-from bot.sandbox.github import SandboxGitHub
-from bot.sandbox.harness import Harness
-from bot.sandbox.scenario import REPO, scenario
+from tests.sandbox.github_server import SandboxGitHub
+from tests.sandbox.harness import Harness
+from tests.sandbox.scenario import REPO, scenario
 from tests.support.slow_ci import REPO as SLOW_REPO
 from tests.support.slow_ci import open_slow_pull
 

@@ -174,7 +174,7 @@ async def test_the_outbox_lists_a_failed_message_and_retries_it_with_the_csrf_to
 async def test_a_delivery_whose_body_was_pruned_is_listed_but_not_replayed(bot, browser):
     import time
 
-    from bot.retention import prune_store
+    from bot.store.retention import prune_store
 
     sent = await bot.deliver("ping", {"zen": "Half measures are as bad as nothing.", "hook_id": 1})
     await bot.settle()

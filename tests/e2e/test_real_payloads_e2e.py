@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import queries
+from bot.store import outbox
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "payloads"
 pytestmark = pytest.mark.skipif(
@@ -48,4 +48,4 @@ async def test_every_real_payload_is_accepted_and_handled(harness, caplog):
     assert caplog.text.count("no .github/review-owners on master: no reviewers requested") == 2
     assert harness.github.writes() == []
     assert harness.slack.messages == []
-    assert await harness.runtime.store.call(lambda conn: queries.list_outbox(conn)) == []
+    assert await harness.runtime.store.call(lambda conn: outbox.list_outbox(conn)) == []

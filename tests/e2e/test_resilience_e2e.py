@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from bot.config import Settings
-from bot.sandbox.harness import Harness
+from tests.sandbox.harness import Harness
 
 REPO = "acme/models"
 OWNERS = "* @acme/core\n/model_lib/ @acme/models @alice\n"

@@ -28,7 +28,7 @@ def make_repo(harness, collaborators):
             ".github/review-owners": OWNERS,
             GPT2: "",
             GPT2_TEST: "",
-            "bot/app.py": "",
+            "bot/server/app.py": "",
             "README.md": "",
         },
         collaborators=collaborators,
@@ -39,7 +39,7 @@ def open_pr(harness, author: str, *, draft: bool = False) -> int:
     harness.github.commit(
         REPO,
         "add-cache",
-        {GPT2: _lines(50), GPT2_TEST: _lines(10), "bot/app.py": _lines(5)},
+        {GPT2: _lines(50), GPT2_TEST: _lines(10), "bot/server/app.py": _lines(5)},
         author=author,
         message="Add a KV cache to gpt2",
     )
@@ -58,7 +58,7 @@ async def test_outside_contributor_gets_the_two_top_owners(harness):
     number = open_pr(harness, "outsider")
     await opened(harness, number)
     # gpt2's model file (50 lines) and its test (10) -> @mb-gpt2 60, @mb-models 50;
-    # bot/app.py (5) -> @mb-infra 5, @mb-lead 5.
+    # bot/server/app.py (5) -> @mb-infra 5, @mb-lead 5.
     assert harness.github.requested_reviewers(REPO, number) == (["mb-gpt2", "mb-models"], [])
     posts = [r for r in harness.github.writes() if r.path.endswith("/requested_reviewers")]
     assert len(posts) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.comments import MARKER_PREFIX
+from bot.kit.comments import MARKER_PREFIX
 from handlers.style.plan import COMMIT_MESSAGE
 
 REPO = "acme/tools"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.runners.envcache import DEFAULT_PASS_ENV
+from bot.jobs.runners.envcache import DEFAULT_PASS_ENV
 from tests.installed.processes import BASICS, Bot, Sandbox, free_port
 
 

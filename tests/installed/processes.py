@@ -81,12 +81,13 @@ def next_second() -> None:
 
 
 class Sandbox:
-    """`python -m bot.sandbox serve`, and its control API."""
+    """`python -m tests.sandbox serve`, and its control API."""
 
     def __init__(self, folder: Path, bot_url: str) -> None:
-        argv = [sys.executable, "-m", "bot.sandbox", "serve", "--dir", str(folder)]
+        argv = [sys.executable, "-m", "tests.sandbox", "serve", "--dir", str(folder)]
         argv += ["--bot-url", f"{bot_url}/webhook"]
-        env = {**BASICS, "HOME": str(folder)}
+        # The stand-in is not part of the installed package: it is found in the clone.
+        env = {**BASICS, "HOME": str(folder), "PYTHONPATH": str(ROOT)}
         self.log = (folder.parent / "sandbox.log").open("w")
         self.process = subprocess.Popen(
             argv, cwd=folder.parent, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True

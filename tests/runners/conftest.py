@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
+from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
 from tests.runners.helpers import Git
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bot.localgit import git_env
-from bot.runners import RunRequest
+from bot.clients.git import git_env
+from bot.jobs.runners import RunRequest
 
 #: Keeps pytest-asyncio (installed in the .venv the toy checkouts run with) quiet.
 TOY_PYPROJECT = """\

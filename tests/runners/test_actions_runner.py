@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.runners.actions import ActionsConfig, ActionsRunner, ArtifactLimits, correlation_id
-from bot.runners.base import RunRequest
-from bot.sandbox import SandboxGitHub
+from bot.jobs.runners.actions import ActionsConfig, ActionsRunner, ArtifactLimits, correlation_id
+from bot.jobs.runners.base import RunRequest
+from tests.sandbox import SandboxGitHub
 from tests.support.slow_ci import REPO, head, open_slow_pull
 
 ROOT = Path(__file__).resolve().parents[2]

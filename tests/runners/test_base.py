@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.runners.base import BoundedLog, JobOutcome, resolve_token, stream_process
+from bot.jobs.runners.base import BoundedLog, JobOutcome, resolve_token, stream_process
 
 
 async def test_log_keeps_head_and_tail_and_says_what_was_cut() -> None:

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.runners.actions import (
+from bot.jobs.runners.actions import (
     ArtifactLimits,
     ArtifactRefused,
     LogExcerpt,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners import confine
-from bot.runners.confine import Confinement, Jail, Limits, bwrap_args, detect, python_roots
+from bot.jobs.runners import confine
+from bot.jobs.runners.confine import Confinement, Jail, Limits, bwrap_args, detect, python_roots
 
 HOST = detect()
 needs_sandbox = pytest.mark.skipif(not HOST.confined, reason=f"cannot confine: {HOST.reason}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners.envcache import (
+from bot.jobs.runners.envcache import (
     EnvBuildError,
     EnvCache,
     EnvConfig,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners.gpus import GpuPool, MachineUnavailable, discover_gpus
+from bot.jobs.runners.gpus import GpuPool, MachineUnavailable, discover_gpus
 
 
 async def test_without_gpu_one_job_at_a_time_on_the_cpu() -> None:

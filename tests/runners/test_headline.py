@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import jobs as jobs_store
-from bot.runners import JobOutcome
-from bot.runners.junit import TestResult, read_junit
-from bot.store import Store
+from bot.jobs import system as jobs_store
+from bot.jobs.runners import JobOutcome
+from bot.jobs.runners.junit import TestResult, read_junit
+from bot.store.engine import Store
 from bot.web import render, results
 from handlers.slow_ci.checks import plan_check_run
 from handlers.slow_ci.plan import (

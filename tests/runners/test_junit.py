@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners import junit
-from bot.runners.junit import (
+from bot.jobs.runners import junit
+from bot.jobs.runners.junit import (
     failed_node_ids,
     node_id_for,
     parse_junit,

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 
 from bot.config import Settings
-from bot.runners import GpuPool, LocalRunner, LocalRunnerConfig, RunRequest
-from bot.runners.envcache import PythonEnv
-from bot.runners.junit import JUnitReport
-from bot.runners.local import _judge, _missing_hint, checkout_git_env, fetch_env
-from bot.runtime import local_runner
+from bot.jobs.runners import GpuPool, LocalRunner, LocalRunnerConfig, RunRequest
+from bot.jobs.runners.envcache import PythonEnv
+from bot.jobs.runners.junit import JUnitReport
+from bot.jobs.runners.local import _judge, _missing_hint, checkout_git_env, fetch_env
+from bot.server.runtime import local_runner
 from tests.runners.helpers import TOY_PYPROJECT, Git, request_for
 from tests.support.processes import alive, marked
 

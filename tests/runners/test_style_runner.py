@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners.confine import Confinement
+from bot.jobs.runners.confine import Confinement
 from handlers.style.plan import StyleResult
 from handlers.style.plan import summary as style_summary
 from handlers.style.runner import StyleRequest, StyleRunner, StyleRunnerConfig, ruff_env

@@ -11,10 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.jobs import JobLimits, end_run, finish_job, insert_run
-from bot.runners.base import JobOutcome
-from bot.runners.junit import TestResult
-from bot.store import Store
+from bot.jobs.runners.base import JobOutcome
+from bot.jobs.runners.junit import TestResult
+from bot.jobs.system import JobLimits, end_run, finish_job, insert_run
+from bot.store.engine import Store
 
 
 def results_for(folder: str, n: int, *, failed: int = 0, skipped: int = 0) -> list[TestResult]:

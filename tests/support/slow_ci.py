@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from bot.comments import MARKER_PREFIX
+from bot.kit.comments import MARKER_PREFIX
 
 REPO = "acme/models"
 PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

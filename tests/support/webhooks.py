@@ -29,7 +29,7 @@ def webhook_headers(
 
 def module(router: Any, name: str = "test-feature") -> SimpleNamespace:
     """A handler module made in a test: anything with `router` and `HELP` will do."""
-    from bot.help import Help
+    from bot.kit.help import Help
 
     return SimpleNamespace(router=router, HELP=Help(name=name, summary="test", who="anyone"))
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from gidgethub.sansio import Event
 
-from bot.help import Help
-from bot.routing import all_help
+from bot.kit.help import Help
+from bot.server.routing import all_help
 from handlers.help.handler import on_comment
 
 COMMENTS_URL = "/repos/acme/widgets/issues/3/comments"

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bot.cli import main
+from bot.ops.cli import main
 from tests.support.checkout import add_model
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.cli import main
+from bot.ops.cli import main
 from tests.support.checkout import add_model, git
 
 BINARY = bytes(range(256)) * 4

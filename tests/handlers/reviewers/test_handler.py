@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import RepoConfig, ReviewersConfig
 from codeowners import MAX_BYTES
-from handlers.reviewers.github import Refused
+from handlers.reviewers.client import Refused
 from handlers.reviewers.handler import request_reviewers
 from handlers.reviewers.plan import Candidate, ChangedFile
 

@@ -13,10 +13,10 @@ import gidgethub
 import pytest
 from gidgethub.sansio import RateLimit
 
-from bot.payload_shape import shape_problem
-from bot.queries import Delivery
-from bot.runners.junit import TestResult
-from bot.worker import _pool, ordering_key
+from bot.jobs.runners.junit import TestResult
+from bot.server.intake import shape_problem
+from bot.server.worker import _pool, ordering_key
+from bot.store.deliveries import Delivery
 from handlers.slow_ci.checks import (
     ACTION_LIMITS,
     ANNOTATIONS_PER_REQUEST,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.cli import main
+from bot.ops.cli import main
 from tests.support.checkout import git
 
 

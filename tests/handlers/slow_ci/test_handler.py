@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from bot import queries
 from bot.config import SlowCiConfig
-from bot.context import Context
-from bot.conversation import PullInfo
-from bot.store import Store
+from bot.kit.context import Context
+from bot.kit.conversation import PullInfo
+from bot.store import deliveries as deliveries_db
+from bot.store import effects as effects_db
+from bot.store.engine import Store
 from handlers.slow_ci.handler import _push_approval, start_run
 from handlers.slow_ci.plan import MergeCommit, PushApproval, parse_trigger
 
@@ -133,18 +134,18 @@ async def _delivered(
     }
     if action == "synchronize":
         data |= {"before": before, "after": sha}
-    delivery = queries.Delivery(
+    delivery = deliveries_db.Delivery(
         id=str(uuid.uuid4()),
         event="pull_request",
         headers={},
         body=json.dumps(data).encode(),
         action=action,
         repo=REPO,
-        number=queries.delivery_number(data),
+        number=deliveries_db.delivery_number(data),
         received_at=at.timestamp(),
         status="done",
     )
-    await store.call(lambda conn: queries.insert_deliveries(conn, [delivery]))
+    await store.call(lambda conn: deliveries_db.insert_deliveries(conn, [delivery]))
 
 
 async def _start(
@@ -274,7 +275,7 @@ async def test_an_approval_is_recorded_for_the_labels_later_pushes(store):
     github = FakeGitHub()
     await _start(store, github, "run-slow: toy")
     done = await store.call(
-        lambda conn: queries.effect_done(conn, f"slow_ci:approved:{REPO}#7:{SHA}")
+        lambda conn: effects_db.effect_done(conn, f"slow_ci:approved:{REPO}#7:{SHA}")
     )
     assert done
 
@@ -350,7 +351,7 @@ async def _push_verdict(store: Store, jobs: FakeJobs | None = None, head: str = 
 
 async def _approve(store: Store, sha: str) -> None:
     key = f"slow_ci:approved:{REPO}#7:{sha}"
-    await store.call(lambda conn: queries.record_effect(conn, key))
+    await store.call(lambda conn: effects_db.record_effect(conn, key))
 
 
 async def test_a_maintainers_push_on_an_approved_head_runs(store):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot import queries
-from bot.queries import PushRecord
-from bot.store import connect
+from bot.store import deliveries
+from bot.store.deliveries import PushRecord
+from bot.store.engine import connect
 
 REPO = "acme/models"
 
@@ -24,18 +24,18 @@ def conn():
 
 
 def _store(conn, event: str, data: dict[str, Any], *, at: float, repo: str = REPO) -> None:
-    delivery = queries.Delivery(
+    delivery = deliveries.Delivery(
         id=str(uuid.uuid4()),
         event=event,
         headers={},
         body=json.dumps(data, separators=(",", ":")).encode(),
         action=data.get("action"),
         repo=repo,
-        number=queries.delivery_number(data),
+        number=deliveries.delivery_number(data),
         received_at=at,
         status="done",
     )
-    queries.insert_deliveries(conn, [delivery])
+    deliveries.insert_deliveries(conn, [delivery])
 
 
 def _pull_request(action: str, number: int, sha: str, sender: str = "carol", **extra: Any):
@@ -58,7 +58,7 @@ def test_the_pushes_of_one_pull_request_in_arrival_order(conn):
         at=2.0,
     )
     _store(conn, "pull_request", _pull_request("reopened", 7, "d" * 40, "dave"), at=3.0)
-    assert queries.push_records(conn, REPO, 7) == [
+    assert deliveries.push_records(conn, REPO, 7) == [
         PushRecord("a" * 40, 1.0, "carol", "opened"),
         # `after` is the head a push made; the payload's PR may have moved on since.
         PushRecord("c" * 40, 2.0, "maint", "synchronize", before="a" * 40),
@@ -75,12 +75,12 @@ def test_nothing_else_passes_for_a_push(conn):
     other = _pull_request("opened", 8, "6" * 40)
     other["pull_request"]["milestone"] = {"number": 7}  # the number, but not the PR's
     _store(conn, "pull_request", other, at=1.0)
-    assert queries.push_records(conn, REPO, 7) == []
+    assert deliveries.push_records(conn, REPO, 7) == []
 
 
 def test_the_repository_is_matched_as_github_matches_names(conn):
     _store(conn, "pull_request", _pull_request("opened", 7, "a" * 40), at=1.0, repo="Acme/Models")
-    assert [r.sha for r in queries.push_records(conn, REPO, 7)] == ["a" * 40]
+    assert [r.sha for r in deliveries.push_records(conn, REPO, 7)] == ["a" * 40]
 
 
 def test_pruned_and_unreadable_bodies_are_no_record(conn):
@@ -90,11 +90,11 @@ def test_pruned_and_unreadable_bodies_are_no_record(conn):
     broken = _pull_request("opened", 7, "b" * 40)
     broken["sender"] = "carol"
     _store(conn, "pull_request", broken, at=3.0)
-    assert queries.push_records(conn, REPO, 7) == []
+    assert deliveries.push_records(conn, REPO, 7) == []
 
 
 def test_only_the_newest_deliveries_are_read(conn):
     for i in range(5):
         _store(conn, "pull_request", _pull_request("opened", 7, f"{i}" * 40), at=float(i))
-    records = queries.push_records(conn, REPO, 7, scan_limit=2)
+    records = deliveries.push_records(conn, REPO, 7, scan_limit=2)
     assert [r.sha for r in records] == ["3" * 40, "4" * 40]

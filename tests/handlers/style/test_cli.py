@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from bot.cli import main
+from bot.ops.cli import main
 from tests.support.checkout import ENV, git
 
 UGLY = "import sys\nimport os\n\ndef f(a,b):\n  return os.path.join(a,b)\n"

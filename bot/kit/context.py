@@ -1,0 +1,101 @@
+"""What a handler is given besides the event: services shared by all, and a per-call context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gidgethub.sansio import Event
+
+from bot.clients.github import GitHubAPI, GitHubClients
+from bot.clients.repo_config import RepoConfigCache
+from bot.config import RepoConfig, Settings
+from bot.jobs.system import JobSystem
+from bot.kit.comments import post_once
+from bot.kit.help import Help
+from bot.metrics import Metrics
+from bot.server.outbox import Outbox
+from bot.store import effects
+from bot.store.engine import Store
+
+
+@dataclass
+class Services:
+    """Long-lived collaborators, built once per process."""
+
+    settings: Settings
+    store: Store
+    github: GitHubClients
+    outbox: Outbox
+    configs: RepoConfigCache
+    metrics: Metrics
+    jobs: JobSystem
+    help: tuple[Help, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass
+class Context:
+    """Handed to every handler as `ctx`; one per (delivery, handler) call."""
+
+    services: Services
+    event: Event
+    gh: GitHubAPI
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+    @property
+    def delivery_id(self) -> str:
+        return self.event.delivery_id
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def dry_run(self) -> bool:
+        return self.services.dry_run
+
+    @property
+    def help(self) -> tuple[Help, ...]:
+        return self.services.help
+
+    @property
+    def repo(self) -> str:
+        return self.event.data["repository"]["full_name"]
+
+    @property
+    def default_branch(self) -> str:
+        return self.event.data["repository"].get("default_branch") or "main"
+
+    async def repo_config(self) -> RepoConfig:
+        """The repository's configuration from its default branch (cached)."""
+        return await self.services.configs.get(self.gh, self.repo, self.default_branch)
+
+    async def queue_slack(self, key: str, message: Mapping[str, Any]) -> bool:
+        """Queues a Slack message once per key, ever; it is retried until Slack takes it."""
+        return await self.services.outbox.queue_slack(key, message, delivery_id=self.delivery_id)
+
+    async def comment_once(self, comments_url: str, key: str, body: str) -> bool:
+        """Posts a comment once per key, ever; True when it posted one now."""
+        if await self.already_done(key):
+            return False
+        posted = await post_once(self.gh, comments_url, key, body)
+        await self.mark_done(key)
+        return posted
+
+    async def already_done(self, key: str) -> bool:
+        """Whether a side effect with this idempotency key was recorded before."""
+        if self.dry_run:
+            return False
+        return await self.store.call(lambda conn: effects.effect_done(conn, key))
+
+    async def mark_done(self, key: str, detail: str = "") -> None:
+        """Records a side effect so a redelivery of the same event does not repeat it."""
+        if not self.dry_run:
+            await self.store.call(lambda conn: effects.record_effect(conn, key, detail))

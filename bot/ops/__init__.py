@@ -1,0 +1,1 @@
+"""Operating the bot: the `bot` command line, `bot doctor` and `bot setup`."""

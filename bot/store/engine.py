@@ -1,0 +1,484 @@
+"""Durable state in one SQLite file: deliveries, jobs, runs, the outbox and idempotency keys.
+
+A delivery's status is `in_memory` while the process that accepted it holds it in memory,
+`stored` while it waits in the database only (for a retry, a replay, or after a restart), then
+`done` or `failed`. A process that starts turns every `in_memory` row it finds into `stored`.
+
+Group commit: an operation is queued, and every operation queued while the previous commit was
+on its way to disk is applied in one transaction with one fsync, after which all their callers
+resume. Under
+load many webhook deliveries share a commit, while each caller still learns of its result only
+once its row is on disk. Statements run on the event loop's own thread (handing every statement to
+another thread waits on the interpreter lock each time, which measured slower); only the COMMIT,
+which waits for the disk, runs on a helper thread, so parsing goes on during the fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.store.deliveries import Delivery, insert_deliveries
+
+T = TypeVar("T")
+
+#: Each entry moves the schema one version forward; never edit an entry once released.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE deliveries (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT NOT NULL UNIQUE,
+        event           TEXT NOT NULL,
+        action          TEXT,
+        repo            TEXT,
+        installation_id INTEGER,
+        status          TEXT NOT NULL DEFAULT 'queued',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        done_callbacks  TEXT NOT NULL DEFAULT '[]',
+        error           TEXT,
+        received_at     REAL NOT NULL,
+        finished_at     REAL
+    );
+    CREATE INDEX deliveries_queue ON deliveries (status, next_attempt_at, seq);
+
+    -- Kept apart so that status updates rewrite a small row, not a payload of many pages.
+    -- Bodies are zlib-compressed: webhook JSON shrinks several times, and bytes written to
+    -- the WAL (then again by checkpoints) are what a durable commit waits for.
+    CREATE TABLE delivery_bodies (
+        seq     INTEGER PRIMARY KEY REFERENCES deliveries (seq),
+        headers TEXT NOT NULL,
+        body    BLOB NOT NULL
+    );
+
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL UNIQUE,
+        repo        TEXT,
+        payload     TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'queued',
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        result      TEXT,
+        error       TEXT,
+        created_at  REAL NOT NULL,
+        started_at  REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_queue ON jobs (status, id);
+
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id      INTEGER NOT NULL REFERENCES jobs (id),
+        name        TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'queued',
+        summary     TEXT,
+        log         TEXT,
+        started_at  REAL,
+        finished_at REAL
+    );
+    CREATE INDEX runs_job ON runs (job_id);
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        key             TEXT NOT NULL UNIQUE,
+        kind            TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'pending',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        delivery_id     TEXT,
+        created_at      REAL NOT NULL,
+        delivered_at    REAL
+    );
+    CREATE INDEX outbox_queue ON outbox (status, next_attempt_at, id);
+
+    CREATE TABLE effects (
+        key        TEXT PRIMARY KEY,
+        detail     TEXT,
+        created_at REAL NOT NULL
+    );
+    """,
+    # Queues are read by status in arrival order; an index on status alone keeps rows in rowid
+    # order within a status, so claiming the oldest pending rows reads only those rows (the
+    # first index sorted the whole backlog on every claim). The partial indexes answer "when is
+    # the next retry due" without scanning a backlog.
+    """
+    DROP INDEX deliveries_queue;
+    CREATE INDEX deliveries_status ON deliveries (status);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+    DROP INDEX outbox_queue;
+    CREATE INDEX outbox_status ON outbox (status);
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+    """,
+    # One row that /healthz writes while the last write failed, to learn when writes work again.
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL, filler BLOB);
+    """,
+    # Delivery states named for what they mean: `queued` was "held in memory", `pending` was
+    # "waiting in the database".
+    """
+    UPDATE deliveries SET status = 'stored' WHERE status = 'pending';
+    UPDATE deliveries SET status = 'in_memory' WHERE status = 'queued';
+    DROP INDEX deliveries_due;
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'stored';
+    """,
+    # The first `jobs` and `runs` tables were never used. A run is one request by a person (a
+    # `run-slow` comment), its jobs are what a runner executes. `version` counts a run's state
+    # changes and `reported_version` the last one its feature reported, so a report lost with
+    # the process is made by the next one. Blobs are zlib-compressed and bounded by the job
+    # system (bot/jobs/system.py).
+    """
+    DROP TABLE runs;
+    DROP TABLE jobs;
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind             TEXT NOT NULL,
+        key              TEXT UNIQUE,
+        repo             TEXT NOT NULL,
+        number           INTEGER,
+        head_sha         TEXT NOT NULL,
+        base_ref         TEXT,
+        requested_by     TEXT,
+        requested_at     REAL NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued',
+        reason           TEXT,
+        spec             TEXT NOT NULL DEFAULT '{}',
+        superseded_by    INTEGER REFERENCES runs (id),
+        version          INTEGER NOT NULL DEFAULT 1,
+        reported_version INTEGER NOT NULL DEFAULT 0,
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        finished_at      REAL
+    );
+    CREATE INDEX runs_pull ON runs (repo, number, id);
+    CREATE INDEX runs_active ON runs (status) WHERE status IN ('queued', 'running');
+    CREATE INDEX runs_unreported ON runs (id) WHERE reported_version < version;
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        kind         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        spec         TEXT NOT NULL DEFAULT '{}',
+        status       TEXT NOT NULL DEFAULT 'queued',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        passed       INTEGER NOT NULL DEFAULT 0,
+        failed       INTEGER NOT NULL DEFAULT 0,
+        skipped      INTEGER NOT NULL DEFAULT 0,
+        errors       INTEGER NOT NULL DEFAULT 0,
+        duration_s   REAL,
+        busy_s       REAL,
+        reason       TEXT,
+        failures     TEXT NOT NULL DEFAULT '[]',
+        failed_tests TEXT NOT NULL DEFAULT '[]',
+        tested_sha   TEXT,
+        exit_code    INTEGER,
+        timings      TEXT NOT NULL DEFAULT '{}',
+        results      BLOB,
+        log          BLOB,
+        junit        BLOB,
+        created_at   REAL NOT NULL,
+        started_at   REAL,
+        finished_at  REAL,
+        UNIQUE (run_id, name)
+    );
+    CREATE INDEX jobs_status ON jobs (status);
+    CREATE INDEX jobs_run ON jobs (run_id);
+    CREATE INDEX jobs_durations ON jobs (kind, name, id)
+        WHERE status IN ('passed', 'failed', 'timed_out');
+    """,
+    # A job's structured result for its feature (the `/style` fix: files, commit, errors).
+    """
+    ALTER TABLE jobs ADD COLUMN result TEXT;
+    """,
+    # The pull request or issue a delivery is about, so the deliveries that moved one pull
+    # request's head (what a `run-slow` approval is judged against) are an index lookup.
+    """
+    ALTER TABLE deliveries ADD COLUMN number INTEGER;
+    CREATE INDEX deliveries_number ON deliveries (repo COLLATE NOCASE, number)
+        WHERE number IS NOT NULL;
+    """,
+)
+
+
+class StoreClosed(RuntimeError):
+    """Raised to callers whose operation was queued after the store began closing."""
+
+
+class _Op:
+    __slots__ = ("delivery", "fn", "future", "loop", "result", "savepoint")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any] | None,
+        loop: Any,
+        future: Any,
+        delivery: Delivery | None = None,
+        savepoint: bool = True,
+    ) -> None:
+        self.fn, self.loop, self.future, self.delivery = fn, loop, future, delivery
+        self.savepoint = savepoint
+        self.result: tuple[bool, Any] = (False, None)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Opens the database in WAL mode with durable commits and brings the schema up to date."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is fsynced before it returns, so a 202 means the delivery survives power loss.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this bot knows ({len(MIGRATIONS)})"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class Store:
+    """Async front of the database; `call_sync` serves one-shot command-line use."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._pending: list[_Op] = []
+        self._flush_scheduled = False
+        self._committing = False
+        # COMMIT (the fsync) runs here, so the event loop parses the next requests meanwhile;
+        # statements run on the loop's thread, and never while a COMMIT is in flight.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
+        self._closed = False
+        self.commits = 0  # transactions flushed; /metrics shows it beside the deliveries
+        #: Why the last transaction that wrote could not commit (a full disk, a read-only
+        #: file), None once one commits again: what /healthz reports.
+        self.write_error: str | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _enqueue(self, op: _Op) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        self._pending.append(op)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            op.loop.call_soon(self._flush)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
+        """Runs `fn(conn)` inside the next group transaction and waits for its commit.
+
+        `single=True` says `fn` runs one statement, which SQLite already makes atomic, so the
+        savepoint that isolates a failing operation from the rest of its batch can be skipped.
+        """
+        return await self.submit(fn, single=single)
+
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False
+    ) -> asyncio.Future[T]:
+        """Like `call`, for a caller that goes on working and looks at the result later."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Op(fn, loop, future, savepoint=not single))
+        return future
+
+    async def ingest(self, delivery: Delivery) -> bool:
+        """Stores a delivery; False when its id was stored before (a redelivery)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._enqueue(_Op(None, loop, future, delivery))
+        return await future
+
+    def _flush(self) -> None:
+        # Everything queued since the last flush shares one transaction and one fsync.
+        self._flush_scheduled = False
+        if self._committing or not self._pending or self._closed:
+            return  # a commit in flight flushes again when it is done
+        batch, self._pending = self._pending, []
+        changes = self._conn.total_changes
+        if not self._stage(self._conn, batch):
+            _settle(batch)
+            return
+        wrote = self._conn.total_changes != changes
+        self._committing = True
+        loop = batch[0].loop
+        done = loop.run_in_executor(self._committer, self._commit)
+        done.add_done_callback(lambda future: self._committed(batch, future, wrote))
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _committed(self, batch: list[_Op], future: asyncio.Future[None], wrote: bool) -> None:
+        self._committing = False
+        error = (
+            StoreClosed("the store closed during the commit")
+            if future.cancelled()
+            else future.exception()
+        )
+        if error is not None:
+            self.write_error = f"{type(error).__name__}: {error}"
+            for op in batch:
+                op.result = (False, error)
+        else:
+            self.commits += 1
+            if wrote:
+                self.write_error = None
+        _settle(batch)
+        if self._pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._pending[0].loop.call_soon(self._flush)
+
+    def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `fn(conn)` in its own transaction at once (command-line use)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._committer.shutdown(wait=True)  # lets a commit in flight reach the disk
+        if self._pending:
+            batch, self._pending = self._pending, []
+            if self._stage(self._conn, batch):
+                try:
+                    self._commit()
+                except Exception as exc:
+                    for op in batch:
+                        op.result = (False, exc)
+            _settle(batch)
+        self._conn.close()
+
+    def _stage(self, conn: sqlite3.Connection, batch: list[_Op]) -> bool:
+        """Runs a batch's statements in an open transaction; False (and rolled back) on error."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            ingests = [op for op in batch if op.delivery is not None]
+            if ingests:
+                _stage_ingests(conn, ingests)
+            for op in batch:
+                if op.fn is None:
+                    continue
+                if not op.savepoint:
+                    try:
+                        op.result = (True, op.fn(conn))
+                    except Exception as exc:
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled back the whole transaction (a full disk)
+                        op.result = (False, exc)
+                    continue
+                # A savepoint per operation: one failing operation leaves the others intact.
+                conn.execute("SAVEPOINT op")
+                try:
+                    op.result = (True, op.fn(conn))
+                    conn.execute("RELEASE op")
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    op.result = (False, exc)
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.write_error = f"{type(exc).__name__}: {exc}"
+            for op in batch:
+                op.result = (False, exc)
+            return False
+        return True
+
+
+def _stage_ingests(conn: sqlite3.Connection, ingests: list[_Op]) -> None:
+    """Two statements for many deliveries; if the group fails, each on its own.
+
+    One delivery's problem must never fail another's request: a row SQLite refuses takes the
+    group's statements down with it, so the members are then inserted one by one and only the
+    one that fails alone is answered with its error.
+    """
+    conn.execute("SAVEPOINT ingest")
+    try:
+        answers = insert_deliveries(conn, [op.delivery for op in ingests])  # type: ignore[misc]
+    except (sqlite3.Error, ValueError, OverflowError):
+        if not conn.in_transaction:
+            raise  # SQLite rolled the whole transaction back (a full disk): nobody is stored
+        conn.execute("ROLLBACK TO ingest")
+    else:
+        conn.execute("RELEASE ingest")
+        for op, new in zip(ingests, answers, strict=True):
+            op.result = (True, new)
+        return
+    conn.execute("RELEASE ingest")
+    for op in ingests:
+        conn.execute("SAVEPOINT ingest")
+        try:
+            op.result = (True, insert_deliveries(conn, [op.delivery])[0])  # type: ignore[list-item]
+            conn.execute("RELEASE ingest")
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO ingest")
+            conn.execute("RELEASE ingest")
+            op.result = (False, exc)
+
+
+def _settle(ops: Iterable[_Op]) -> None:
+    for op in ops:
+        if op.future.done():  # the waiting request was cancelled; its row is stored anyway
+            continue
+        ok, value = op.result
+        if ok:
+            op.future.set_result(value)
+        else:
+            op.future.set_exception(value)
+
+
+# ---------------------------------------------------------------------- health
+
+
+def heartbeat(conn: sqlite3.Connection) -> None:
+    """A write the size of a large delivery, so it fails where a delivery would."""
+    conn.execute(
+        "INSERT OR REPLACE INTO heartbeat (id, at, filler) VALUES (1, ?, randomblob(65536))",
+        (time.time(),),
+    )
+
+
+def count_by_status(conn: sqlite3.Connection, table: str) -> dict[str, int]:
+    if table not in {"deliveries", "jobs", "outbox", "runs"}:
+        raise ValueError(f"no such table: {table}")
+    rows = conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status").fetchall()  # noqa: S608
+    return {row[0]: row[1] for row in rows}

@@ -1,0 +1,234 @@
+"""`make run` without credentials: the bot against the sandbox, serving this very repository.
+
+A newcomer sees the bot work with nothing to configure: an outside contributor opens a pull
+request (reviewers are requested from `.github/review-owners`, and a reminder names the
+`run-slow` line), someone asks `@bot /help`, a maintainer comments `run-slow: gpt2` (the model
+library's slow tests run on the approved commit, with a commit status and a run page), a
+merge adds a model (a Slack alert goes out), and an admin's `@bot /style` pushes ruff's fixes
+to a hurried pull request. Then the bot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from pathlib import Path
+
+from bot.config import Settings
+from bot.store import deliveries as deliveries_db
+from tests.sandbox.harness import Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "maintainer-bot/maintainer-bot"
+#: The repository whose slow tests run on GitHub Actions in the demo's last step.
+ACTIONS_REPO = "maintainer-bot/actions-demo"
+MODELS = "model_lib/models"
+
+
+#: What `/style` tidies in step 5: unsorted imports, an unused one, no formatting.
+SLOPPY = (
+    "import sys\nimport os\n\ndef tip(name,times=1):\n  return os.path.join('tips',name)*times\n"
+)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _owners(root: Path) -> list[str]:
+    owners_file = root / ".github" / "review-owners"
+    if not owners_file.exists():
+        return []
+    found: list[str] = []
+    for line in owners_file.read_text().splitlines():
+        for word in line.split("#", 1)[0].split()[1:]:
+            if word.startswith("@") and "/" not in word and word[1:] not in found:
+                found.append(word[1:])
+    return found
+
+
+def operator(root: Path) -> str:
+    """The maintainer who asks for the slow run, and may see the operator's pages."""
+    owners = _owners(root)
+    return owners[0] if owners else "maintainer"
+
+
+def _new_model_files(root: Path, like: str, name: str) -> dict[str, str]:
+    """A renamed copy of a model's files: all the alert looks at is where the files land."""
+    files: dict[str, str] = {}
+    for source in sorted((root / MODELS / like).glob("*.py")):
+        target = source.name.replace(like, name)
+        text = source.read_text().replace(like, name).replace(like.upper(), name.upper())
+        files[f"{MODELS}/{name}/{target}"] = text
+    return files
+
+
+async def scenario(harness: Harness, root: Path) -> None:
+    github = harness.github
+    owners = _owners(root)
+    github.create_repo(REPO, source=root, collaborators=dict.fromkeys(owners, "write"))
+    _say(f"sandbox GitHub at {github.url}: {REPO}, a copy of this checkout")
+    _say(f"the bot at {harness.url} (/healthz, /metrics, /help)")
+    _say()
+
+    _say("1. An outside contributor opens a pull request that touches gpt2 and the worker.")
+    modeling = root / MODELS / "gpt2" / "modeling_gpt2.py"
+    text = modeling.read_text() if modeling.exists() else ""
+    github.commit(
+        REPO,
+        "faster-gpt2",
+        {
+            f"{MODELS}/gpt2/modeling_gpt2.py": text + "\n# A faster attention path.\n" * 40,
+            "bot/server/worker.py": (root / "bot" / "server" / "worker.py").read_text()
+            + "\n# Tidy.\n" * 5,
+        },
+        author="new-contributor",
+        message="Speed up gpt2 attention",
+    )
+    number = github.open_pull(REPO, "faster-gpt2", title="Speed up gpt2", author="new-contributor")
+    await harness.deliver("pull_request", github.pull_request_payload(REPO, number, "opened"))
+    await harness.settle()
+    users, teams = github.requested_reviewers(REPO, number)
+    assert harness.runtime is not None
+    why = await harness.runtime.store.call(
+        lambda conn: conn.execute(
+            "SELECT detail FROM effects WHERE key = ?", (f"reviewers:{REPO}#{number}",)
+        ).fetchone()
+    )
+    _say(f"   -> reviewers requested on #{number}: {', '.join('@' + u for u in users + teams)}")
+    if why:
+        _say(f"      because {why[0]}")
+    _say()
+
+    _say("2. Someone asks the bot what it does.")
+    comment = github.issue_comment_payload(REPO, number, "@bot /help", "new-contributor")
+    await harness.deliver("issue_comment", comment)
+    await harness.settle()
+    reply = github.comments(REPO, number)[-1]["body"]
+    for line in reply.splitlines()[:8]:
+        if not line.startswith("<!--"):
+            _say(f"   | {line}")
+    _say()
+
+    _say("3. A maintainer reviews it and asks for gpt2's slow tests on that commit.")
+    # The comment must come after the bot saw the pull request open (GitHub: to the second).
+    await asyncio.sleep(1.1)
+    maintainer = operator(root)
+    github.add_collaborator(REPO, maintainer, "write")
+    ask = github.issue_comment_payload(REPO, number, "run-slow: gpt2", maintainer)
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=600)
+    run = (await harness.runtime.jobs.runs_of(REPO, number))[0]
+    for job in await harness.runtime.jobs.jobs_of(run.id):
+        counts = f"{job.passed} passed, {job.failed + job.errors} failed, {job.skipped} skipped"
+        why = f" - {job.reason}" if job.reason and job.state != "passed" else ""
+        _say(f"   -> {job.name}: {job.state} ({counts}){why}")
+    head = github.pull(REPO, number).head_sha
+    status = github.statuses(REPO, head)[0]
+    _say(f"   -> commit status {status['context']}: {status['state']}, {status['description']}")
+    _say(f"   -> the run's page: {harness.url}/runs/{run.id}")
+    _say()
+
+    _say("4. A pull request adding a model is merged.")
+    github.commit(
+        REPO,
+        "add-tinygpt",
+        _new_model_files(root, "gpt2", "tinygpt"),
+        author="new-contributor",
+        message="Add TinyGPT",
+    )
+    merged = github.open_pull(REPO, "add-tinygpt", title="Add TinyGPT", author="new-contributor")
+    before, after = github.merge_pull(REPO, merged)
+    await harness.deliver("push", github.push_payload(REPO, "refs/heads/main", before, after))
+    await harness.settle()
+    for message in harness.slack.messages:
+        _say(f"   -> Slack #{message['channel']}: {message['text']}")
+    _say()
+
+    _say("5. A hurried pull request; an admin asks `@bot /style` to tidy it.")
+    github.commit(REPO, "quick-tip", {"handlers/help/tips.py": SLOPPY}, author="new-contributor")
+    tidy = github.open_pull(REPO, "quick-tip", title="A tip", author="new-contributor")
+    github.add_collaborator(REPO, "repo-admin", "admin")
+    ask = github.issue_comment_payload(REPO, tidy, "@bot /style", "repo-admin")
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=120)
+    reply = next(c["body"] for c in github.comments(REPO, tidy) if "style:run" in c["body"])
+    _say(f"   -> {reply.splitlines()[0]}")
+    tip = github.git(REPO).resolve("quick-tip")
+    message = github.git(REPO).info(tip).message.strip()
+    _say(f"   -> #{tidy}'s branch is now at {tip[:12]}: {message}")
+    _say()
+
+    await _on_actions(harness, root)
+    deliveries = await harness.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
+    done = sum(d.status == "done" for d in deliveries)
+    _say()
+    _say(f"{done} of {len(deliveries)} deliveries handled; `bot deliveries` lists them.")
+    _say()
+    # The sandbox's GitHub signs a browser in as the maintainer, an operator of this bot.
+    github.sign_in_as(operator(root))
+    _say(f"Open {harness.url}/ in a browser: runs, the chart of slow jobs per folder, and")
+    _say(f"after `sign in` (as {operator(root)}, through the sandbox's GitHub) the deliveries")
+    _say("and the outbox, with their replay buttons.")
+
+
+async def _on_actions(harness: Harness, root: Path) -> None:
+    """A second repository runs its slow tests on GitHub Actions runners (the sandbox's run the
+    test step of the shipped workflow for real)."""
+    github = harness.github
+    _say("6. Another repository runs its slow tests on its GitHub Actions runners.")
+    files = {
+        ".github/workflows/slow-tests.yml": (root / ".github/workflows/slow-tests.yml").read_text(),
+        ".github/bot.toml": (
+            '[slow_ci]\nreminder = false\nrunner = "github-actions"\n'
+            'machine_types = ["single-gpu"]\n'
+        ),
+        "tests/models/tiny/test_tiny.py": "def test_adds():\n    assert 1 + 1 == 2\n",
+    }
+    github.create_repo(ACTIONS_REPO, files=files, collaborators={"maintainer": "write"})
+    github.commit(ACTIONS_REPO, "tune", {"src.py": "x = 1\n"}, author="contributor")
+    number = github.open_pull(ACTIONS_REPO, "tune", title="Tune tiny", author="contributor")
+    # No `opened` reached the bot: GitHub's test merge, dated at the push, must be older than
+    # the comment (GitHub: to the second).
+    await asyncio.sleep(1.1)
+    ask = github.issue_comment_payload(ACTIONS_REPO, number, "run-slow: tiny", "maintainer")
+    await harness.deliver("issue_comment", ask)
+    await harness.settle_runs(within=120)
+    await github.actions_idle()
+    await harness.settle()
+    for run in github.workflow_runs(ACTIONS_REPO):
+        _say(f"   -> workflow run {run['id']} ({run['display_title']}): {run['conclusion']}")
+    head = github.pull(ACTIONS_REPO, number).head_sha
+    status = github.statuses(ACTIONS_REPO, head)[0]
+    _say(f"   -> commit status {status['context']}: {status['state']}, {status['description']}")
+
+
+async def _main(host: str, port: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="maintainer-bot-sandbox-") as tmp:
+        settings = Settings(database=str(Path(tmp) / "bot.sqlite3"), operators=(operator(ROOT),))
+        harness = Harness(Path(tmp), settings=settings)
+        try:
+            await harness.start(port=port, host=host)
+        except BaseException:
+            await harness.close()
+            raise
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            _say("No GitHub credentials are set: running against the built-in sandbox.")
+            await scenario(harness, ROOT)
+            _say(f"Still serving at {harness.url}; press Ctrl-C to stop.")
+            await stop.wait()
+        finally:
+            await harness.close()
+    return 0
+
+
+def run_demo(*, host: str = "127.0.0.1", port: int = 8080) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_main(host, port))
+    return 130
