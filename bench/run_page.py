@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from bot.jobs.system import JobLimits  # noqa: E402
+from bot.jobs.records import JobLimits  # noqa: E402
 from bot.server import serving  # noqa: E402
 from bot.server.app import create_app  # noqa: E402
 from bot.server.runtime import Runtime  # noqa: E402

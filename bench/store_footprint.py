@@ -1,7 +1,7 @@
 """The store's disk footprint: bytes per delivery and per slow-test job, kept and pruned.
 
 Stores N real webhook payloads (../shared/data/payloads, else the project's fixture) through
-`deliveries.insert_deliveries`, as the server does, and N finished jobs through `jobs.finish_job`
+`deliveries.insert_deliveries`, as the server does, and N finished jobs through `runs.finish_job`
 with a realistic 200 KB pytest log and a 500-test JUnit report (its per-test results too). Each
 kind goes into a database of its own; sizes are page counts after VACUUM, so the figures are what
 the rows occupy, not free pages. Then it prunes everything (bot/store/retention.py) and measures
@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.jobs import system as jobs  # noqa: E402
+from bot.jobs.records import JobLimits  # noqa: E402
 from bot.jobs.runners.base import JobOutcome  # noqa: E402
 from bot.jobs.runners.junit import parse_junit  # noqa: E402
-from bot.store import deliveries  # noqa: E402
+from bot.store import deliveries, runs  # noqa: E402
 from bot.store.engine import connect  # noqa: E402
 from bot.store.retention import DAY_S, prune_all  # noqa: E402
 
@@ -159,9 +159,9 @@ def _junit(rng: random.Random) -> str:
 def _jobs(conn: sqlite3.Connection, n: int, finished_at: float) -> tuple[int, int, int]:
     """Stores `n` finished slow-test jobs; returns the compressed bytes of one job's blobs."""
     rng = random.Random(2)
-    limits = jobs.JobLimits()
+    limits = JobLimits()
     for i in range(n):
-        run_id, _ = jobs.insert_run(
+        run_id, _ = runs.insert_run(
             conn,
             kind="slow_ci",
             repo="huggingface/transformers",
@@ -170,13 +170,15 @@ def _jobs(conn: sqlite3.Connection, n: int, finished_at: float) -> tuple[int, in
             base_ref="main",
             requested_by="maintainer",
             requested_at=finished_at,
+            private=True,
+            runner="local",
             spec={"folders": ["tests/models/bert"]},
             jobs=[("tests/models/bert", {"folders": ["tests/models/bert"]})],
             key=f"run-{i}",
             now=finished_at,
         )
         job = conn.execute("SELECT id FROM jobs WHERE run_id = ?", (run_id,)).fetchone()[0]
-        conn.execute("UPDATE jobs SET status = 'running' WHERE id = ?", (job,))
+        conn.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job,))
         xml = _junit(rng)
         report = parse_junit(xml)
         outcome = JobOutcome(
@@ -193,7 +195,7 @@ def _jobs(conn: sqlite3.Connection, n: int, finished_at: float) -> tuple[int, in
             exit_code=1 if report.failed else 0,
             timings={"checkout": 12.0, "env": 3.0, "wait": 0.0, "tests": report.time_s},
         )
-        jobs.finish_job(conn, job, outcome, limits, finished_at)
+        runs.finish_job(conn, job, outcome, limits, finished_at)
     row = conn.execute(
         "SELECT AVG(length(log)), AVG(length(junit)), AVG(length(results)) FROM jobs"
     ).fetchone()

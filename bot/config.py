@@ -15,14 +15,18 @@ import shutil
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bot.jobs.runners.confine import GIB, Limits
+if TYPE_CHECKING:
+    from bot.kit.feature import Feature
 
 CONFIG_PATH = ".github/bot.toml"
+#: A section's field whose default is None says in its metadata under this key what leaving it
+#: unset does: TOML has no null, so `bot config show` writes it as a comment with that text.
+UNSET_MEANS = "unset_means"
 
 
 class ConfigError(ValueError):
@@ -314,109 +318,94 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
 # --------------------------------------------------------------------------- repository config
 
 
-@dataclass(frozen=True)
-class ReviewersConfig:
-    """Automatic reviewer requests."""
+def _features(features: Sequence[Feature] | None) -> Sequence[Feature]:
+    """The features given, else the bot's own: looked up when first needed, because the
+    features' config classes import this module."""
+    if features is not None:
+        return features
+    from handlers import FEATURES
 
-    enabled: bool = True
-    #: A separate file from `.github/CODEOWNERS`, so GitHub's own auto-request stays off.
-    owners_file: str = ".github/review-owners"
-    semantics: Literal["github", "reference"] = "github"
-    count: int = 2
-    unavailable: tuple[str, ...] = ()
-    max_open_reviews: int = 0  # 0 turns load balancing off
-    branches: tuple[str, ...] = ()  # empty: the default branch only
+    return FEATURES
 
 
-@dataclass(frozen=True)
-class NewModelConfig:
-    """Slack alerts when a push to the default branch adds a model."""
-
-    enabled: bool = True
-    channel: str = "new-model-notification"
-    models_dir: str = "model_lib/models"
-    mention: tuple[str, ...] = ()  # Slack member ids, e.g. "U024BE7LH"
+def config_sections(features: Sequence[Feature] | None = None) -> dict[str, type]:
+    """Each `bot.toml` section by name, with the feature's class that holds it, in the order of
+    the features (which `bot config show` keeps)."""
+    return {f.name: f.config for f in _features(features) if f.config is not None}
 
 
-#: The reference's runner groups: one label per machine type besides `self-hosted`.
-DEFAULT_RUNNER_LABELS: Mapping[str, tuple[str, ...]] = {
-    "single-gpu": ("self-hosted", "single-gpu"),
-    "multi-gpu": ("self-hosted", "multi-gpu"),
-}
-_WORKFLOW_FILE = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml")
-_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-#: A name in `[project.optional-dependencies]` (PEP 685, before normalisation).
-_EXTRA = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+class RepoConfig:
+    """A repository's `.github/bot.toml`: one section per feature that has one, each an instance
+    of that feature's own class (`config.slow_ci.runner`); a section not given has its defaults.
 
+    The sections come from the list of features rather than a field per feature here, so a new
+    feature's section is read, validated and shown without this module naming it. Like the
+    dataclass it replaces: keyword construction, attribute access, equality, read-only.
+    """
 
-@dataclass(frozen=True)
-class SlowCiConfig:
-    """`run-slow`: maintainer-approved slow test runs of chosen model folders."""
+    __slots__ = ("_sections",)
 
-    enabled: bool = True
-    #: Logins who may always ask; anyone else needs at least `min_permission` on the repository.
-    allow: tuple[str, ...] = ()
-    min_permission: Literal["read", "triage", "write", "maintain", "admin"] = "write"
-    models_dir: str = "model_lib/models"
-    machine_types: tuple[str, ...] = ("single-gpu", "multi-gpu")
-    job_timeout_seconds: int = 3600
-    #: One comment per PR that changes model code or tests, with the line to paste.
-    reminder: bool = True
-    channel: str = ""  # Slack channel for a short summary when a run ends; empty: none
-    #: Where jobs run: this machine's GPUs, or the repository's GitHub Actions runners.
-    runner: Literal["local", "github-actions"] = "local"
-    #: With `github-actions`: the workflow dispatched (in `.github/workflows/`, on the default
-    #: branch) and the self-hosted runner labels each machine type's jobs ask for.
-    workflow: str = "slow-tests.yml"
-    runner_labels: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: dict(DEFAULT_RUNNER_LABELS)
-    )
-    #: Optional dependency groups (`[project.optional-dependencies]`) the local runner's test
-    #: environment installs besides the project's dependencies. Unset: every group, so a
-    #: repository whose tests need one (torch, say) runs without configuration; a list
-    #: narrows it (a heavy group the tests do not need), `[]` installs none.
-    extras: tuple[str, ...] | None = None
-    #: The local runner's confinement: the tests reach the network (model tests download
-    #: checkpoints) unless this is false, which leaves them loopback alone.
-    network: bool = True
-    #: Per test process: data memory in GiB, processes of the job, and the largest file in GiB.
-    memory_limit_gb: int = 64
-    max_processes: int = 4096
-    max_file_size_gb: int = 32
+    def __init__(self, **sections: Any) -> None:
+        self._fill(config_sections(), sections)
+
+    @classmethod
+    def of(cls, features: Sequence[Feature], **sections: Any) -> RepoConfig:
+        """A config over these features instead of the bot's own."""
+        config = cls.__new__(cls)
+        config._fill(config_sections(features), sections)
+        return config
+
+    def _fill(self, known: Mapping[str, type], given: Mapping[str, Any]) -> None:
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(f"RepoConfig has no section {unknown[0]!r} (known: {', '.join(known)})")
+        sections = {name: given[name] if name in given else make() for name, make in known.items()}
+        object.__setattr__(self, "_sections", sections)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy and pickle: the sections as they are, whichever list of features they came from
+        return (_restored, (dict(self._sections),))
 
     @property
-    def limits(self) -> Limits:
-        return Limits(
-            memory_bytes=self.memory_limit_gb * GIB,
-            processes=self.max_processes,
-            file_size_bytes=self.max_file_size_gb * GIB,
-        )
+    def sections(self) -> Mapping[str, Any]:
+        """Every section by name, in the features' order."""
+        return types.MappingProxyType(self._sections)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_sections":  # not filled in (yet): no section lookup can answer
+            raise AttributeError(name)
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise AttributeError(f"RepoConfig has no section {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RepoConfig):
+            return NotImplemented
+        return self._sections == other._sections
+
+    __hash__ = None  # type: ignore[assignment]  # sections hold tables, which do not hash
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={section!r}" for name, section in self._sections.items())
+        return f"RepoConfig({inner})"
 
 
-@dataclass(frozen=True)
-class StyleConfig:
-    """`@bot /style`: ruff's fixes for a PR's Python files, pushed with the base branch's rules."""
-
-    enabled: bool = True
-    #: Pushing to someone's branch is a write in their name: admins only, as the reference.
-    min_permission: Literal["read", "triage", "write", "maintain", "admin"] = "admin"
-    #: Folders (or files) whose Python files are fixed; "" is the whole repository.
-    paths: tuple[str, ...] = ("",)
-    max_files: int = 1000
-    #: Who the `Apply style fixes` commit is by.
-    commit_name: str = "maintainer-bot"
-    commit_email: str = "maintainer-bot@users.noreply.github.com"
+def _restored(sections: dict[str, Any]) -> RepoConfig:
+    config = RepoConfig.__new__(RepoConfig)
+    object.__setattr__(config, "_sections", sections)
+    return config
 
 
-@dataclass(frozen=True)
-class RepoConfig:
-    reviewers: ReviewersConfig = field(default_factory=ReviewersConfig)
-    new_model: NewModelConfig = field(default_factory=NewModelConfig)
-    slow_ci: SlowCiConfig = field(default_factory=SlowCiConfig)
-    style: StyleConfig = field(default_factory=StyleConfig)
-
-
-def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
+def parse_repo_config(
+    text: str, *, source: str = CONFIG_PATH, features: Sequence[Feature] | None = None
+) -> RepoConfig:
     """Validates a `.github/bot.toml`; an error names the file, the key and what was expected."""
     try:
         raw = tomllib.loads(text)
@@ -426,16 +415,31 @@ def parse_repo_config(text: str, *, source: str = CONFIG_PATH) -> RepoConfig:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return _build(RepoConfig, raw, source, prefix="")
+    known = config_sections(features)
+    _refuse_unknown(raw, known, source, prefix="")
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {name!r} must be a table ([{name}])")
+        sections[name] = _build(known[name], value, source, prefix=f"{name}.")
+    return RepoConfig.of(_features(features), **sections)
 
 
-def _build(cls: type, raw: Mapping[str, Any], source: str, *, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+def _refuse_unknown(
+    raw: Mapping[str, Any], known: Collection[str], source: str, prefix: str
+) -> None:
     unknown = sorted(set(raw) - set(known))
     if unknown:
         key = f"{prefix}{unknown[0]}"
         raise ConfigError(f"{source}: unknown key {key!r} (known here: {', '.join(sorted(known))})")
+
+
+def _build(cls: type, raw: Mapping[str, Any], source: str, *, prefix: str) -> Any:
+    """One section (or a table in it) from its TOML, checked against the class's types and then
+    by its own `validate`, which knows what the types allow but the feature cannot use."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    _refuse_unknown(raw, known, source, prefix)
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{prefix}{name}"
@@ -447,7 +451,9 @@ def _build(cls: type, raw: Mapping[str, Any], source: str, *, prefix: str) -> An
         else:
             values[name] = _coerce(hint, value, source, key)
     config = cls(**values)
-    _check_ranges(config, source, prefix)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate(source, prefix)
     return config
 
 
@@ -486,81 +492,20 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     return value
 
 
-def _check_ranges(config: Any, source: str, prefix: str) -> None:
-    if isinstance(config, ReviewersConfig):
-        if config.count < 1:
-            raise ConfigError(f"{source}: '{prefix}count' must be at least 1, got {config.count}")
-        if config.max_open_reviews < 0:
-            raise ConfigError(f"{source}: '{prefix}max_open_reviews' must not be negative")
-        if not config.owners_file.strip():
-            raise ConfigError(f"{source}: '{prefix}owners_file' must not be empty")
-    if isinstance(config, SlowCiConfig):
-        if config.job_timeout_seconds < 1:
-            raise ConfigError(f"{source}: '{prefix}job_timeout_seconds' must be at least 1")
-        unknown = sorted(set(config.machine_types) - {"single-gpu", "multi-gpu"})
-        if unknown or not config.machine_types:
-            raise ConfigError(
-                f"{source}: '{prefix}machine_types' takes single-gpu and multi-gpu,"
-                f" got {list(config.machine_types)}"
-            )
-    if isinstance(config, SlowCiConfig):
-        for name in ("memory_limit_gb", "max_processes", "max_file_size_gb"):
-            if getattr(config, name) < 1:
-                raise ConfigError(f"{source}: '{prefix}{name}' must be at least 1")
-        for extra in config.extras or ():
-            if not _EXTRA.fullmatch(extra):
-                raise ConfigError(
-                    f"{source}: '{prefix}extras' takes names of optional dependency groups"
-                    f' (like "models"), got {extra!r}'
-                )
-        if not _WORKFLOW_FILE.fullmatch(config.workflow):
-            raise ConfigError(
-                f"{source}: '{prefix}workflow' must be a file name in .github/workflows"
-                f" (like slow-tests.yml), got {config.workflow!r}"
-            )
-        for machine, labels in config.runner_labels.items():
-            if machine not in ("single-gpu", "multi-gpu"):
-                raise ConfigError(
-                    f"{source}: '{prefix}runner_labels' takes single-gpu and multi-gpu,"
-                    f" got {machine!r}"
-                )
-            if not labels or not all(_LABEL.fullmatch(label) for label in labels):
-                raise ConfigError(
-                    f"{source}: '{prefix}runner_labels.{machine}' must be a list of runner"
-                    f" labels, got {list(labels)}"
-                )
-    if isinstance(config, StyleConfig):
-        if config.max_files < 1:
-            raise ConfigError(f"{source}: '{prefix}max_files' must be at least 1")
-        if not config.commit_name.strip() or "@" not in config.commit_email:
-            raise ConfigError(f"{source}: '{prefix}commit_name' and 'commit_email' must be set")
-    if isinstance(config, NewModelConfig):
-        if not config.channel.strip():
-            raise ConfigError(f"{source}: '{prefix}channel' must not be empty")
-        if config.models_dir.strip("/") != config.models_dir or not config.models_dir:
-            raise ConfigError(
-                f"{source}: '{prefix}models_dir' must be a relative folder without"
-                f" leading or trailing '/', got {config.models_dir!r}"
-            )
-
-
-def default_config_toml() -> str:
+def default_config_toml(features: Sequence[Feature] | None = None) -> str:
     """The defaults, written out as a commented `.github/bot.toml` for `bot config show`."""
     lines = [f"# {CONFIG_PATH}: every key is optional; these are the defaults."]
-    for section in dataclasses.fields(RepoConfig):
-        lines.append(f"\n[{section.name}]")
-        instance = section.default_factory()  # type: ignore[misc]
+    for name, section in config_sections(features).items():
+        lines.append(f"\n[{name}]")
+        instance = section()
         for item in dataclasses.fields(instance):
             value = getattr(instance, item.name)
             if value is None:  # TOML has no null: an unset key is written commented out
-                lines.append(f"# {item.name} = [...]  (unset: {_UNSET_MEANS[item.name]})")
+                means = item.metadata[UNSET_MEANS]
+                lines.append(f"# {item.name} = [...]  (unset: {means})")
                 continue
             lines.append(f"{item.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
-
-
-#: What a key whose default is "unset" does, for `bot config show`.
-_UNSET_MEANS = {"extras": "every optional dependency group"}
 
 
 def _toml_value(value: Any) -> str:

@@ -5,6 +5,7 @@ scripts run for what they check, and actionlint over both where it is installed.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from bot.jobs.runners.actions import ARTIFACT_PREFIX, WORKFLOW_INPUTS
+from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -129,6 +131,18 @@ def test_the_test_step_gets_no_secret_and_no_token(slow):
     # Nowhere in the workflow (its comments aside): no step could hand one on.
     text = yaml.safe_dump(slow)
     assert "secrets." not in text and "github.token" not in text and "GITHUB_TOKEN" not in text
+
+
+def test_the_test_step_runs_the_runners_pytest_command_line(slow):
+    """The local runner and the stand-in's Actions run `pytest_argv` with `PYTEST_ENV`; the
+    workflow writes the same in shell. A flag or a variable added on one side only fails here."""
+    step = step_named(slow, "Run the slow tests")
+    script = step["run"].replace("\\\n", " ")
+    (line,) = [ln for ln in script.splitlines() if " -m pytest " in ln]
+    command = shlex.split(line.split("2>&1")[0])
+    assert command == pytest_argv("python", "reports/junit.xml", ["${targets[@]}"])
+    from_inputs = {"FOLDER": "${{ inputs.folder }}", "TESTS": "${{ inputs.tests }}"}
+    assert {k: v for k, v in step["env"].items() if k not in from_inputs} == dict(PYTEST_ENV)
 
 
 def test_the_environment_is_cached_per_os_machine_type_and_dependency_files(slow):
@@ -254,15 +268,25 @@ def test_the_test_step_keeps_pytests_exit_code_and_its_output(slow, tmp_path, te
     result = run_script(step["run"], env, tmp_path)
     assert result.returncode == 3
     log = (tmp_path / "reports" / "log.txt").read_text().splitlines()
-    assert log == [
-        "RUN_SLOW=yes",
-        "-m",
-        "pytest",
-        "-v",
-        "-rsfE",
-        "--junitxml=reports/junit.xml",
-        *expected,
-    ]
+    assert log == ["RUN_SLOW=yes", *pytest_argv("python", "reports/junit.xml", expected)[1:]]
+
+
+@bash
+@pytest.mark.parametrize(("code", "step_code"), [(0, 0), (1, 1), (2, 2), (5, 0)])
+def test_nothing_collected_is_a_succeeded_step_any_other_exit_is_the_steps(
+    slow, tmp_path, code, step_code
+):
+    # pytest's 5 (no tests collected) is a skipped job on the bot's own machine; the step
+    # succeeds so the run is not a failure with no failing test.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(f"#!/bin/sh\nexit {code}\n")
+    fake.chmod(0o755)
+    step = step_named(slow, "Run the slow tests")
+    env = {**step["env"], "FOLDER": "models/bert", "TESTS": ""}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    assert run_script(step["run"], env, tmp_path).returncode == step_code
 
 
 # ---------------------------------------------------------------------------- maintainer-bot.yml

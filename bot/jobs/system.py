@@ -4,18 +4,15 @@ A layer of its own because `run-slow`, `/style` and a GitHub Actions runner need
 rows that outlive the process, one queue with a concurrency limit, a cancel that really stops a
 process, and a report after every change, so that a pull request never shows a `pending` status
 forever. A feature supplies job specs and a reporter that renders its comment and commit status
-from the rows; it never sees the loop.
-
-A **run** is one request by a person (a `run-slow` comment): `queued` until its first job
-starts, `running` until every job has ended, then `finished`; `cancelled` (superseded, stopped)
-and `error` (the feature found it cannot run) end it early. A **job** is `queued`, `running`, then
-one of the runner's end states (`passed`, `failed`, `skipped`, `error`, `timed_out`, `cancelled`).
+from the rows; it never sees the loop. The rows are `bot/jobs/records.py`'s records, read and
+written by `bot/store/runs.py`; this module decides when.
 
 Reports: every state change bumps the run's `version`; the run is reported until its
 `reported_version` catches up. A reporter gets the rows as the change left them (the newest
 change only, when it is slower than the changes), and after a failure it is called again later
 with the current rows, so it must render idempotently. The versions live in the database so that
-a report lost with the process is made by the next one.
+a report lost with the process is made by the next one. What a reporter left on GitHub (its
+comment, its check run) it keeps in the run's `ReportState`, written by compare-and-set.
 
 One process owns the queue: `start()` treats every job it finds `running` as left behind by a
 process that died.
@@ -31,622 +28,59 @@ import json
 import logging
 import sqlite3
 import time
-import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 from bot.clients.backoff import backoff_delay
-from bot.jobs.runners.base import JobOutcome, Runner, RunRequest, TokenProvider
+from bot.jobs.records import (
+    ACTIVE_RUN_STATES,
+    JOB_END_STATES,
+    REQUEUED_REASON,
+    STOPPED_REASON,
+    JobLimits,
+    JobRecord,
+    ReportState,
+    RunRecord,
+    RunState,
+    Snapshot,
+)
+from bot.jobs.runners.base import JobOutcome, JobRequest, Runner, RunRequest, TokenProvider
 from bot.jobs.runners.junit import TestResult
 from bot.logs import add_secret, redact
+from bot.store import runs as runs_db
 from bot.store.engine import Store, StoreClosed
 
 log = logging.getLogger(__name__)
-
-RunState = Literal["queued", "running", "finished", "cancelled", "error"]
-JobStatus = Literal[
-    "queued", "running", "passed", "failed", "skipped", "error", "timed_out", "cancelled"
-]
-ACTIVE_RUN_STATES: tuple[str, ...] = ("queued", "running")
-JOB_END_STATES: frozenset[str] = frozenset(
-    {"passed", "failed", "skipped", "error", "timed_out", "cancelled"}
-)
-#: A job killed with the process twice is more likely the cause than the victim.
-MAX_ATTEMPTS = 2
-RESTART_REASON = "the bot restarted during this job"
-REQUEUED_REASON = "re-queued: the bot restarted during this job"
-STOPPED_REASON = "re-queued: the bot was stopped during this job"
-#: states whose duration says how long a job of that name takes (a skip or an error does not)
-_TIMED_STATES = ("passed", "failed", "timed_out")
-_REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRequest)) - {
-    "job_id",
-    "run_id",
-    "token",
-    "artifacts_dir",
-}
-
-
-class FailedTest(NamedTuple):
-    """A failed test and its assertion line: the shape of `handlers.slow_ci.plan.Failure`."""
-
-    test: str
-    message: str
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    kind: str
-    repo: str
-    number: int | None
-    head_sha: str
-    base_ref: str | None
-    requested_by: str | None
-    requested_at: float
-    state: RunState
-    reason: str | None
-    spec: dict[str, Any]
-    superseded_by: int | None
-    version: int
-    reported_version: int
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    key: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_RUN_STATES
-
-    @property
-    def reported(self) -> bool:
-        return self.reported_version >= self.version
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A job's row without its blobs (log, JUnit XML, per-test results): those are read apart."""
-
-    id: int
-    run_id: int
-    kind: str
-    name: str
-    spec: dict[str, Any]
-    state: JobStatus
-    attempts: int
-    passed: int
-    failed: int
-    skipped: int
-    errors: int
-    duration_s: float | None
-    busy_s: float | None
-    reason: str | None
-    failures: tuple[FailedTest, ...]
-    #: node ids of every failed or erroring test (bounded): what `run-slow --failed` re-runs
-    failed_tests: tuple[str, ...]
-    tested_sha: str | None
-    exit_code: int | None
-    timings: dict[str, float]
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    #: `JobOutcome.result`: a feature's structured result, None for test jobs
-    result: dict[str, Any] | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state in JOB_END_STATES
-
-    @property
-    def ok(self) -> bool:
-        return self.state in ("passed", "skipped")
-
 
 #: Renders a run (its comment, its commit status) from the rows; called after every change.
 Reporter = Callable[[RunRecord, list[JobRecord]], Awaitable[None]]
 #: The installation token for a run's fetch, minted only when a runner asks for it.
 RunTokenProvider = Callable[[RunRecord], str | Awaitable[str | None] | None]
 #: Turns rows into what a runner takes; the default reads `RunRequest` fields from the specs.
-RequestBuilder = Callable[[RunRecord, JobRecord, TokenProvider | None], RunRequest]
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    """What one job may keep in the database; a test run can print gigabytes."""
-
-    log_bytes: int = 2 * 1024 * 1024
-    live_log_bytes: int = 256 * 1024
-    junit_bytes: int = 5 * 1024 * 1024
-    results_bytes: int = 4 * 1024 * 1024
-    failures: int = 20
-    failed_tests: int = 2000
-    message_chars: int = 300
-
-
-# ---------------------------------------------------------------------- rows
-
-_RUN_COLUMNS = (
-    "id, kind, key, repo, number, head_sha, base_ref, requested_by, requested_at, status,"
-    " reason, spec, superseded_by, version, reported_version, created_at, started_at, finished_at"
-)
-_JOB_COLUMNS = (
-    "id, run_id, kind, name, spec, status, attempts, passed, failed, skipped, errors,"
-    " duration_s, busy_s, reason, failures, failed_tests, tested_sha, exit_code, timings,"
-    " created_at, started_at, finished_at, result"
-)
-
-
-def _run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        kind=row["kind"],
-        key=row["key"],
-        repo=row["repo"],
-        number=row["number"],
-        head_sha=row["head_sha"],
-        base_ref=row["base_ref"],
-        requested_by=row["requested_by"],
-        requested_at=row["requested_at"],
-        state=row["status"],
-        reason=row["reason"],
-        spec=json.loads(row["spec"]),
-        superseded_by=row["superseded_by"],
-        version=row["version"],
-        reported_version=row["reported_version"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
-
-
-def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        run_id=row["run_id"],
-        kind=row["kind"],
-        name=row["name"],
-        spec=json.loads(row["spec"]),
-        state=row["status"],
-        attempts=row["attempts"],
-        passed=row["passed"],
-        failed=row["failed"],
-        skipped=row["skipped"],
-        errors=row["errors"],
-        duration_s=row["duration_s"],
-        busy_s=row["busy_s"],
-        reason=row["reason"],
-        failures=tuple(FailedTest(*f) for f in json.loads(row["failures"])),
-        failed_tests=tuple(json.loads(row["failed_tests"])),
-        tested_sha=row["tested_sha"],
-        exit_code=row["exit_code"],
-        timings=json.loads(row["timings"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        result=json.loads(row["result"]) if row["result"] else None,
-    )
-
-
-Snapshot = tuple[RunRecord, list[JobRecord]]
-
-
-def read_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
-    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()  # noqa: S608
-    return _run(row) if row else None
-
-
-def read_jobs(conn: sqlite3.Connection, run_id: int) -> list[JobRecord]:
-    rows = conn.execute(
-        f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_run WHERE run_id = ? ORDER BY id",  # noqa: S608
-        (run_id,),
-    ).fetchall()
-    return [_job(row) for row in rows]
-
-
-def read_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
-    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()  # noqa: S608
-    return _job(row) if row else None
-
-
-@dataclass(frozen=True)
-class RunFilter:
-    """Which runs a listing shows; `visible` limits private repositories to those named."""
-
-    kind: str | None = None
-    repo: str | None = None
-    number: int | None = None
-    states: Sequence[str] | None = None
-    #: None: every repository; else public runs plus the private repositories named here.
-    visible: frozenset[str] | None = None
-
-
-def list_runs(
-    conn: sqlite3.Connection, where: RunFilter, *, before: int | None = None, limit: int = 50
-) -> list[RunRecord]:
-    """Newest first, `limit` at most, with ids below `before` (the next page's cursor).
-
-    A run whose spec does not say it is public counts as private.
-    """
-    sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE 1"  # noqa: S608
-    args: list[Any] = []
-    if where.kind is not None:
-        sql += " AND kind = ?"
-        args.append(where.kind)
-    if where.repo is not None:
-        sql += " AND repo = ?"
-        args.append(where.repo)
-    if where.number is not None:
-        sql += " AND number = ?"
-        args.append(where.number)
-    if where.states is not None:
-        sql += f" AND status IN ({','.join('?' * len(where.states))})"
-        args.extend(where.states)
-    if where.visible is not None:
-        repos = sorted(where.visible)
-        sql += " AND (json_extract(spec, '$.private') = 0"
-        if repos:
-            sql += f" OR repo IN ({','.join('?' * len(repos))})"
-            args.extend(repos)
-        sql += ")"
-    if before is not None:
-        sql += " AND id < ?"
-        args.append(before)
-    sql += " ORDER BY id DESC LIMIT ?"
-    args.append(limit)
-    return [_run(row) for row in conn.execute(sql, args)]
-
-
-def private_repos(conn: sqlite3.Connection) -> list[str]:
-    """Repositories with runs not known to be public: the ones a viewer's access is asked for."""
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT DISTINCT repo FROM runs WHERE json_extract(spec, '$.private') IS NOT 0"
-        )
-    ]
-
-
-def jobs_of_runs(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, list[JobRecord]]:
-    out: dict[int, list[JobRecord]] = {run_id: [] for run_id in run_ids}
-    for start in range(0, len(run_ids), 500):
-        chunk = list(run_ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE run_id IN ({marks}) ORDER BY id",  # noqa: S608
-            chunk,
-        )
-        for row in rows:
-            out[row["run_id"]].append(_job(row))
-    return out
-
-
-def snapshot(conn: sqlite3.Connection, run_id: int) -> Snapshot | None:
-    run = read_run(conn, run_id)
-    return (run, read_jobs(conn, run_id)) if run else None
-
-
-def _bump(conn: sqlite3.Connection, run_id: int) -> None:
-    conn.execute("UPDATE runs SET version = version + 1 WHERE id = ?", (run_id,))
-
-
-def _finish_if_done(conn: sqlite3.Connection, run_id: int, now: float) -> None:
-    """A run whose jobs have all ended is finished, unless it was ended another way first."""
-    left = conn.execute(
-        "SELECT COUNT(*) FROM jobs INDEXED BY jobs_run"
-        " WHERE run_id = ? AND status IN ('queued', 'running')",
-        (run_id,),
-    ).fetchone()[0]
-    if left == 0:
-        conn.execute(
-            "UPDATE runs SET status = 'finished', finished_at = ?"
-            " WHERE id = ? AND status IN ('queued', 'running')",
-            (now, run_id),
-        )
-
-
-def insert_run(
-    conn: sqlite3.Connection,
-    *,
-    kind: str,
-    repo: str,
-    number: int | None,
-    head_sha: str,
-    base_ref: str | None,
-    requested_by: str | None,
-    requested_at: float,
-    spec: Mapping[str, Any],
-    jobs: Sequence[tuple[str, Mapping[str, Any]]],
-    key: str | None,
-    now: float,
-) -> tuple[int, bool]:
-    """Returns the run's id and whether it is new (False: a run with this key exists)."""
-    if key is not None:
-        row = conn.execute("SELECT id FROM runs WHERE key = ?", (key,)).fetchone()
-        if row:
-            return row[0], False
-    cur = conn.execute(
-        "INSERT INTO runs (kind, key, repo, number, head_sha, base_ref, requested_by,"
-        " requested_at, spec, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            kind,
-            key,
-            repo,
-            number,
-            head_sha,
-            base_ref,
-            requested_by,
-            requested_at,
-            json.dumps(dict(spec)),
-            now,
-        ),
-    )
-    run_id = cur.lastrowid
-    assert run_id is not None
-    conn.executemany(
-        "INSERT INTO jobs (run_id, kind, name, spec, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(run_id, kind, name, json.dumps(dict(job_spec)), now) for name, job_spec in jobs],
-    )
-    return run_id, True
-
-
-def end_run(
-    conn: sqlite3.Connection,
-    run_id: int,
-    *,
-    state: RunState,
-    reason: str,
-    superseded_by: int | None,
-    now: float,
-) -> list[int]:
-    """Ends an active run: its queued jobs are cancelled; returns the jobs still running.
-
-    The running ones end when their runner has stopped them, with what the runner reports.
-    """
-    changed = conn.execute(
-        "UPDATE runs SET status = ?, reason = ?, superseded_by = ?, finished_at = ?,"
-        " version = version + 1 WHERE id = ? AND status IN ('queued', 'running')",
-        (state, reason, superseded_by, now, run_id),
-    ).rowcount
-    if not changed:
-        return []
-    conn.execute(
-        "UPDATE jobs SET status = 'cancelled', reason = ?, finished_at = ?"
-        " WHERE run_id = ? AND status = 'queued'",
-        (reason, now, run_id),
-    )
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT id FROM jobs WHERE run_id = ? AND status = 'running' ORDER BY id", (run_id,)
-        )
-    ]
-
-
-def claim_next_job(
-    conn: sqlite3.Connection,
-    now: float,
-    *,
-    full: Sequence[str] = (),
-    only: Sequence[str] | None = None,
-) -> tuple[Snapshot, JobRecord] | None:
-    """Takes the oldest queued job (queue order is job id order) and marks it running.
-
-    Jobs for the runners named in `full` wait; with `only`, just jobs for those runners are
-    taken (the shared slots are all in use, runners with slots of their own still have room).
-    """
-    sql = "SELECT id, run_id FROM jobs INDEXED BY jobs_status WHERE status = 'queued'"
-    args: list[str] = []
-    runner = "COALESCE(json_extract(spec, '$.runner'), 'local')"
-    if full:
-        sql += f" AND {runner} NOT IN ({','.join('?' * len(full))})"
-        args.extend(full)
-    if only is not None:
-        if not only:
-            return None
-        sql += f" AND {runner} IN ({','.join('?' * len(only))})"
-        args.extend(only)
-    row = conn.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
-    if row is None:
-        return None
-    job_id, run_id = row
-    conn.execute(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?,"
-        " finished_at = NULL WHERE id = ?",
-        (now, job_id),
-    )
-    conn.execute(
-        "UPDATE runs SET status = CASE status WHEN 'queued' THEN 'running' ELSE status END,"
-        " started_at = COALESCE(started_at, ?), version = version + 1 WHERE id = ?",
-        (now, run_id),
-    )
-    snap = snapshot(conn, run_id)
-    assert snap is not None
-    job = next(j for j in snap[1] if j.id == job_id)
-    return snap, job
-
-
-def _zip(text: str | None, limit: int) -> bytes | None:
-    """The tail of `text` within `limit` bytes, compressed: the end of a log says how it ended."""
-    if text is None:
-        return None
-    raw = text.encode("utf-8", "replace")
-    if len(raw) > limit:
-        raw = b"[... cut: only the end of this text was kept ...]\n" + raw[-limit:]
-    return zlib.compress(raw, 6)
-
-
-def _unzip(blob: bytes | None) -> str | None:
-    return None if blob is None else zlib.decompress(blob).decode("utf-8", "replace")
-
-
-def _results_blob(tests: Sequence[TestResult], limit: int) -> bytes | None:
-    """Per-test results within `limit`: tracebacks go first, then passing tests, then the rest."""
-    if not tests:
-        return None
-    rows = [dataclasses.asdict(t) for t in tests]
-    data = json.dumps(rows).encode()
-    if len(data) > limit:
-        for row in rows:
-            row["traceback"] = ""
-        data = json.dumps(rows).encode()
-    if len(data) > limit:
-        rows = [r for r in rows if r["outcome"] in ("failed", "error")]
-        data = json.dumps(rows).encode()
-        while len(data) > limit and rows:
-            rows = rows[: len(rows) // 2]
-            data = json.dumps(rows).encode()
-    return zlib.compress(data, 6)
-
-
-def finish_job(
-    conn: sqlite3.Connection,
-    job_id: int,
-    outcome: JobOutcome,
-    limits: JobLimits,
-    now: float,
-) -> Snapshot | None:
-    """Stores a job's outcome, finishes its run when it was the last, returns the run's rows."""
-    row = conn.execute("SELECT run_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None:
-        return None
-    run_id = row[0]
-    problems = outcome.failures
-    failures = [
-        (t.node_id, _one_line(t.headline or t.traceback, limits.message_chars))
-        for t in problems[: limits.failures]
-    ]
-    failed_tests = list(dict.fromkeys(t.node_id for t in problems))[: limits.failed_tests]
-    wait = float(outcome.timings.get("wait", 0.0) or 0.0)
-    conn.execute(
-        "UPDATE jobs SET status = ?, reason = ?, passed = ?, failed = ?, skipped = ?, errors = ?,"
-        " duration_s = ?, busy_s = ?, failures = ?, failed_tests = ?, tested_sha = ?,"
-        " exit_code = ?, timings = ?, results = ?, log = ?, junit = ?, finished_at = ?, result = ?"
-        " WHERE id = ?",
-        (
-            outcome.state,
-            outcome.reason or None,
-            outcome.passed,
-            outcome.failed,
-            outcome.skipped,
-            outcome.errors,
-            outcome.duration_s,
-            max(0.0, outcome.duration_s - wait),
-            json.dumps(failures),
-            json.dumps(failed_tests),
-            outcome.tested_sha,
-            outcome.exit_code,
-            json.dumps(dict(outcome.timings)),
-            _results_blob(outcome.tests, limits.results_bytes),
-            _zip(outcome.log, limits.log_bytes),
-            _zip(outcome.junit_xml, limits.junit_bytes),
-            now,
-            json.dumps(dict(outcome.result)) if outcome.result is not None else None,
-            job_id,
-        ),
-    )
-    _finish_if_done(conn, run_id, now)
-    _bump(conn, run_id)
-    return snapshot(conn, run_id)
-
-
-def recover(conn: sqlite3.Connection, now: float) -> list[Snapshot]:
-    """After a process died: jobs it left running are re-queued once, else end in `error`.
-
-    Returns every run that must be reported again: the unfinished ones (their commit status is
-    still `pending` on GitHub) and those whose last change was never reported.
-    """
-    left = conn.execute(
-        "SELECT j.id, j.run_id, j.attempts, r.status, r.reason FROM jobs j"
-        " JOIN runs r ON r.id = j.run_id WHERE j.status = 'running'"
-    ).fetchall()
-    for job_id, run_id, attempts, run_state, run_reason in left:
-        if run_state not in ACTIVE_RUN_STATES:
-            status, reason, finished = "cancelled", run_reason or "cancelled", now
-        elif attempts < MAX_ATTEMPTS:
-            status, reason, finished = "queued", REQUEUED_REASON, None
-        else:
-            status, reason, finished = "error", RESTART_REASON, now
-        conn.execute(
-            "UPDATE jobs SET status = ?, reason = ?, finished_at = ?,"
-            " started_at = CASE WHEN ? = 'queued' THEN NULL ELSE started_at END WHERE id = ?",
-            (status, reason, finished, status, job_id),
-        )
-        _bump(conn, run_id)
-    for (run_id,) in conn.execute(
-        "SELECT id FROM runs WHERE status IN ('queued', 'running')"
-    ).fetchall():
-        before = conn.total_changes
-        _finish_if_done(conn, run_id, now)
-        if conn.total_changes != before:
-            _bump(conn, run_id)
-    ids = {
-        row[0] for row in conn.execute("SELECT id FROM runs WHERE status IN ('queued', 'running')")
-    }
-    ids.update(
-        row[0] for row in conn.execute("SELECT id FROM runs WHERE reported_version < version")
-    )
-    return [s for s in (snapshot(conn, i) for i in sorted(ids)) if s is not None]
-
-
-def requeue_stopped(conn: sqlite3.Connection, job_ids: Iterable[int]) -> None:
-    """Jobs stopped by a clean shutdown go back to the queue without using up an attempt."""
-    for job_id in job_ids:
-        row = conn.execute(
-            "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), reason = ?,"
-            " started_at = NULL WHERE id = ? AND status = 'running' RETURNING run_id",
-            (STOPPED_REASON, job_id),
-        ).fetchone()
-        if row:
-            _bump(conn, row[0])
-
-
-def queue_position(conn: sqlite3.Connection, run_id: int) -> int:
-    """1 when the run's next job is the next to start; 0 when none of its jobs is waiting."""
-    first = conn.execute(
-        "SELECT MIN(id) FROM jobs INDEXED BY jobs_run WHERE run_id = ? AND status = 'queued'",
-        (run_id,),
-    ).fetchone()[0]
-    if first is None:
-        return 0
-    return conn.execute(
-        "SELECT COUNT(*) FROM jobs INDEXED BY jobs_status WHERE status = 'queued' AND id <= ?",
-        (first,),
-    ).fetchone()[0]
-
-
-def past_durations(
-    conn: sqlite3.Connection, kind: str, names: Iterable[str], limit: int = 10
-) -> dict[str, list[float]]:
-    """Seconds the newest jobs of each name took, waiting for a machine not counted."""
-    out: dict[str, list[float]] = {}
-    for name in dict.fromkeys(names):
-        rows = conn.execute(
-            "SELECT busy_s FROM jobs WHERE kind = ? AND name = ?"
-            " AND status IN ('passed', 'failed', 'timed_out') AND busy_s IS NOT NULL"
-            " ORDER BY id DESC LIMIT ?",
-            (kind, name, limit),
-        ).fetchall()
-        if rows:
-            out[name] = [row[0] for row in rows]
-    return out
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+RequestBuilder = Callable[[RunRecord, JobRecord, TokenProvider | None], JobRequest]
 
 
 # ---------------------------------------------------------------------- requests
 
 
-def build_request(run: RunRecord, job: JobRecord, token: TokenProvider | None) -> RunRequest:
-    """The default job spec: `RunRequest` fields, from `run.spec["request"]` then the job's spec.
+def build_request(
+    run: RunRecord,
+    job: JobRecord,
+    token: TokenProvider | None,
+    shape: type[JobRequest] = RunRequest,
+) -> JobRequest:
+    """A job's request, of the shape its runner takes: a test run's `RunRequest` unless a
+    feature whose jobs are something else registers `partial(build_request, shape=...)`.
 
     The run gives the repository, the pinned head SHA, the base branch and the pull number;
-    keys that are not `RunRequest` fields (`runner`, the feature's own) are ignored here.
+    `shape`'s other fields come from `run.spec["request"]`, then the job's spec. Keys that are
+    not its fields (`runner`, the feature's own) are ignored here, and what the job system
+    decides (the ids, the token, a resumed start) no spec can set.
     """
+    decided = {"job_id", "run_id", "token", "artifacts_dir", "resumed"}
+    settable = {f.name for f in dataclasses.fields(shape)} - decided
     fields: dict[str, Any] = {
         "repo": run.repo,
         "head_sha": run.head_sha,
@@ -655,10 +89,10 @@ def build_request(run: RunRecord, job: JobRecord, token: TokenProvider | None) -
     }
     shared = run.spec.get("request") or {}
     for source in (shared, job.spec):
-        fields.update({k: v for k, v in source.items() if k in _REQUEST_FIELDS})
+        fields.update({k: v for k, v in source.items() if k in settable})
     if isinstance(fields.get("tests"), list):
         fields["tests"] = tuple(fields["tests"])
-    return RunRequest(
+    return shape(
         job_id=str(job.id),
         run_id=str(run.id),
         token=token,
@@ -783,6 +217,8 @@ class JobSystem:
         repo: str,
         number: int | None,
         head_sha: str,
+        private: bool,
+        runner: str,
         jobs: Sequence[tuple[str, Mapping[str, Any]]],
         base_ref: str | None = None,
         requested_by: str | None = None,
@@ -793,11 +229,18 @@ class JobSystem:
     ) -> RunRecord:
         """Stores a run and its jobs (on disk when this returns) and queues the jobs.
 
-        `key` makes it idempotent: a second call with the same key returns the first run
-        (a redelivered comment). `supersede` cancels the older active runs of the same kind on
-        the same pull request in the same transaction; their processes are stopped meanwhile.
-        Raises ValueError for a spec the runner could not take, before anything is stored.
+        `private` (whether the run's pages are only for those who may read the repository) and
+        `runner` (where all its jobs run) have no default: who may see a run is never left to
+        a feature remembering to say so. `key` makes it idempotent: a second call with the same
+        key returns the first run (a redelivered comment). `supersede` cancels the older active
+        runs of the same kind on the same pull request in the same transaction; their processes
+        are stopped meanwhile. Raises ValueError for a spec the runner could not take (or a
+        runner that is not configured), before anything is stored.
         """
+        if not isinstance(private, bool):
+            raise TypeError(f"private must be True or False, not {private!r}")
+        if runner not in self.runners:
+            raise ValueError(f"no runner named {runner!r}")
         if not jobs:
             raise ValueError("a run needs at least one job")
         names = [name for name, _ in jobs]
@@ -808,10 +251,14 @@ class JobSystem:
         json.dumps(spec)  # fails here, not in the transaction, on what JSON cannot hold
         for name, job_spec in jobs:
             json.dumps(dict(job_spec))
-            self._check_spec(kind, repo, number, head_sha, base_ref, spec, name, job_spec)
+            probe = RunRecord(
+                0, kind, repo, number, head_sha, base_ref, None, 0.0, "queued", None, spec,
+                None, 1, 0, 0.0, None, None, private=private, runner=runner,
+            )  # fmt: skip
+            self._check_spec(probe, name, job_spec)
 
         def create(conn: sqlite3.Connection) -> tuple[Snapshot, bool, list[Snapshot], list[int]]:
-            run_id, new = insert_run(
+            run_id, new = runs_db.insert_run(
                 conn,
                 kind=kind,
                 repo=repo,
@@ -820,6 +267,8 @@ class JobSystem:
                 base_ref=base_ref,
                 requested_by=requested_by,
                 requested_at=requested_at if requested_at is not None else now,
+                private=private,
+                runner=runner,
                 spec=spec,
                 jobs=jobs,
                 key=key,
@@ -828,23 +277,8 @@ class JobSystem:
             ended: list[Snapshot] = []
             running: list[int] = []
             if new and supersede:
-                older = conn.execute(
-                    "SELECT id FROM runs WHERE repo = ? AND number IS ? AND kind = ? AND id < ?"
-                    " AND status IN ('queued', 'running') ORDER BY id",
-                    (repo, number, kind, run_id),
-                ).fetchall()
-                for (old,) in older:
-                    reason = f"superseded by run {run_id}"
-                    running += end_run(
-                        conn,
-                        old,
-                        state="cancelled",
-                        reason=reason,
-                        superseded_by=run_id,
-                        now=now,
-                    )
-                    ended.append(snapshot(conn, old))  # type: ignore[arg-type]
-            snap = snapshot(conn, run_id)
+                ended, running = runs_db.supersede_older(conn, run_id, now)
+            snap = runs_db.snapshot(conn, run_id)
             assert snap is not None
             return snap, new, ended, running
 
@@ -860,28 +294,13 @@ class JobSystem:
             self._poke()
         return snap[0]
 
-    def _check_spec(
-        self,
-        kind: str,
-        repo: str,
-        number: int | None,
-        head_sha: str,
-        base_ref: str | None,
-        spec: dict[str, Any],
-        name: str,
-        job_spec: Mapping[str, Any],
-    ) -> None:
-        runner = job_spec.get("runner", "local")
-        if runner not in self.runners:
-            raise ValueError(f"job {name}: no runner named {runner!r}")
-        feature = self._features.get(kind)
+    def _check_spec(self, run: RunRecord, name: str, job_spec: Mapping[str, Any]) -> None:
+        """Builds the job's request from a run not yet stored: what the runner would refuse
+        is refused before anything is stored."""
+        feature = self._features.get(run.kind)
         builder = (feature.build_request if feature else None) or build_request
-        run = RunRecord(
-            0, kind, repo, number, head_sha, base_ref, None, 0.0, "queued", None, spec,
-            None, 1, 0, 0.0, None, None,
-        )  # fmt: skip
         job = JobRecord(
-            0, 0, kind, name, dict(job_spec), "queued", 0, 0, 0, 0, 0, None, None, None, (), (),
+            0, 0, run.kind, name, dict(job_spec), "queued", 0, 0, 0, 0, 0, None, None, None, (), (),
             None, None, {}, 0.0, None, None,
         )  # fmt: skip
         try:
@@ -906,10 +325,10 @@ class JobSystem:
 
         def end(conn: sqlite3.Connection) -> tuple[list[int], Snapshot | None, bool]:
             before = conn.total_changes
-            running = end_run(
+            running = runs_db.end_run(
                 conn, run_id, state=state, reason=reason, superseded_by=superseded_by, now=now
             )
-            return running, snapshot(conn, run_id), conn.total_changes != before
+            return running, runs_db.snapshot(conn, run_id), conn.total_changes != before
 
         running, snap, changed = await self.store.call(end)
         if snap is None:
@@ -919,21 +338,55 @@ class JobSystem:
         await self._stop_jobs(running, reason)
         return await self.get_run(run_id)
 
-    async def update_spec(self, run_id: int, changes: Mapping[str, Any]) -> RunRecord | None:
-        """Merges keys into the run's spec (the comment id once it is posted); not reported."""
-        patch = json.dumps(dict(changes))
+    def observe(self, event: str, data: Mapping[str, Any]) -> bool:
+        """Offers a webhook to the runners that follow their jobs through webhooks (the Actions
+        runner's `workflow_run`); True when one of them was following what it is about."""
+        followed = False
+        for runner in self.runners.values():
+            observe = getattr(runner, "observe", None)
+            if observe is not None and observe(event, data):
+                followed = True
+        return followed
 
-        def update(conn: sqlite3.Connection) -> RunRecord | None:
-            conn.execute("UPDATE runs SET spec = json_patch(spec, ?) WHERE id = ?", (patch, run_id))
-            return read_run(conn, run_id)
+    # -- a feature's memory of a run -----------------------------------------------------
 
-        return await self.store.call(update)
+    async def report_state(self, run_id: int) -> ReportState:
+        """What the run's reports left on GitHub so far, as stored now; KeyError: no such run."""
+        state = await self.store.call(
+            lambda conn: runs_db.read_report_state(conn, run_id), single=True
+        )
+        if state is None:
+            raise KeyError(run_id)
+        return state
+
+    async def swap_report_state(self, run_id: int, expected: ReportState, new: ReportState) -> bool:
+        """Writes `new` if the stored state is still `expected`; False when another report got
+        there first (nothing is written: re-read, then decide again). Not a change to report."""
+        return await self.store.call(
+            lambda conn: runs_db.swap_report_state(conn, run_id, expected, new)
+        )
+
+    async def edit_report_state(
+        self, run_id: int, change: Callable[[ReportState], ReportState]
+    ) -> ReportState:
+        """Applies `change` to the current state until its swap wins; returns what it wrote.
+
+        For a write that holds whatever another writer did meanwhile (set one field), where
+        `swap_report_state` alone would have the caller write this loop.
+        """
+        while True:
+            current = await self.report_state(run_id)
+            new = change(current)
+            if new == current or await self.swap_report_state(run_id, current, new):
+                return new
+
+    # -- reading runs --------------------------------------------------------------------
 
     async def get_run(self, run_id: int) -> RunRecord | None:
-        return await self.store.call(lambda conn: read_run(conn, run_id), single=True)
+        return await self.store.call(lambda conn: runs_db.read_run(conn, run_id), single=True)
 
     async def jobs_of(self, run_id: int) -> list[JobRecord]:
-        return await self.store.call(lambda conn: read_jobs(conn, run_id), single=True)
+        return await self.store.call(lambda conn: runs_db.read_jobs(conn, run_id), single=True)
 
     async def active_runs(self, kind: str, repo: str, number: int | None) -> list[RunRecord]:
         """Oldest first: the runs a newer request on the same pull request supersedes."""
@@ -949,20 +402,12 @@ class JobSystem:
         limit: int = 50,
         newest: bool = True,
     ) -> list[RunRecord]:
-        def query(conn: sqlite3.Connection) -> list[RunRecord]:
-            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE repo = ? AND number IS ?"  # noqa: S608
-            args: list[Any] = [repo, number]
-            if kind is not None:
-                sql += " AND kind = ?"
-                args.append(kind)
-            if states is not None:
-                sql += f" AND status IN ({','.join('?' * len(states))})"
-                args.extend(states)
-            sql += f" ORDER BY id {'DESC' if newest else 'ASC'} LIMIT ?"
-            args.append(limit)
-            return [_run(row) for row in conn.execute(sql, args)]
-
-        return await self.store.call(query, single=True)
+        return await self.store.call(
+            lambda conn: runs_db.runs_of(
+                conn, repo, number, kind=kind, states=states, limit=limit, newest=newest
+            ),
+            single=True,
+        )
 
     async def last_run(
         self,
@@ -990,11 +435,11 @@ class JobSystem:
         """Newest first, per job name; for an estimate next to a queued run."""
         wanted = list(names)
         return await self.store.call(
-            lambda conn: past_durations(conn, kind, wanted, limit), single=True
+            lambda conn: runs_db.past_durations(conn, kind, wanted, limit), single=True
         )
 
     async def queue_position(self, run_id: int) -> int:
-        return await self.store.call(lambda conn: queue_position(conn, run_id), single=True)
+        return await self.store.call(lambda conn: runs_db.queue_position(conn, run_id), single=True)
 
     async def job_log(self, job_id: int) -> str | None:
         """The live tail while the job runs here, else what was stored."""
@@ -1012,15 +457,9 @@ class JobSystem:
         return [TestResult(**row) for row in json.loads(text)] if text else []
 
     async def _blob(self, job_id: int, column: str) -> str | None:
-        assert column in ("log", "junit", "results")
-        row = await self.store.call(
-            lambda conn: conn.execute(
-                f"SELECT {column} FROM jobs WHERE id = ?",  # noqa: S608
-                (job_id,),
-            ).fetchone(),
-            single=True,
+        return await self.store.call(
+            lambda conn: runs_db.job_blob(conn, job_id, column), single=True
         )
-        return _unzip(row[0]) if row else None
 
     async def wait(self, run_id: int, *, reported: bool = False) -> RunRecord:
         """Until the run has ended (and, with `reported`, its last change was reported).
@@ -1044,16 +483,7 @@ class JobSystem:
         """
         waited: set[int] = set()
         while True:
-            pending = await self.store.call(
-                lambda conn: [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT id FROM runs WHERE status IN ('queued', 'running')"
-                        " OR reported_version < version"
-                    )
-                ],
-                single=True,
-            )
+            pending = await self.store.call(runs_db.unsettled_runs, single=True)
             if not pending:
                 return len(waited)
             for run_id in pending:
@@ -1073,7 +503,7 @@ class JobSystem:
         if self._loop_task is not None:
             return
         self._stopping = False
-        snaps = await self.store.call(lambda conn: recover(conn, time.time()))
+        snaps = await self.store.call(lambda conn: runs_db.recover(conn, time.time()))
         for snap in snaps:
             self._changed(snap)
         self._loop_task = asyncio.create_task(self.run(), name="jobs-loop")
@@ -1092,7 +522,7 @@ class JobSystem:
                     await self._sleep(wake)
                     continue
                 claimed = await self.store.call(
-                    lambda conn, full=full, only=only: claim_next_job(
+                    lambda conn, full=full, only=only: runs_db.claim_next_job(
                         conn, time.time(), full=full, only=only
                     )
                 )
@@ -1144,7 +574,7 @@ class JobSystem:
         await asyncio.gather(*tasks, return_exceptions=True)
         if stopped:
             try:
-                await self.store.call(lambda conn: requeue_stopped(conn, stopped))
+                await self.store.call(lambda conn: runs_db.requeue_stopped(conn, stopped))
             except (StoreClosed, sqlite3.Error):
                 log.warning("could not re-queue stopped jobs; the next start will", exc_info=True)
         rest = [r.task for r in self._reports.values() if r.task is not None]
@@ -1161,9 +591,7 @@ class JobSystem:
                     await close()
 
     def _launch(self, run: RunRecord, job: JobRecord) -> None:
-        active = _Active(
-            job.id, _LiveLog(self.limits.live_log_bytes), str(job.spec.get("runner", "local"))
-        )
+        active = _Active(job.id, _LiveLog(self.limits.live_log_bytes), run.runner)
         self._active[job.id] = active
         active.task = asyncio.create_task(self._execute(run, job, active), name=f"job-{job.id}")
 
@@ -1182,7 +610,7 @@ class JobSystem:
                 outcome = dataclasses.replace(outcome, reason=active.cancel_reason)
             flusher.cancel()
             snap = await self.store.call(
-                lambda conn: finish_job(conn, job.id, outcome, self.limits, time.time())
+                lambda conn: runs_db.finish_job(conn, job.id, outcome, self.limits, time.time())
             )
             if snap is not None:
                 self._changed(snap)
@@ -1198,7 +626,7 @@ class JobSystem:
     async def _outcome(self, run: RunRecord, job: JobRecord, active: _Active) -> JobOutcome:
         """What the runner said, or why it could not say anything; never raises but cancels."""
         feature = self._features.get(run.kind)
-        name = job.spec.get("runner", "local")
+        name = run.runner
         runner = self.runners.get(name)
         if runner is None:
             return JobOutcome("error", f"no runner named {name!r} is configured")
@@ -1259,12 +687,11 @@ class JobSystem:
             if not active.live.dirty:
                 continue
             active.live.dirty = False
-            blob = _zip(active.live.text(), self.limits.live_log_bytes)
+            text = active.live.text()
             try:
                 await self.store.call(
-                    lambda conn, blob=blob: conn.execute(
-                        "UPDATE jobs SET log = ? WHERE id = ? AND status = 'running'",
-                        (blob, active.job_id),
+                    lambda conn, text=text: runs_db.write_live_log(
+                        conn, active.job_id, text, self.limits.live_log_bytes
                     ),
                     single=True,
                 )
@@ -1282,20 +709,9 @@ class JobSystem:
         if active is None or active.task is None:
             # Not running in this process (the loop is not started): nothing to stop.
             now = time.time()
-
-            def cancel(conn: sqlite3.Connection) -> Snapshot | None:
-                row = conn.execute(
-                    "UPDATE jobs SET status = 'cancelled', reason = ?, finished_at = ?"
-                    " WHERE id = ? AND status = 'running' RETURNING run_id",
-                    (reason, now, job_id),
-                ).fetchone()
-                if row is None:
-                    return None
-                _finish_if_done(conn, row[0], now)
-                _bump(conn, row[0])
-                return snapshot(conn, row[0])
-
-            snap = await self.store.call(cancel)
+            snap = await self.store.call(
+                lambda conn: runs_db.cancel_running_job(conn, job_id, reason, now)
+            )
             if snap is not None:
                 self._changed(snap)
             return
@@ -1337,9 +753,6 @@ class JobSystem:
                 )
                 break
             try:
-                # The rows are as they were at the change; the spec is the feature's own memory
-                # (the comment it posted, its check run), written since by an earlier report.
-                run = await self._with_current_spec(run)
                 async with asyncio.timeout(self.report_timeout_s):
                     await feature.reporter(run, jobs)
             except asyncio.CancelledError:
@@ -1351,7 +764,9 @@ class JobSystem:
                 await asyncio.sleep(delay)
                 if state.latest is None:
                     try:
-                        state.latest = await self.store.call(lambda conn: snapshot(conn, run_id))
+                        state.latest = await self.store.call(
+                            lambda conn: runs_db.snapshot(conn, run_id)
+                        )
                     except (StoreClosed, sqlite3.Error):
                         log.warning("could not read run %s to report it", run_id, exc_info=True)
                         break
@@ -1360,24 +775,13 @@ class JobSystem:
             version = run.version
             try:
                 await self.store.call(
-                    lambda conn, v=version: conn.execute(
-                        "UPDATE runs SET reported_version = MAX(reported_version, ?) WHERE id = ?",
-                        (v, run_id),
-                    ),
-                    single=True,
+                    lambda conn, v=version: runs_db.mark_reported(conn, run_id, v), single=True
                 )
             except (StoreClosed, sqlite3.Error):
                 log.warning("could not record the report of run %s", run_id, exc_info=True)
             self._notify()
         if self._reports.get(run_id) is state and state.latest is None:
             del self._reports[run_id]
-
-    async def _with_current_spec(self, run: RunRecord) -> RunRecord:
-        row = await self.store.call(
-            lambda conn: conn.execute("SELECT spec FROM runs WHERE id = ?", (run.id,)).fetchone(),
-            single=True,
-        )
-        return dataclasses.replace(run, spec=json.loads(row[0])) if row else run
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -1,24 +1,50 @@
-"""What a handler is given besides the event: services shared by all, and a per-call context."""
+"""What a handler is given besides the event: services shared by all, and a per-call context.
+
+A feature reads the bot's own records through the context (the idempotency keys it recorded, the
+pushes the bot saw) and the job system's records by their names here, never through the store.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gidgethub.sansio import Event
 
 from bot.clients.github import GitHubAPI, GitHubClients
 from bot.clients.repo_config import RepoConfigCache
 from bot.config import RepoConfig, Settings
+from bot.jobs.records import JobRecord, ReportState, RunRecord
 from bot.jobs.system import JobSystem
 from bot.kit.comments import post_once
 from bot.kit.help import Help
 from bot.metrics import Metrics
-from bot.server.outbox import Outbox
-from bot.store import effects
+from bot.store import deliveries, effects
+from bot.store.deliveries import PushRecord
 from bot.store.engine import Store
+
+__all__ = [
+    "Context",
+    "JobRecord",
+    "JobSystem",
+    "PushRecord",
+    "ReportState",
+    "RunRecord",
+    "Services",
+]
+
+
+class SlackQueue(Protocol):
+    """What a feature may do with the outbox: queue a Slack message to be sent once per key.
+
+    The sender itself belongs to the server; features see only this, so they cannot reach its
+    loop or its rows."""
+
+    async def queue_slack(
+        self, key: str, message: Mapping[str, Any], *, delivery_id: str | None = None
+    ) -> bool: ...
 
 
 @dataclass
@@ -28,7 +54,7 @@ class Services:
     settings: Settings
     store: Store
     github: GitHubClients
-    outbox: Outbox
+    outbox: SlackQueue
     configs: RepoConfigCache
     metrics: Metrics
     jobs: JobSystem
@@ -94,6 +120,19 @@ class Context:
         if self.dry_run:
             return False
         return await self.store.call(lambda conn: effects.effect_done(conn, key))
+
+    async def done_of(self, keys: Iterable[str]) -> set[str]:
+        """Which of these idempotency keys were recorded before, in one read."""
+        wanted = list(keys)
+        return await self.store.call(lambda conn: effects.effects_done(conn, wanted), single=True)
+
+    async def push_records(self, number: int) -> list[PushRecord]:
+        """The deliveries that moved this pull request's head, in arrival order, as the bot
+        stored them: times the bot and GitHub wrote, where the author's commit dates are not."""
+        repo = self.repo
+        return await self.store.call(
+            lambda conn: deliveries.push_records(conn, repo, number), single=True
+        )
 
     async def mark_done(self, key: str, detail: str = "") -> None:
         """Records a side effect so a redelivery of the same event does not repeat it."""

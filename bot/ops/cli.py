@@ -20,15 +20,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import CONFIG_PATH, ConfigError, Settings, default_config_toml
+from bot.config import CONFIG_PATH, ConfigError, RepoConfig, Settings, default_config_toml
 from bot.kit.checkout import UsageError, read_config_file
 from bot.ops import doctor
+from bot.ops.backup import register_cli as register_maintenance_cli
 from bot.ops.setup import register_cli as register_setup_cli
 from bot.server.intake import shape_problem
 from bot.server.routing import register_feature_commands
 from bot.store import deliveries as deliveries_db
 from bot.store import outbox as outbox_db
-from bot.store.backup import register_cli as register_maintenance_cli
 from bot.store.engine import Store
 
 
@@ -192,9 +192,9 @@ async def _handle_once(
                 {"github": {"method": w.method, "url": w.url, "body": w.body}}
                 for w in runtime.services.github.dry_run_writes
             ]
-            writes += [{"slack": message} for message in runtime.services.outbox.dry_run_messages]
+            writes += [{"slack": message} for message in runtime.outbox.dry_run_messages]
         else:
-            await runtime.services.outbox.send_due()
+            await runtime.outbox.send_due()
             pending = await runtime.store.call(
                 lambda conn: outbox_db.list_outbox(conn, status="pending")
             )
@@ -355,6 +355,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def _as_plain(value: Any) -> Any:
     import dataclasses
 
+    if isinstance(value, RepoConfig):
+        return {name: _as_plain(section) for name, section in value.sections.items()}
     if dataclasses.is_dataclass(value):
         return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):

@@ -41,9 +41,11 @@ from bot.clients.slack import SlackWebAPI, SlackWebhook, make_sender
 from bot.config import CONFIG_PATH, ConfigError, RepoConfig, Settings, parse_repo_config
 from bot.jobs.runners import confine
 from bot.jobs.runners.confine import UNCONFINED_VARIABLE, Confinement
-from bot.store import deliveries
+from bot.kit.feature import Feature
+from bot.store import deliveries, engine
 from bot.store.engine import MIGRATIONS
 from codeowners import OwnersFile, OwnersFileTooLarge, lint
+from handlers import FEATURES
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -108,95 +110,63 @@ def fail(check: str, detail: str) -> Result:
 
 # --------------------------------------------------------------------------- what features need
 
-#: The features as people know them; `app` is what GitHub asks of every App.
-FEATURES = {
-    "app": "every App",
-    "reviewers": "reviewer requests",
-    "help": "@bot commands",
-    "new_model": "new-model alerts",
-    "slow_ci": "slow tests",
-    "slow_ci_actions": "slow tests on GitHub Actions",
-    "style": "/style",
-}
-
 
 @dataclass(frozen=True)
 class Need:
-    feature: str
+    """Who needs a permission or an event, at which level, and for what: one line of doctor's
+    explanation ("needed by slow tests: the check run")."""
+
+    feature: str  # a feature's name, or APP
+    title: str  # how people know it
     level: str  # "read" < "write" < "admin"; events: ""
     why: str
 
 
-#: app.yml's `default_permissions`, each with who needs it at which level and for what (from
-#: app.yml's comments); a test keeps the two in step.
-PERMISSION_NEEDS: Mapping[str, tuple[Need, ...]] = {
-    "metadata": (
-        Need("app", "read", "required of every App"),
-        Need("slow_ci", "read", "who may ask (the permission API)"),
-    ),
-    "contents": (
-        Need("reviewers", "read", "the review-owners file"),
-        Need("new_model", "read", "compare and commits"),
-        Need("slow_ci", "read", "the checkout"),
-        Need("style", "write", "the `Apply style fixes` commit"),
-    ),
-    "pull_requests": (
-        Need("reviewers", "write", "list files and reviews, request reviewers"),
-        Need("slow_ci", "read", "the pull request's files and head"),
-        Need("style", "read", "the pull request's head"),
-    ),
-    "issues": (
-        Need("help", "write", "replies to @bot commands"),
-        Need("slow_ci", "write", "the result comment"),
-        Need("style", "write", "replies to @bot /style"),
-    ),
-    "statuses": (Need("slow_ci", "write", "the pytest/custom-tests status"),),
-    "checks": (Need("slow_ci", "write", "the check run"),),
-    "actions": (
-        Need("slow_ci_actions", "write", "dispatch slow-tests.yml, follow and cancel its runs"),
-    ),
-}
+#: What GitHub asks of every App, whatever its features: not any feature's need, so doctor's.
+APP = "app"
+APP_PERMISSIONS = {"metadata": Need(APP, "every App", "read", "required of every App")}
 
-#: app.yml's `default_events`, likewise.
-EVENT_NEEDS: Mapping[str, tuple[Need, ...]] = {
-    "pull_request": (
-        Need("reviewers", "", "opened / ready_for_review"),
-        Need("slow_ci", "", "the run-slow label and reminder"),
-    ),
-    "issue_comment": (
-        Need("help", "", "@bot commands"),
-        Need("slow_ci", "", "run-slow comments"),
-        Need("style", "", "@bot /style"),
-    ),
-    "push": (Need("new_model", "", "pushes to the default branch"),),
-    "check_run": (Need("slow_ci", "", "the Re-run failed button"),),
-    "workflow_run": (Need("slow_ci_actions", "", "the run's progress"),),
-    "workflow_job": (Need("slow_ci_actions", "", "the job's progress"),),
-}
+
+def permission_needs(features: Sequence[Feature] | None = None) -> dict[str, tuple[Need, ...]]:
+    """Each permission the App needs, with who needs it at which level and for what, in the
+    order the features first need them (the App's own first); `app.yml` asks for exactly these,
+    each at its highest level, and a test keeps the two in step."""
+    table = {name: [need] for name, need in APP_PERMISSIONS.items()}
+    for feature in FEATURES if features is None else features:
+        for wanted in feature.permissions:
+            need = Need(feature.name, feature.title, wanted.level, wanted.why)
+            table.setdefault(wanted.permission, []).append(need)
+    return {name: tuple(needs) for name, needs in table.items()}
+
+
+def event_needs(features: Sequence[Feature] | None = None) -> dict[str, tuple[Need, ...]]:
+    """Each webhook event a feature reacts to, likewise (`app.yml`'s `default_events`)."""
+    table: dict[str, list[Need]] = {}
+    for feature in FEATURES if features is None else features:
+        for wanted in feature.events:
+            need = Need(feature.name, feature.title, "", wanted.why)
+            table.setdefault(wanted.event, []).append(need)
+    return {name: tuple(needs) for name, needs in table.items()}
+
 
 _LEVELS = {"read": 1, "write": 2, "admin": 3}
 
 
-def enabled_features(configs: Iterable[RepoConfig]) -> frozenset[str]:
+def enabled_features(
+    configs: Iterable[RepoConfig], features: Sequence[Feature] | None = None
+) -> frozenset[str]:
     """What some repository of an installation uses; none known: the defaults'."""
-    configs = list(configs) or [RepoConfig()]
-    found = {"app", "help"}
-    for config in configs:
-        if config.reviewers.enabled:
-            found.add("reviewers")
-        if config.new_model.enabled:
-            found.add("new_model")
-        if config.slow_ci.enabled:
-            found.add("slow_ci")
-            if config.slow_ci.runner == "github-actions":
-                found.add("slow_ci_actions")
-        if config.style.enabled:
-            found.add("style")
+    features = FEATURES if features is None else features
+    configs = list(configs) or [RepoConfig.of(features)]
+    found = {APP}
+    for feature in features:
+        if any(feature.is_enabled(config) for config in configs):
+            found.add(feature.name)
     return frozenset(found)
 
 
 def _needed_by(needs: Iterable[Need]) -> str:
-    return "; ".join(f"{FEATURES[n.feature]}: {n.why}" for n in needs)
+    return "; ".join(f"{n.title}: {n.why}" for n in needs)
 
 
 def installation_label(installation: Mapping[str, Any]) -> str:
@@ -205,15 +175,19 @@ def installation_label(installation: Mapping[str, Any]) -> str:
     return f"{label} ({account})" if account else label
 
 
-def check_permissions(installation: Mapping[str, Any], features: frozenset[str]) -> Result:
+def check_permissions(
+    installation: Mapping[str, Any],
+    enabled: frozenset[str],
+    features: Sequence[Feature] | None = None,
+) -> Result:
     """Whether what the installation was granted covers what the enabled features need."""
     granted = installation.get("permissions") or {}
     label = installation_label(installation)
     missing, unused = [], []
-    for name, needs in PERMISSION_NEEDS.items():
+    for name, needs in permission_needs(features).items():
         have = _LEVELS.get(str(granted.get(name)), 0)
         short = [n for n in needs if _LEVELS[n.level] > have]
-        wanted = [n for n in short if n.feature in features]
+        wanted = [n for n in short if n.feature in enabled]
         if wanted:
             level = max((n.level for n in wanted), key=_LEVELS.__getitem__)
             had = f"has {granted[name]}; " if name in granted else ""
@@ -228,15 +202,19 @@ def check_permissions(installation: Mapping[str, Any], features: frozenset[str])
     return ok("permissions", f"{label}: {len(granted)} granted, all the enabled features need")
 
 
-def check_events(installation: Mapping[str, Any], features: frozenset[str]) -> Result:
+def check_events(
+    installation: Mapping[str, Any],
+    enabled: frozenset[str],
+    features: Sequence[Feature] | None = None,
+) -> Result:
     """Whether the installation subscribes to every event the enabled features react to."""
     subscribed = set(installation.get("events") or ())
     label = installation_label(installation)
     missing, unused = [], []
-    for name, needs in EVENT_NEEDS.items():
+    for name, needs in event_needs(features).items():
         if name in subscribed:
             continue
-        wanted = [n for n in needs if n.feature in features]
+        wanted = [n for n in needs if n.feature in enabled]
         if wanted:
             missing.append(f"{name} (needed by {_needed_by(wanted)})")
         else:
@@ -423,18 +401,11 @@ def check_store(database: str, *, now: float | None = None) -> list[Result]:
     except sqlite3.Error as exc:
         return [fail("store", f"{database}: cannot open for writing: {exc}")]
     try:
-        try:  # a real write, never committed: the bot's own rows stay as they are
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO effects (key, detail, created_at) VALUES ('bot doctor', NULL, 0)"
-                " ON CONFLICT (key) DO NOTHING"
-            )
+        try:
+            engine.probe_write(conn)
         except sqlite3.Error as exc:
             return [fail("store", f"{database}: not writable: {exc}")]
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = engine.schema_version(conn)
         wal = path.with_name(path.name + "-wal")
         wal_size = wal.stat().st_size if wal.is_file() else 0
         said = f"{database}: writable, schema {version}, WAL {_size(wal_size)}"
@@ -452,10 +423,7 @@ def check_store(database: str, *, now: float | None = None) -> list[Result]:
             results.append(warn("store", f"{said}: large (a reader holds checkpoints back?)"))
         else:
             results.append(ok("store", said))
-        failed = conn.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'failed' AND finished_at >= ?",
-            (now - RECENT_S,),
-        ).fetchone()[0]
+        failed = deliveries.count_failed_since(conn, now - RECENT_S)
         if failed:
             results.append(
                 warn(
@@ -465,11 +433,7 @@ def check_store(database: str, *, now: float | None = None) -> list[Result]:
             )
         else:
             results.append(ok("processing", "no delivery failed in the last 24 h"))
-        counts = dict(
-            conn.execute(
-                "SELECT status, COUNT(*) FROM outbox WHERE status != 'delivered' GROUP BY status"
-            ).fetchall()
-        )
+        counts = engine.count_by_status(conn, "outbox")
         waiting, gave_up = counts.get("pending", 0), counts.get("failed", 0)
         said = f"{waiting} waiting, {gave_up} failed"
         if gave_up:

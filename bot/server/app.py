@@ -296,7 +296,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> web.App
             "bot ready",
             extra={
                 "github": runtime.services.github.mode,
-                "slack": runtime.services.outbox.slack.name,
+                "slack": runtime.outbox.slack.name,
             },
         )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +19,7 @@ from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRun
 from bot.jobs.runners.actions import NAME, ActionsConfig, ActionsRunner
 from bot.jobs.system import JobSystem
 from bot.kit.context import Services
+from bot.kit.feature import Feature
 from bot.metrics import Metrics
 from bot.server.outbox import Outbox
 from bot.server.routing import all_help, combined_router, feature_runners, register_feature_jobs
@@ -57,7 +58,7 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        modules: tuple[ModuleType, ...] | None = None,
+        features: Sequence[Feature] | None = None,
         dry_run: bool = False,
         store: Store | None = None,
         config_override: RepoConfig | None = None,
@@ -67,15 +68,16 @@ class Runtime:
         #: `bot handle` in a workflow: jobs run only on GitHub Actions, never in this process,
         #: which holds the workflow's token.
         self.one_shot = one_shot
-        self.modules = modules
+        self.features = features  # None: the bot's own (`handlers.FEATURES`)
         self.dry_run = dry_run
         self.store = store or Store(settings.database)
         self.metrics = Metrics()
-        self.router = combined_router(modules)
+        self.router = combined_router(features)
         self.config_override = config_override
         self.session: aiohttp.ClientSession | None = None
         self._services: Services | None = None
         self._worker: Worker | None = None
+        self._outbox: Outbox | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._retention: asyncio.Task[None] | None = None
 
@@ -84,6 +86,13 @@ class Runtime:
         if self._services is None:
             raise RuntimeError("the runtime has not been started")
         return self._services
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox's sender: the server's to run, wake and drain (features only queue)."""
+        if self._outbox is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._outbox
 
     @property
     def worker(self) -> Worker:
@@ -114,10 +123,11 @@ class Runtime:
             else {
                 "local": local_runner(self.settings),
                 NAME: actions,
-                **feature_runners(self.settings, self.modules),
+                **feature_runners(self.settings, self.features),
             }
         )
         self.jobs = JobSystem(self.store, runners, concurrency=self.settings.job_concurrency)
+        self._outbox = outbox
         self._services = Services(
             settings=self.settings,
             store=self.store,
@@ -126,10 +136,10 @@ class Runtime:
             configs=RepoConfigCache(override=self.config_override),
             metrics=self.metrics,
             jobs=self.jobs,
-            help=all_help(self.modules),
+            help=all_help(self.features),
             dry_run=self.dry_run,
         )
-        register_feature_jobs(self.jobs, self._services, self.modules)
+        register_feature_jobs(self.jobs, self._services, self.features)
         self._worker = Worker(self._services, self.router)
         # Before the server takes a request: rows this process accepts must not be mistaken
         # for what a previous process left unfinished.

@@ -1,4 +1,4 @@
-"""`bot backup` and `bot restore`: copies of the store that are never half-written.
+"""Backups and restores of the store that are never half-written (`bot backup`, `bot restore`).
 
 A backup runs beside a live server. It goes through SQLite's online backup API in steps of a
 few hundred pages with a pause between them, inside one read transaction: in WAL mode a reader
@@ -19,7 +19,6 @@ may be the only copy of a database someone needs back, so it is never overwritte
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -30,8 +29,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import Settings
-from bot.kit.checkout import UsageError
 from bot.store.engine import MIGRATIONS
 
 #: Pages copied per step (4 KiB each) and the pause after each step: a 1 GB store takes a few
@@ -41,6 +38,11 @@ BACKUP_PAUSE_S = 0.002
 #: How long `restore` waits for the live file's lock before saying the server is running.
 LOCK_TIMEOUT_S = 0.5
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+class BackupError(Exception):
+    """A backup or restore refused for a reason the person running it can fix (a path, a
+    running server, a damaged copy); nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,12 @@ def backup(
     """Copies the live `database` to `target` while it serves; returns what the copy holds."""
     source_path, target_path = Path(database), Path(target)
     if not source_path.is_file():
-        raise UsageError(f"no database at {database}")
+        raise BackupError(f"no database at {database}")
     if target_path.exists():
         if _same_file(source_path, target_path):
-            raise UsageError(f"{target} is the live database itself")
+            raise BackupError(f"{target} is the live database itself")
         if not force:
-            raise UsageError(f"{target} exists; pass --force to replace it")
+            raise BackupError(f"{target} exists; pass --force to replace it")
     target_path.parent.mkdir(parents=True, exist_ok=True)
     source = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
@@ -122,7 +124,7 @@ def backup(
                 copy.execute("PRAGMA journal_mode=DELETE")
                 problems = integrity_problems(copy)
                 if problems:
-                    raise UsageError(f"the copy failed its integrity check: {problems[:3]}")
+                    raise BackupError(f"the copy failed its integrity check: {problems[:3]}")
                 held = holdings(copy, partial)
             finally:
                 copy.close()
@@ -147,9 +149,9 @@ def restore(database: str, source: str) -> Restored:
     """
     source_path, live = Path(source), Path(database)
     if not source_path.is_file():
-        raise UsageError(f"no backup at {source}")
+        raise BackupError(f"no backup at {source}")
     if live.exists() and _same_file(source_path, live):
-        raise UsageError(f"{source} is the live database itself")
+        raise BackupError(f"{source} is the live database itself")
     backup_conn = _open_backup(source_path)
     try:
         live.parent.mkdir(parents=True, exist_ok=True)
@@ -210,17 +212,17 @@ def _open_backup(path: Path) -> sqlite3.Connection:
         problems = integrity_problems(conn)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        raise UsageError(f"{path} is not a readable database: {exc}") from None
+        raise BackupError(f"{path} is not a readable database: {exc}") from None
     try:
         if problems:
-            raise UsageError(f"{path} failed its integrity check: {problems[:3]}")
+            raise BackupError(f"{path} failed its integrity check: {problems[:3]}")
         if version > len(MIGRATIONS):
-            raise UsageError(
+            raise BackupError(
                 f"{path} has schema version {version}, newer than this bot knows"
                 f" ({len(MIGRATIONS)}): restore it with the bot that made it"
             )
         if version < 1:
-            raise UsageError(f"{path} is not a bot database (schema version {version})")
+            raise BackupError(f"{path} is not a bot database (schema version {version})")
     except BaseException:
         conn.close()
         raise
@@ -246,12 +248,12 @@ def _exclusive(live: Path) -> Iterator[None]:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                raise UsageError(
+                raise BackupError(
                     f"{live} is in use by another process: stop `bot serve` first"
                 ) from None
             raise
         except sqlite3.DatabaseError as exc:
-            raise UsageError(
+            raise BackupError(
                 f"cannot open {live} ({exc}); move it aside by hand, then restore"
             ) from None
         conn.execute("PRAGMA journal_mode=DELETE")
@@ -303,37 +305,3 @@ def _size(n: int) -> str:
             return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000  # type: ignore[assignment]
     raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------------- commands
-
-
-def cmd_backup(args: argparse.Namespace) -> int:
-    database = Settings.from_environment().database
-    held = backup(database, args.path, force=args.force)
-    print(f"backed up {database} to {args.path}: {held.describe()}; integrity ok")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    database = Settings.from_environment().database
-    held = restore(database, args.path)
-    print(f"restored {args.path} to {database}: {held.describe()}")
-    if held.schema_version < len(MIGRATIONS):
-        print(f"the schema moves to version {len(MIGRATIONS)} at the next start")
-    if held.kept is not None:
-        print(f"the database it replaced is kept as {held.kept}")
-    return 0
-
-
-def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `bot backup` and `bot restore` to `bot`'s subparsers."""
-    text = "copy the live database to PATH, safely while `bot serve` runs"
-    backup_cmd = sub.add_parser("backup", help=text, description=text)
-    backup_cmd.add_argument("path", metavar="PATH")
-    backup_cmd.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    backup_cmd.set_defaults(func=cmd_backup)
-    text = "put the backup at PATH back as the database (with `bot serve` stopped)"
-    restore_cmd = sub.add_parser("restore", help=text, description=text)
-    restore_cmd.add_argument("path", metavar="PATH")
-    restore_cmd.set_defaults(func=cmd_restore)

@@ -285,6 +285,22 @@ def count_deliveries(conn: sqlite3.Connection, *, status: str | None = None) -> 
     return conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = ?", (status,)).fetchone()[0]
 
 
+def count_received_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
+    """Deliveries received from `since` on, by status: what the last hour brought."""
+    rows = conn.execute(
+        "SELECT status, COUNT(*) FROM deliveries WHERE received_at >= ? GROUP BY status",
+        (since,),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def count_failed_since(conn: sqlite3.Connection, since: float) -> int:
+    """Deliveries that ended `failed` from `since` on."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status = 'failed' AND finished_at >= ?", (since,)
+    ).fetchone()[0]
+
+
 def queue_depth(conn: sqlite3.Connection) -> int:
     """Deliveries accepted and not yet finished."""
     return conn.execute(

@@ -204,6 +204,49 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_number ON deliveries (repo COLLATE NOCASE, number)
         WHERE number IS NOT NULL;
     """,
+    # What the core decides on gets columns of its own instead of keys a feature wrote into the
+    # spec: who may see a run (`private`; a spec that did not say `false` was private), the
+    # runner its jobs go to (it was each job's `runner`, `local` when absent; a feature gives
+    # all jobs of a run the same one), and the feature's memory of its reports (`report_state`,
+    # written by compare-and-set). That memory was spec keys: `comment_id`, `check_run_id`,
+    # `check_annotations_sent` for `run-slow`, and for `/style` `reply_id` (its comment) and
+    # `reacted`; `/style`'s own `comment_id` is the comment that asked, and stays in its spec.
+    """
+    ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN runner TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE runs ADD COLUMN report_state TEXT NOT NULL DEFAULT '{}';
+    UPDATE runs SET private = json_type(spec, '$.private') IS NOT 'false';
+    UPDATE runs SET runner = COALESCE(
+        (SELECT json_extract(jobs.spec, '$.runner') FROM jobs
+         WHERE jobs.run_id = runs.id ORDER BY jobs.id LIMIT 1),
+        'local');
+    UPDATE runs SET
+        report_state = json_object(
+            'comment_id', json_extract(spec, '$.comment_id'),
+            'check_run_id', json_extract(spec, '$.check_run_id'),
+            'annotations_sent', COALESCE(json_extract(spec, '$.check_annotations_sent'), 0),
+            'reacted', json('false')),
+        spec = json_remove(spec, '$.comment_id', '$.check_run_id', '$.check_annotations_sent')
+        WHERE kind = 'slow_ci';
+    UPDATE runs SET
+        report_state = json_object(
+            'comment_id', json_extract(spec, '$.reply_id'),
+            'check_run_id', NULL,
+            'annotations_sent', 0,
+            'reacted',
+            json(CASE WHEN json_extract(spec, '$.reacted') THEN 'true' ELSE 'false' END)),
+        spec = json_remove(spec, '$.reply_id', '$.reacted')
+        WHERE kind = 'style';
+    UPDATE runs SET spec = json_remove(spec, '$.private');
+    """,
+    # A run's and a job's state is called `state` everywhere else (the records, the runners'
+    # outcomes, the pages' filter); the columns now say the same.
+    """
+    ALTER TABLE runs RENAME COLUMN status TO state;
+    ALTER TABLE jobs RENAME COLUMN status TO state;
+    DROP INDEX jobs_status;
+    CREATE INDEX jobs_state ON jobs (state);
+    """,
 )
 
 
@@ -243,7 +286,7 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = schema_version(conn)
     if version > len(MIGRATIONS):
         raise RuntimeError(
             f"database schema version {version} is newer than this bot knows ({len(MIGRATIONS)})"
@@ -469,6 +512,28 @@ def _settle(ops: Iterable[_Op]) -> None:
 # ---------------------------------------------------------------------- health
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """How many of `MIGRATIONS` the file has had; more than this bot knows means a newer bot."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def probe_write(conn: sqlite3.Connection) -> None:
+    """Raises `sqlite3.Error` unless a real write would succeed; never commits it.
+
+    For a connection opened without migrating (`bot doctor`): the bot's own rows stay as they
+    are, whatever the probe meets.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO effects (key, detail, created_at) VALUES ('bot doctor', NULL, 0)"
+            " ON CONFLICT (key) DO NOTHING"
+        )
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 def heartbeat(conn: sqlite3.Connection) -> None:
     """A write the size of a large delivery, so it fails where a delivery would."""
     conn.execute(
@@ -477,8 +542,15 @@ def heartbeat(conn: sqlite3.Connection) -> None:
     )
 
 
+#: The column that says where each table's rows are: a delivery's or an outbox item's status,
+#: a run's or a job's state.
+_STATUS_COLUMNS = {"deliveries": "status", "jobs": "state", "outbox": "status", "runs": "state"}
+
+
 def count_by_status(conn: sqlite3.Connection, table: str) -> dict[str, int]:
-    if table not in {"deliveries", "jobs", "outbox", "runs"}:
+    """Rows of `table` by their status (deliveries, the outbox) or state (runs, jobs)."""
+    column = _STATUS_COLUMNS.get(table)
+    if column is None:
         raise ValueError(f"no such table: {table}")
-    rows = conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status").fetchall()  # noqa: S608
+    rows = conn.execute(f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}").fetchall()  # noqa: S608
     return {row[0]: row[1] for row in rows}

@@ -91,8 +91,8 @@ def prune(
     jobs = conn.execute(
         "SELECT j.id, j.log IS NOT NULL, j.junit IS NOT NULL, j.results IS NOT NULL"
         " FROM runs r CROSS JOIN jobs j INDEXED BY jobs_run ON j.run_id = r.id"
-        " WHERE r.status NOT IN ('queued', 'running') AND r.finished_at < ?"
-        " AND j.status NOT IN ('queued', 'running')"
+        " WHERE r.state NOT IN ('queued', 'running') AND r.finished_at < ?"
+        " AND j.state NOT IN ('queued', 'running')"
         " AND (j.log IS NOT NULL OR j.junit IS NOT NULL OR j.results IS NOT NULL)"
         " AND j.finished_at < ?"
         " ORDER BY r.id, j.id LIMIT ?",

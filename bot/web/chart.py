@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.jobs.system import JobRecord
+from bot.jobs.records import JobRecord
 
 #: Layout, in SVG user units.
 LABEL_W = 260

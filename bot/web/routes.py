@@ -21,14 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.jobs import system as job_rows
-from bot.jobs.system import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
+from bot.jobs.records import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
 from bot.kit.help import render_markdown
 from bot.logs import add_secret
 from bot.server.runtime import RUNTIME, Runtime
 from bot.store import deliveries as deliveries_db
 from bot.store import engine as engine_db
 from bot.store import outbox as outbox_db
+from bot.store import runs as runs_db
 from bot.store.deliveries import DELIVERY_STATES
 from bot.web import access, results
 from bot.web.chart import folder_chart
@@ -125,11 +125,6 @@ async def _read(runtime: Runtime, fn: Callable[[sqlite3.Connection], Any]) -> An
 # ---------------------------------------------------------------------- runs
 
 
-def _private(run: RunRecord) -> bool:
-    """Unknown counts as private: a run's page is public only when its repository is."""
-    return run.spec.get("private", True) is not False
-
-
 async def _visible_run(request: web.Request, run_id: int) -> RunRecord:
     """The run, when the viewer may see it; else the very answer a run that does not exist
     gets, whoever asks, so a private repository's runs cannot be counted from outside.
@@ -140,7 +135,7 @@ async def _visible_run(request: web.Request, run_id: int) -> RunRecord:
     # A wrong token is refused (401) before the run is looked up, for any id alike.
     await access.viewer(request)
     run = await _runtime(request).jobs.get_run(run_id)
-    if run is None or not await access.may_see_repo(request, run.repo, private=_private(run)):
+    if run is None or not await access.may_see_repo(request, run.repo, private=run.private):
         raise web.HTTPNotFound(text=MISSING_RUN.format(run_id=run_id))
     return run
 
@@ -278,7 +273,7 @@ async def _run_filter(request: web.Request, **fields: Any) -> RunFilter:
     if viewer.operator:
         return RunFilter(**fields)
     runtime = _runtime(request)
-    repos = await _read(runtime, job_rows.private_repos)
+    repos = await _read(runtime, runs_db.private_repos)
     visible = frozenset(
         [repo for repo in repos if await access.may_see_repo(request, repo, private=True)]
         if viewer.login
@@ -289,7 +284,7 @@ async def _run_filter(request: web.Request, **fields: Any) -> RunFilter:
 
 async def _with_counts(runtime: Runtime, runs: list[RunRecord]) -> dict[int, Counts]:
     ids = [run.id for run in runs]
-    by_run = await _read(runtime, lambda conn: job_rows.jobs_of_runs(conn, ids))
+    by_run = await _read(runtime, lambda conn: runs_db.jobs_of_runs(conn, ids))
     return {run_id: run_counts(rows) for run_id, rows in by_run.items()}
 
 
@@ -309,7 +304,7 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
         states=(state,) if state in RUN_STATES and state else None,
     )
     runs = await _read(
-        runtime, lambda conn: job_rows.list_runs(conn, where, before=before, limit=RUNS_PER_PAGE)
+        runtime, lambda conn: runs_db.list_runs(conn, where, before=before, limit=RUNS_PER_PAGE)
     )
     kept = [("repo", repo), ("pr", pr_text), ("state", state)]
     kept = [(k, v) for k, v in kept if v]
@@ -352,11 +347,7 @@ def _pool_use(runtime: Runtime) -> PoolUse:
 
 
 def _last_hour(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-    rows = conn.execute(
-        "SELECT status, COUNT(*) FROM deliveries WHERE received_at >= ? GROUP BY status",
-        (time.time() - 3600,),
-    ).fetchall()
-    counts = dict(rows)
+    counts = deliveries_db.count_received_since(conn, time.time() - 3600)
     return [(status, counts[status]) for status in DELIVERY_STATES if status in counts]
 
 
@@ -366,14 +357,14 @@ async def overview(request: web.Request) -> web.StreamResponse:
     viewer = await access.viewer(request)
     active_where = await _run_filter(request, states=ACTIVE_RUN_STATES)
     done_where = RunFilter(states=("finished", "cancelled", "error"), visible=active_where.visible)
-    active = await _read(runtime, lambda conn: job_rows.list_runs(conn, active_where, limit=50))
-    recent = await _read(runtime, lambda conn: job_rows.list_runs(conn, done_where, limit=10))
+    active = await _read(runtime, lambda conn: runs_db.list_runs(conn, active_where, limit=50))
+    recent = await _read(runtime, lambda conn: runs_db.list_runs(conn, done_where, limit=10))
     chart_where = RunFilter(states=("finished",), visible=active_where.visible)
     chart_runs = await _read(
-        runtime, lambda conn: job_rows.list_runs(conn, chart_where, limit=CHART_RUNS)
+        runtime, lambda conn: runs_db.list_runs(conn, chart_where, limit=CHART_RUNS)
     )
     chart_ids = [run.id for run in chart_runs]
-    chart_jobs = await _read(runtime, lambda conn: job_rows.jobs_of_runs(conn, chart_ids))
+    chart_jobs = await _read(runtime, lambda conn: runs_db.jobs_of_runs(conn, chart_ids))
     context: dict[str, Any] = {
         "active": active,
         "recent": recent,
@@ -546,7 +537,7 @@ async def retry_outbox(request: web.Request) -> web.StreamResponse:
     item_id = _int(request, "item")
     if not await runtime.store.call(lambda conn: outbox_db.retry_outbox(conn, item_id)):
         raise web.HTTPNotFound(text=f"There is no undelivered outbox item {item_id}.")
-    runtime.services.outbox.wake()
+    runtime.outbox.wake()
     log.info("outbox item %s retried from the web by %s", item_id, viewer.login or "token")
     raise web.HTTPSeeOther(f"/outbox?retried={item_id}")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import NewModelConfig
+from handlers.new_model.config import NewModelConfig
 
 #: GitHub's `before` when a push creates the branch: there is nothing to compare with.
 NULL_SHA = "0" * 40

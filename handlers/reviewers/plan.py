@@ -29,9 +29,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import ReviewersConfig
 from codeowners.owners_file import OwnersFile
 from codeowners.syntax import owner_kind
+from handlers.reviewers.config import ReviewersConfig
 
 __all__ = [
     "Candidate",

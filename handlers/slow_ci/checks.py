@@ -3,8 +3,9 @@ tests as annotations at their file and line, and the "Re-run failed" button. Pur
 
 The check run sits beside the `pytest/custom-tests` commit status, which stays as it is (branch
 protection names it); the check run adds what a status cannot carry: a table, the failures
-where they happened in the diff, and a button. The handler turns the run's rows into a
-:class:`CheckRunPlan` with :func:`plan_check_run` and sends it; nothing here does I/O.
+where they happened in the diff, and a button. The report plan (`report.py`) turns the run's
+rows into a :class:`CheckRunPlan` with :func:`plan_check_run`, and the handler sends it; the
+table is `render.result_table`, the comment's own. Nothing here does I/O.
 
 Choices, so the reader meets them once:
 
@@ -29,32 +30,24 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from bot.jobs.runners.junit import TestResult
-from bot.kit.markdown import (
-    clip,
-    code_span,
-    escape_text,
-    format_duration,
-    link_destination,
-    one_line,
-    short_sha,
-    table_cell,
-)
+from bot.kit.markdown import clip, one_line
 from handlers.slow_ci.plan import (
-    FAILURE_LINE_LIMIT,
-    STATE_LABEL,
     JobResult,
     JobSpec,
     Phase,
     Selection,
+    overall_state,
+    result_rows,
+)
+from handlers.slow_ci.render import (
     dropped_lines,
     failure_lines,
-    folder_list,
-    overall_state,
     phase_line,
-    result_rows,
+    result_table,
+    scope_line,
+    selection_lines,
 )
 
 __all__ = [
@@ -65,6 +58,7 @@ __all__ = [
     "RERUN_FAILED_ACTION",
     "Annotation",
     "CheckRunPlan",
+    "ReportedTest",
     "failure_location",
     "plan_check_run",
     "repo_path",
@@ -107,6 +101,22 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 # --------------------------------------------------------------------------- annotations
+
+
+class ReportedTest(Protocol):
+    """One test of a job's report (the runner's `TestResult`), as far as an annotation reads
+    it: the planner names what it reads rather than reaching into the runners."""
+
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def traceback(self) -> str: ...
+    @property
+    def summary_lines(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +173,7 @@ def _frame(text: str) -> tuple[str, int] | None:
     return path, max(line, 1)
 
 
-def failure_location(test: TestResult) -> tuple[str, int] | None:
+def failure_location(test: ReportedTest) -> tuple[str, int] | None:
     """Where a failing test's annotation goes: (path from the repository root, line).
 
     The innermost frame pytest reported (`location`) when it is the repository's; else the
@@ -182,7 +192,7 @@ def failure_location(test: TestResult) -> tuple[str, int] | None:
     return None
 
 
-def _annotation(test: TestResult, machine_type: str, place: tuple[str, int]) -> Annotation:
+def _annotation(test: ReportedTest, machine_type: str, place: tuple[str, int]) -> Annotation:
     # The author's message leads, as in the comment and on the run page; the rest follows.
     what = "\n".join(test.summary_lines) or ("error" if test.outcome == "error" else "failed")
     details = test.traceback.strip("\n")
@@ -207,7 +217,7 @@ class _Annotated:
 
 
 def _annotate(
-    results: Sequence[JobResult], tests: Mapping[JobSpec, Sequence[TestResult]], limit: int
+    results: Sequence[JobResult], tests: Mapping[JobSpec, Sequence[ReportedTest]], limit: int
 ) -> _Annotated:
     out: list[Annotation] = []
     failing = left_out = unplaced = 0
@@ -304,7 +314,7 @@ def plan_check_run(
     run_url: str,
     jobs: Sequence[JobSpec] = (),
     results: Sequence[JobResult] = (),
-    tests: Mapping[JobSpec, Sequence[TestResult]] | None = None,
+    tests: Mapping[JobSpec, Sequence[ReportedTest]] | None = None,
     sha: str | None = None,
     failed_only: bool = False,
     queue_position: int | None = None,
@@ -392,45 +402,14 @@ def _summary(
     superseded_by: str | None,
     error: str | None,
 ) -> str:
-    where = f"on `{short_sha(sha)}`" if sha else "on the approved commit"
-    scope = "; only the jobs that failed in the previous run" if failed_only else ""
-    page = link_destination(run_url)
     out = [
         phase_line(phase, rows, queue_position, None, superseded_by, error),
         "",
-        f"Slow tests {where}{scope}. Logs and reports: [the run's page]({page}).",
+        scope_line(sha, failed_only, run_url),
     ]
     if rows and phase != "error":
-        out += ["", *_table(rows)]
+        out += ["", *result_table(rows)]
     return "\n".join(out) + "\n"
-
-
-def _table(rows: Sequence[JobResult]) -> list[str]:
-    lines = [
-        "| folder | machine | result | passed | failed | errors | skipped | duration |",
-        "|---|---|---|--:|--:|--:|--:|--:|",
-    ]
-    for r in rows:
-        result = STATE_LABEL[r.state]
-        if r.reason:
-            result += f": {escape_text(one_line(r.reason, FAILURE_LINE_LIMIT))}"
-        counted = r.done and r.state != "skipped"
-        counts = (
-            [str(n) for n in (r.passed, r.failed, r.errors, r.skipped)] if counted else ["–"] * 4
-        )
-        took = format_duration(r.duration) if r.duration is not None and r.done else "–"
-        cells = [code_span(r.job.folder), code_span(r.job.machine_type), result, *counts, took]
-        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
-    if len(rows) > 1:
-        totals = [sum(getattr(r, name) for r in rows) for name in ("passed", "failed", "errors")]
-        totals.append(sum(r.skipped for r in rows))
-        took = sum(r.duration or 0.0 for r in rows if r.done)
-        lines.append(
-            "| **total** | | | "
-            + " | ".join(str(n) for n in totals)
-            + f" | {format_duration(took)} |"
-        )
-    return lines
 
 
 def _annotation_note(annotated: _Annotated) -> str:
@@ -447,10 +426,7 @@ def _annotation_note(annotated: _Annotated) -> str:
 
 
 def _text_part(selection: Selection, rows: Sequence[JobResult], phase: Phase) -> str:
-    out = [f"- models: {folder_list(selection.models)}"]
-    out.append(f"- quantizations: {folder_list(selection.quantizations)}")
-    if selection.suites:
-        out.append(f"- other test folders: {folder_list(selection.suites)}")
+    out = selection_lines(selection)
     if phase in ("finished", "superseded"):
         out += failure_lines(rows)
     out += dropped_lines(selection.dropped)

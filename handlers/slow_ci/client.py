@@ -12,7 +12,7 @@ from typing import Any
 import gidgethub
 
 from bot.kit.conversation import Conversation, PullInfo, pull_info
-from handlers.slow_ci.plan import MergeCommit
+from handlers.slow_ci.plan import STATUS_CONTEXT, MergeCommit
 
 
 def _parse_time(text: str) -> datetime:
@@ -65,7 +65,7 @@ class SlowCiGitHub(Conversation):
         return isinstance(answer, list)
 
     async def set_status(self, sha: str, state: str, description: str, target_url: str) -> None:
-        data = {"state": state, "context": "pytest/custom-tests", "description": description}
+        data = {"state": state, "context": STATUS_CONTEXT, "description": description}
         if target_url.startswith(("http://", "https://")):
             data["target_url"] = target_url
         await self.gh.post(f"/repos/{self.repo}/statuses/{sha}", data=data)

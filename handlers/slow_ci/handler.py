@@ -7,10 +7,13 @@ commit's dates, which the author writes), or the comment names the commit. That 
 pinned in the run, and the runner checks out exactly it (merged into the base branch) and
 aborts if the PR moved before the checkout. With the label, a push runs only when every push
 since an approved head was made by someone who may approve. Code from the pull request runs
-only there, only after an authorised person asked. The decisions are `plan.py`'s (and
-`checks.py`'s for the check run); this module reads GitHub through `SlowCiGitHub` and the
-bot's store, hands the run to the job system, and renders what the job system reports back
-(`report_run`), so a restart re-renders every run and no status stays pending.
+only there, only after an authorised person asked.
+
+This module only reads and acts. Starting a run reads the facts (`SlowCiGitHub`, the bot's
+records through the context), asks `decide.py` for a reply or a run, and carries it out with the
+steps every command shares (`bot.kit.command_job`). Reporting reads a run's rows and performs
+`report.py`'s plan (comment, commit status, check run, Slack), so a restart re-renders every run
+and no status stays pending.
 
 Beside the comment and the status, each run has a check run (Checks API) with the result table,
 the failing tests as annotations and, when something failed, a "Re-run failed" button: its
@@ -21,7 +24,7 @@ installation token; with a personal token GitHub refuses them, and the run goes 
 from __future__ import annotations
 
 import asyncio
-import functools
+import dataclasses
 import logging
 import time
 from datetime import datetime
@@ -32,55 +35,57 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.clients.github import GitHubAPI
-from bot.config import DEFAULT_RUNNER_LABELS, SlowCiConfig
-from bot.jobs.runners.junit import TestResult
-from bot.jobs.system import JobRecord, JobSystem, RunRecord
+from bot.kit.command_job import Command, NewRun, Refusal, carry_out, may_ask, read_command
 from bot.kit.comments import marker
-from bot.kit.context import Context, Services
-from bot.kit.conversation import at_least, job_refusal
+from bot.kit.context import Context, JobRecord, JobSystem, ReportState, RunRecord, Services
 from bot.kit.help import Help, HelpCommand
-from bot.store import deliveries as deliveries_db
-from bot.store import effects as effects_db
-from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, plan_check_run
+from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, ReportedTest
 from handlers.slow_ci.client import SlowCiGitHub
+from handlers.slow_ci.config import SlowCiConfig
+from handlers.slow_ci.decide import (
+    KIND,
+    Ask,
+    Facts,
+    PreviousRun,
+    Repository,
+    approval,
+    approval_refusal,
+    approved_head,
+    decide,
+    names_to_find,
+    needs_test_merge,
+    request_refusal,
+)
 from handlers.slow_ci.plan import (
-    PENDING_DESCRIPTION,
-    Approval,
-    DroppedName,
-    Failure,
-    JobResult,
     JobSpec,
     PushApproval,
-    SelectedFolder,
     Selection,
     Trigger,
-    cannot_tell_reply,
-    check_name,
-    comment_approval,
-    error_description,
-    estimate,
-    models_added,
-    not_authorised_reply,
-    nothing_selectable_reply,
-    overall_state,
+    folder_candidates,
     parse_commit_message_trigger,
     parse_trigger,
-    plan_jobs,
     plan_reminder,
     push_approval,
     pushes_since_approval,
-    render_comment,
-    select_folders,
-    slack_summary,
-    stale_comment_reply,
-    status_description,
+)
+from handlers.slow_ci.render import (
+    not_authorised_reply,
+    reminder_comment,
     unapproved_push_reply,
     untraced_push_reply,
 )
+from handlers.slow_ci.report import (
+    CommitStatus,
+    Newer,
+    ReportFacts,
+    comment_key,
+    job_spec,
+    phase_of,
+    plan_report,
+)
 
-KIND = "slow_ci"
 LABEL = "run-slow"
-#: `check_run_id` in a run's spec when GitHub refused check runs (a personal token): the run
+#: A run's remembered `check_run_id` when GitHub refused check runs (a personal token): the run
 #: is reported without one, and not asked again at every report.
 NO_CHECK_RUN = 0
 
@@ -135,17 +140,14 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
     if await ctx.already_done(key):
         ctx.log.info("run-slow comment %s was handled before", comment["id"])
         return
-    github = SlowCiGitHub(gh, ctx.repo)
-    outcome = await start_run(
-        github,
-        ctx,
-        config,
+    ask = Ask(
         number=data["issue"]["number"],
         login=comment["user"]["login"],
         trigger=trigger,
-        approved_at=_parse_time(comment["created_at"]),
         source=f"comment-{comment['id']}",
+        approved_at=_parse_time(comment["created_at"]),
     )
+    outcome = await start_run(SlowCiGitHub(gh, ctx.repo), ctx, config, ask)
     await ctx.mark_done(key, outcome)
 
 
@@ -194,17 +196,8 @@ async def _label_run(
             return
     message = await github.commit_message(sha)
     trigger = parse_commit_message_trigger(message) or Trigger((), False)
-    outcome = await start_run(
-        github,
-        ctx,
-        config,
-        number=pull["number"],
-        login=approver,
-        trigger=trigger,
-        approved_at=None,
-        source=f"label-{sha[:12]}",
-        pinned_sha=sha,
-    )
+    ask = Ask(pull["number"], approver, trigger, f"label-{sha[:12]}", pinned_sha=sha)
+    outcome = await start_run(github, ctx, config, ask)
     await ctx.mark_done(key, outcome)
 
 
@@ -224,11 +217,12 @@ async def remind(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None
         return
     github = SlowCiGitHub(gh, ctx.repo)
     files = await github.changed_files(pull["number"])
-    reminder = plan_reminder(files, config.models_dir, draft=False, marker=marker(key) + "\n")
+    reminder = plan_reminder(files, config.models_dir, draft=False)
     if reminder is None:
         return
     comments_url = pull.get("comments_url") or pull["issue_url"] + "/comments"
-    await github.comment(comments_url, key, reminder.body)
+    body = reminder_comment(reminder, marker=marker(key) + "\n")
+    await github.comment(comments_url, key, body)
     await ctx.mark_done(key, reminder.line)
 
 
@@ -259,22 +253,14 @@ async def on_check_action(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any
         return
     github = SlowCiGitHub(gh, ctx.repo)
     login = data["sender"]["login"]
-    if not await _authorised(github, config, login):
+    if not await may_ask(github, login, min_permission=config.min_permission, allow=config.allow):
         text = not_authorised_reply(login, config.allow, config.min_permission)
         comments_url = f"/repos/{ctx.repo}/issues/{run.number}/comments"
         await github.reply(comments_url, f"slow_ci:reply:check-{check['id']}-{login}", text)
         return
-    outcome = await start_run(
-        github,
-        ctx,
-        config,
-        number=run.number,
-        login=login,
-        trigger=Trigger((), True),
-        approved_at=None,
-        source=f"check-{check['id']}",
-        pinned_sha=check["head_sha"],
-    )
+    trigger = Trigger((), failed_only=True)
+    ask = Ask(run.number, login, trigger, f"check-{check['id']}", pinned_sha=check["head_sha"])
+    outcome = await start_run(github, ctx, config, ask)
     await ctx.mark_done(key, outcome)
 
 
@@ -291,7 +277,7 @@ async def _run_of_check(ctx: Context, check: dict[str, Any]) -> RunRecord | None
     run = await ctx.services.jobs.get_run(int(external))
     if run is None or run.kind != KIND or run.repo.casefold() != ctx.repo.casefold():
         return None
-    check_run_id = run.spec.get("check_run_id")
+    check_run_id = (await ctx.services.jobs.report_state(run.id)).check_run_id
     if not check_run_id or check_run_id != check.get("id"):
         return None
     if run.head_sha != check.get("head_sha"):
@@ -309,46 +295,10 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def _authorised(github: SlowCiGitHub, config: SlowCiConfig, login: str) -> bool:
-    if login.casefold() in {a.casefold() for a in config.allow}:
-        return True
-    return at_least(await github.role(login), config.min_permission)
-
-
 def _approved_key(repo: str, number: int, sha: str) -> str:
     """Recorded when a maintainer approves a head (a comment, the label, a button, an approved
     push): the label's later pushes chain back to one of these."""
     return f"slow_ci:approved:{repo}#{number}:{sha}"
-
-
-async def _push_records(ctx: Context, number: int) -> list[deliveries_db.PushRecord]:
-    repo = ctx.repo
-    return await ctx.store.call(
-        lambda conn: deliveries_db.push_records(conn, repo, number), single=True
-    )
-
-
-async def _comment_approval(
-    github: SlowCiGitHub,
-    ctx: Context,
-    number: int,
-    head_sha: str,
-    commented_at: datetime,
-    named_sha: str | None,
-) -> Approval:
-    """The comment's verdict from the bot's record of pushes, and from GitHub's test merge
-    only when the record cannot tell (it costs two requests)."""
-    pushes = await _push_records(ctx, number)
-    decide = functools.partial(
-        comment_approval, head_sha=head_sha, commented_at=commented_at, pushes=pushes
-    )
-    approval = decide(named_sha=named_sha)
-    if approval.verdict == "unknown" and named_sha is None:
-        approval = decide(merge=await github.test_merge(number))
-    ctx.log.info(
-        "run-slow on #%s at %s: %s, %s", number, head_sha[:12], approval.verdict, approval.reason
-    )
-    return approval
 
 
 async def _push_approval(
@@ -357,191 +307,116 @@ async def _push_approval(
     """Whether a push to a labelled PR runs: who pushed since the last head a maintainer
     approved (recorded approvals and the PR's runs), each of whom must be allowed to approve."""
     repo = ctx.repo
-    pushes = await _push_records(ctx, number)
+    pushes = await ctx.push_records(number)
     shas = {sha for push in pushes for sha in (push.sha, push.before) if sha}
     keys = {_approved_key(repo, number, sha): sha for sha in shas}
-    done = await ctx.store.call(lambda conn: effects_db.effects_done(conn, keys), single=True)
+    done = await ctx.done_of(keys)
     runs = await ctx.services.jobs.runs_of(repo, number, kind=KIND)
     approved = {keys[key] for key in done} | {run.head_sha for run in runs}
     chain = pushes_since_approval(head_sha, pushes, approved)
     senders = list(dict.fromkeys(push.sender for push in chain or ()))
-    allowed = await asyncio.gather(*(_authorised(github, config, login) for login in senders))
+    allowed = await asyncio.gather(
+        *(
+            may_ask(github, login, min_permission=config.min_permission, allow=config.allow)
+            for login in senders
+        )
+    )
     return push_approval(chain, [login for login, ok in zip(senders, allowed, strict=True) if ok])
 
 
-async def start_run(
-    github: SlowCiGitHub,
-    ctx: Context,
-    config: SlowCiConfig,
-    *,
-    number: int,
-    login: str,
-    trigger: Trigger,
-    approved_at: datetime | None,
-    source: str,
-    pinned_sha: str | None = None,
-) -> str:
-    """Checks who asked and for which commit, selects the folders, and queues the run.
+async def start_run(github: SlowCiGitHub, ctx: Context, config: SlowCiConfig, ask: Ask) -> str:
+    """Reads what the decision needs, records the approval it gives, and replies or queues the
+    run it decides.
 
     Returns what happened, for the delivery's record.
     """
-    repo = ctx.repo
-    reply_key = f"slow_ci:reply:{source}"
-    comments_url = f"/repos/{repo}/issues/{number}/comments"
-    # Independent reads go out together: a person is waiting for the reply.
-    authorised, pull, files = await asyncio.gather(
-        _authorised(github, config, login), github.pull(number), github.changed_files(number)
-    )
-    if not authorised:
-        text = not_authorised_reply(login, config.allow, config.min_permission)
-        return await github.reply(comments_url, reply_key, text)
-    if pull.state != "open":
-        return await github.reply(
-            pull.comments_url, reply_key, "This pull request is closed: nothing runs."
+    command = Command(ctx.repo, ask.number, ask.login, ask.reply_key)
+    facts = await _read_facts(github, ctx, config, ask, command)
+    if (approved := approved_head(facts)) is not None:
+        await ctx.mark_done(
+            _approved_key(ctx.repo, ask.number, approved), f"approved by {ask.login}"
         )
-    sha = pinned_sha or pull.head_sha
-    if sha != pull.head_sha:
-        return await github.reply(pull.comments_url, reply_key, stale_comment_reply(pull.head_sha))
-    if approved_at is not None:
-        approval = await _comment_approval(github, ctx, number, sha, approved_at, trigger.sha)
-        if approval.verdict == "stale":
-            # What was approved is not what would run.
-            return await github.reply(pull.comments_url, reply_key, stale_comment_reply(sha))
-        if not approval.approved:
-            text = cannot_tell_reply(sha, trigger, approval.reason)
-            return await github.reply(pull.comments_url, reply_key, text)
-    await ctx.mark_done(_approved_key(repo, number, sha), f"approved by {login}")
-    added = models_added(files, config.models_dir)
-    names = [] if trigger.failed_only else list(dict.fromkeys((*added, *trigger.names)))
-    found = await asyncio.gather(*(_test_folder(github, name, sha) for name in names))
+    outcome = decide(facts)
+    job: Refusal | NewRun = outcome if isinstance(outcome, Refusal) else outcome.run
+    return await carry_out(github, ctx.services.jobs, command, job, logger=ctx.log)
 
-    failed_tests: dict[str, list[str]] = {}
-    if trigger.failed_only:
-        previous = await ctx.services.jobs.last_run(KIND, repo, number)
-        if previous is None:
-            text = "No earlier slow run of this pull request is recorded here: nothing to re-run."
-            return await github.reply(pull.comments_url, reply_key, text)
-        jobs, failed_tests, selection = _previous_failures(previous)
-        if not jobs:
-            text = "Nothing failed in this pull request's previous slow run: nothing to re-run."
-            return await github.reply(pull.comments_url, reply_key, text)
-    else:
-        existing = {path for path in found if path}
-        selection = select_folders(added, trigger.names, existing, at=sha[:12])
-        if selection.empty:
-            return await github.reply(
-                pull.comments_url, reply_key, nothing_selectable_reply(selection).strip()
-            )
-        jobs = plan_jobs(selection, config.machine_types)
 
-    jobs_system = ctx.services.jobs
-    hint = (
-        "this repository's `.github/bot.toml` does not choose that"
-        ' (`[slow_ci] runner = "github-actions"`).'
+#: Where a one-shot `bot handle` cannot run the configured runner: what would make it work.
+RUNNER_HINT = (
+    "this repository's `.github/bot.toml` does not choose that"
+    ' (`[slow_ci] runner = "github-actions"`).'
+)
+
+
+async def _read_facts(
+    github: SlowCiGitHub, ctx: Context, config: SlowCiConfig, ask: Ask, command: Command
+) -> Facts:
+    """The facts `decide` reads, each read only once the decision has got as far as needing it
+    (the decision's own functions say when)."""
+    first = await read_command(
+        github,
+        ctx.services.jobs,
+        command,
+        runner=config.runner,
+        hint=RUNNER_HINT,
+        min_permission=config.min_permission,
+        allow=config.allow,
     )
-    if refusal := job_refusal(jobs_system, config.runner, hint):
-        return await github.reply(pull.comments_url, reply_key, refusal)
-    timeout = float(config.job_timeout_seconds)
-    run_key = f"{repo}#{number}:{source}"
-    run = await jobs_system.create_run(
-        KIND,
-        repo=repo,
-        number=number,
-        head_sha=sha,
-        base_ref=pull.base_ref,
-        requested_by=login,
-        requested_at=(approved_at.timestamp() if approved_at else time.time()),
-        key=run_key,
-        supersede=True,
-        spec={
-            "installation_id": (ctx.event.data.get("installation") or {}).get("id"),
-            # For the run pages: what is not known to be public is shown as private.
-            "private": bool((ctx.event.data.get("repository") or {}).get("private", True)),
-            "comments_url": pull.comments_url,
-            "title": pull.title,
-            "html_url": pull.html_url,
-            "failed_only": trigger.failed_only,
-            "selection": _selection_json(selection),
-            "channel": config.channel,
-            "request": {
-                "head_clone_url": pull.head_clone_url or pull.base_clone_url,  # a deleted fork
-                "head_ref": pull.head_ref,
-                "base_clone_url": pull.base_clone_url,
-                "timeout_s": timeout,
-                "network": config.network,
-                "limits": config.limits.as_json(),
-                "extras": None if config.extras is None else list(config.extras),
-                "options": _runner_options(ctx, config, pull.base_ref, run_key),
-            },
-        },
-        jobs=[
-            (
-                job.name,
-                {
-                    "runner": config.runner,
-                    "folder": job.folder,
-                    "machine_type": job.machine_type,
-                    "tests": failed_tests.get(job.name, []),
-                },
-            )
-            for job in jobs
-        ],
+    data = ctx.event.data
+    repository = data.get("repository") or {}
+    facts = Facts(
+        repo=ctx.repo,
+        ask=ask,
+        config=config,
+        command=first,
+        now=time.time(),
+        repository=Repository(
+            installation_id=(data.get("installation") or {}).get("id"),
+            private=bool(repository.get("private", True)),
+            default_branch=repository.get("default_branch"),
+        ),
     )
-    ctx.log.info("run-slow on #%s: run %s, %d jobs at %s", number, run.id, len(jobs), sha[:12])
-    return f"run {run.id}: {len(jobs)} jobs at {sha}"
-
-
-def _runner_options(
-    ctx: Context, config: SlowCiConfig, base_ref: str | None, run_key: str
-) -> dict[str, Any]:
-    """What the Actions runner needs besides the job: the workflow, on the default branch (the
-    reviewed one, never the PR's), the labels per machine type, and the run's stable key."""
-    if config.runner != "github-actions":
-        return {}
-    repository = ctx.event.data.get("repository") or {}
-    return {
-        "workflow": config.workflow,
-        "ref": repository.get("default_branch") or base_ref or "main",
-        "labels": {**DEFAULT_RUNNER_LABELS, **config.runner_labels},
-        "run_key": run_key,
-    }
+    if request_refusal(facts) is not None:
+        return facts
+    if ask.approved_at is not None:
+        facts = dataclasses.replace(facts, pushes=tuple(await ctx.push_records(ask.number)))
+        if needs_test_merge(facts):
+            facts = dataclasses.replace(facts, merge=await github.test_merge(ask.number))
+        if (verdict := approval(facts)) is not None:
+            ctx.log.info(
+                "run-slow on #%s at %s: %s, %s",
+                ask.number,
+                facts.sha[:12],
+                verdict.verdict,
+                verdict.reason,
+            )
+        if approval_refusal(facts) is not None:
+            return facts
+    if ask.trigger.failed_only:
+        last = await ctx.services.jobs.last_run(KIND, ctx.repo, ask.number)
+        return dataclasses.replace(facts, previous=_previous_run(last))
+    names = names_to_find(facts)
+    found = await asyncio.gather(*(_test_folder(github, name, facts.sha) for name in names))
+    return dataclasses.replace(facts, test_folders=frozenset(path for path in found if path))
 
 
 async def _test_folder(github: SlowCiGitHub, name: str, sha: str) -> str | None:
     """The name's test folder at `sha`, in the planner's order of preference; None if none."""
-    if check_name(name) is not None:
-        return None  # never ask GitHub about a path made of an invalid name
-    for path in (f"tests/models/{name}", f"tests/quantization/{name}", f"tests/{name}"):
-        if await github.is_folder(path, sha):
-            return path
+    for folder, _ in folder_candidates(name):
+        if await github.is_folder(f"tests/{folder}", sha):
+            return f"tests/{folder}"
     return None
 
 
-def _previous_failures(
-    last: tuple[RunRecord, list[JobRecord]],
-) -> tuple[tuple[JobSpec, ...], dict[str, list[str]], Selection]:
+def _previous_run(last: tuple[RunRecord, list[JobRecord]] | None) -> PreviousRun | None:
+    """What `--failed` re-runs of the last finished run: its jobs that did not pass."""
+    if last is None:
+        return None
     run, jobs = last
-    failed = [job for job in jobs if job.done and not job.ok]
-    specs = tuple(JobSpec(job.spec["folder"], job.spec["machine_type"]) for job in failed)
-    tests = {job.name: list(job.failed_tests) for job in failed}
-    return specs, tests, _selection_from(run.spec.get("selection") or {})
-
-
-def _selection_json(selection: Selection) -> dict[str, Any]:
-    return {
-        "folders": [
-            {"name": f.name, "folder": f.folder, "kind": f.kind, "reason": f.reason}
-            for f in selection.folders
-        ],
-        "dropped": [{"name": d.name, "reason": d.reason} for d in selection.dropped],
-    }
-
-
-def _selection_from(data: dict[str, Any]) -> Selection:
-    return Selection(
-        tuple(SelectedFolder(**f) for f in data.get("folders", ())),
-        tuple(DroppedName(**d) for d in data.get("dropped", ())),
+    failed = tuple(
+        (job_spec(job), tuple(job.failed_tests)) for job in jobs if job.done and not job.ok
     )
+    return PreviousRun(Selection.from_json(run.spec.get("selection") or {}), failed)
 
 
 # ---------------------------------------------------------------------- reporting
@@ -552,104 +427,76 @@ def run_url(services: Services, run_id: int) -> str:
     return f"{base}/runs/{run_id}" if base else f"/runs/{run_id}"
 
 
-def _result(job: JobRecord) -> JobResult:
-    state = job.state if job.state != "running" else "running"
-    return JobResult(
-        JobSpec(job.spec["folder"], job.spec["machine_type"]),
-        state=state,
-        passed=job.passed,
-        failed=job.failed,
-        skipped=job.skipped,
-        errors=job.errors,
-        duration=job.duration_s or 0.0,
-        failures=tuple(Failure(f.test, f.message) for f in job.failures),
-        reason=job.reason or "",
-    )
-
-
 async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) -> None:
-    """Renders the run's comment and commit status from its rows; safe to call any time."""
+    """Performs the report `plan_report` makes of the run's rows; safe to call any time.
+
+    Each effect goes out whatever the others meet; then the first failure fails the report,
+    which the job system retries with the rows of then (each effect is idempotent).
+    """
     gh = await services.github.for_installation(run.spec.get("installation_id"))
     github = SlowCiGitHub(gh, run.repo)
-    results = [_result(job) for job in jobs]
-    specs = [result.job for result in results]
-    selection = _selection_from(run.spec.get("selection") or {})
-    key = f"slow_ci:run:{run.id}"
+    plan = plan_report(await _report_facts(services, run, jobs))
     url = run_url(services, run.id)
-    phase, error = _phase(run, jobs)
-    position = estimate_s = None
-    if phase == "queued":
-        position = await services.jobs.queue_position(run.id)
-        past = await services.jobs.past_durations(KIND, [job.name for job in jobs])
-        estimate_s = estimate(_by_folder(jobs, past), specs)
-    body = render_comment(
-        marker=marker(key),
-        selection=selection,
-        run_url=url,
-        phase=phase,
-        jobs=specs,
-        results=results,
-        sha=run.head_sha,
-        failed_only=bool(run.spec.get("failed_only")),
-        queue_position=position,
-        estimate_seconds=estimate_s,
-        superseded_by=run_url(services, run.superseded_by) if run.superseded_by else None,
-        error=error,
-    )
-    status = _set_status(services, github, run, jobs, results, phase, error, url)
-    check = plan_check_run(
-        phase=phase,
-        selection=selection,
-        run_url=url,
-        jobs=specs,
-        results=results,
-        tests=await _failing_tests(services, jobs) if phase == "finished" else None,
-        sha=run.head_sha,
-        failed_only=bool(run.spec.get("failed_only")),
-        queue_position=position,
-        superseded_by=run_url(services, run.superseded_by) if run.superseded_by else None,
-        error=error,
-    )
-    comment_id = run.spec.get("comment_id")
+    comment_id = (await services.jobs.report_state(run.id)).comment_id
     if comment_id is None:
-        comment = github.upsert_comment(run.spec["comments_url"], key, body)
+        key = comment_key(run.id)
+        comment = github.upsert_comment(run.spec["comments_url"], key, plan.comment)
     else:
-        comment = github.edit_comment(comment_id, body)
-    # Each effect goes out whatever the others meet; then the first failure fails the report,
-    # which the job system retries with the rows of then (each effect is idempotent).
+        comment = github.edit_comment(comment_id, plan.comment)
     outcomes = await asyncio.gather(
-        comment, status, _report_check(services, github, run, check, url), return_exceptions=True
+        comment,
+        _set_status(github, run.head_sha, plan.status, url),
+        _report_check(services, github, run, plan.check, url),
+        return_exceptions=True,
     )
-    if comment_id is None and not isinstance(outcomes[0], BaseException):
-        await services.jobs.update_spec(run.id, {"comment_id": outcomes[0]})
+    if comment_id is None and isinstance(outcomes[0], int):
+        await _remember(services, run.id, comment_id=outcomes[0])
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    if not run.active and phase == "finished" and run.spec.get("channel"):
-        message = slack_summary(
-            repo=run.repo,
-            number=run.number or 0,
-            title=run.spec.get("title", ""),
-            pull_url=run.spec.get("html_url", ""),
-            run_url=url,
-            results=results,
-            sha=run.head_sha,
-        )
-        await services.outbox.queue_slack(
-            f"slow_ci:slack:{run.id}", {**message, "channel": run.spec["channel"]}
-        )
+    if plan.slack is not None:
+        await services.outbox.queue_slack(f"slow_ci:slack:{run.id}", plan.slack)
+
+
+async def _report_facts(services: Services, run: RunRecord, jobs: list[JobRecord]) -> ReportFacts:
+    """The rows, and the reads the run's phase calls for."""
+    phase, _ = phase_of(run, jobs)
+    facts = ReportFacts(run, jobs, run_url(services, run.id))
+    if phase == "queued":
+        position = await services.jobs.queue_position(run.id)
+        past = await services.jobs.past_durations(KIND, [job.name for job in jobs])
+        facts = dataclasses.replace(facts, queue_position=position, past_durations=past)
+    elif phase == "finished":
+        facts = dataclasses.replace(facts, tests=await _failing_tests(services, jobs))
+    if run.superseded_by is not None:
+        newer = await services.jobs.get_run(run.superseded_by)
+        url = run_url(services, run.superseded_by)
+        facts = dataclasses.replace(facts, newer=Newer(url, newer.head_sha if newer else None))
+    return facts
 
 
 async def _failing_tests(
     services: Services, jobs: list[JobRecord]
-) -> dict[JobSpec, list[TestResult]]:
+) -> dict[JobSpec, list[ReportedTest]]:
     """Per-test results of the jobs with failing tests: where the annotations point."""
     wanted = [job for job in jobs if job.done and (job.failed or job.errors)]
     found = await asyncio.gather(*(services.jobs.job_tests(job.id) for job in wanted))
-    return {
-        JobSpec(job.spec["folder"], job.spec["machine_type"]): tests
-        for job, tests in zip(wanted, found, strict=True)
-    }
+    return {job_spec(job): list(tests) for job, tests in zip(wanted, found, strict=True)}
+
+
+async def _set_status(
+    github: SlowCiGitHub, sha: str, status: CommitStatus | None, url: str
+) -> None:
+    if status is not None:
+        await github.set_status(sha, status.state, status.description, url)
+
+
+async def _remember(services: Services, run_id: int, **changes: int) -> ReportState:
+    """Writes what a report left on GitHub into the run's memory, field by field (compare and
+    set), so the comment's write and the check run's never undo each other."""
+    return await services.jobs.edit_report_state(
+        run_id, lambda state: dataclasses.replace(state, **changes)
+    )
 
 
 def _checks_refused(exc: gidgethub.HTTPException) -> bool:
@@ -666,16 +513,15 @@ async def _report_check(
 ) -> None:
     """Creates the run's check run or brings it up to date, annotations in batches.
 
-    The spec is read again: an earlier report of this run may have created the check run after
-    these rows were read. How many annotations went is kept in the spec, since GitHub adds each
+    The run's memory is read now: an earlier report of this run may have created the check run
+    after these rows were read. How many annotations went is remembered, since GitHub adds each
     request's annotations to the ones before, so a retried report sends only the rest.
     """
-    fresh = await services.jobs.get_run(run.id)
-    spec = (fresh or run).spec
-    check_run_id = spec.get("check_run_id")
+    memory = await services.jobs.report_state(run.id)
+    check_run_id = memory.check_run_id
     if check_run_id == NO_CHECK_RUN:
         return
-    sent = int(spec.get("check_annotations_sent") or 0)
+    sent = memory.annotations_sent
     batches = plan.batches(sent)
     first = batches.pop(0) if batches else ()
     try:
@@ -686,18 +532,18 @@ async def _report_check(
                 head_sha=run.head_sha, external_id=str(run.id), details_url=url, annotations=first
             )
             check_run_id = await github.create_check_run(body)
-            await services.jobs.update_spec(run.id, {"check_run_id": check_run_id})
+            await _remember(services, run.id, check_run_id=check_run_id)
         else:
-            if spec.get("check_run_id") is None:
-                await services.jobs.update_spec(run.id, {"check_run_id": check_run_id})
+            if memory.check_run_id is None:
+                await _remember(services, run.id, check_run_id=check_run_id)
             await github.update_check_run(check_run_id, plan.body(first))
         sent += len(first)
         if first:
-            await services.jobs.update_spec(run.id, {"check_annotations_sent": sent})
+            await _remember(services, run.id, annotations_sent=sent)
         for batch in batches:
             await github.update_check_run(check_run_id, {"output": plan.output(batch)})
             sent += len(batch)
-            await services.jobs.update_spec(run.id, {"check_annotations_sent": sent})
+            await _remember(services, run.id, annotations_sent=sent)
     except gidgethub.HTTPException as exc:
         if not _checks_refused(exc):
             raise
@@ -708,57 +554,7 @@ async def _report_check(
             int(exc.status_code),
             exc,
         )
-        await services.jobs.update_spec(run.id, {"check_run_id": NO_CHECK_RUN})
-
-
-#: How the runner says the approved commit is no longer the PR's head: nothing was tested.
-HEAD_MOVED = "head moved"
-
-
-def _phase(run: RunRecord, jobs: list[JobRecord]) -> tuple[Any, str | None]:
-    if run.state == "error":
-        return "error", run.reason or "the run could not start"
-    moved = next((j.reason for j in jobs if (j.reason or "").startswith(HEAD_MOVED)), None)
-    if moved and run.state != "cancelled":
-        return "error", moved
-    if run.state == "cancelled":
-        if run.superseded_by:
-            return "superseded", None
-        return "error", run.reason or "cancelled"
-    if run.state == "finished":
-        return "finished", None
-    if any(job.state != "queued" for job in jobs):
-        return "running", None
-    return "queued", None
-
-
-def _by_folder(jobs: list[JobRecord], past: dict[str, list[float]]) -> dict[str, list[float]]:
-    return {job.spec["folder"]: past.get(job.name, []) for job in jobs}
-
-
-async def _set_status(
-    services: Services,
-    github: SlowCiGitHub,
-    run: RunRecord,
-    jobs: list[JobRecord],
-    results: list[JobResult],
-    phase: str,
-    error: str | None,
-    url: str,
-) -> None:
-    if phase in ("queued", "running"):
-        await github.set_status(run.head_sha, "pending", PENDING_DESCRIPTION, url)
-    elif phase == "finished":
-        state = overall_state(results)
-        await github.set_status(run.head_sha, state, status_description(results), url)
-    elif phase == "error":
-        await github.set_status(run.head_sha, "error", error_description(error or ""), url)
-    elif phase == "superseded" and run.superseded_by is not None:
-        # On the same head the newer run's status replaces this one; on an older head nothing
-        # would, so it ends rather than staying pending.
-        newer = await services.jobs.get_run(run.superseded_by)
-        if newer is None or newer.head_sha != run.head_sha:
-            await github.set_status(run.head_sha, "error", "Superseded by a newer run-slow", url)
+        await _remember(services, run.id, check_run_id=NO_CHECK_RUN)
 
 
 def register_jobs(jobs: JobSystem, services: Services) -> None:

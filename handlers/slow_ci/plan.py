@@ -1,9 +1,9 @@
-"""What a `run-slow` asks for, what it may run, and what the pull request is told: pure data.
+"""What a `run-slow` asks for, what it may run, and how its jobs add up: pure data.
 
 The handler reads GitHub (the comment, the PR's files, which test folders exist at the pinned
-SHA), calls these functions and carries out what they return; the job layer turns results into
-the comment, the commit status and the Slack summary with the renderers at the bottom. Nothing
-here does I/O, so the command line (`bot slow-models`) and the tests see the same decisions.
+SHA), and `decide.py` turns what it read into a run or a refusal with these functions; what the
+pull request is told is `render.py`'s. Nothing here does I/O or writes Markdown, so the command
+line (`bot slow-models`) and the tests see the same decisions.
 
 The rules (SPEC §3 and issue 11):
 
@@ -36,70 +36,48 @@ import statistics
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
-from bot.kit.markdown import (
-    clip,
-    code_fence,
-    code_span,
-    escape_text,
-    format_duration,
-    link_destination,
-    one_line,
-    short_sha,
-    table_cell,
-)
-from bot.store.deliveries import PushRecord
+from bot.kit.markdown import code_span, one_line, short_sha
 
 __all__ = [
+    "FAILED_FLAG",
+    "JOB_STATES",
     "MACHINE_TYPES",
-    "MAX_FAILURES_SHOWN",
     "MAX_FOLDERS",
     "MAX_NAME_LENGTH",
     "MIN_SHA_LENGTH",
-    "RUN_STARTED_SENTENCE",
-    "STATE_LABEL",
+    "SHA_FLAG",
     "STATUS_CONTEXT",
+    "TERMINAL_STATES",
     "Approval",
     "DroppedName",
     "Failure",
     "JobResult",
     "JobSpec",
     "MergeCommit",
+    "Phase",
+    "Push",
     "PushApproval",
-    "PushRecord",
     "Reminder",
     "SelectedFolder",
     "Selection",
     "Trigger",
-    "approval_line",
-    "cannot_tell_reply",
     "check_name",
     "comment_approval",
-    "dropped_lines",
-    "error_description",
     "estimate",
-    "failure_lines",
-    "folder_list",
+    "folder_candidates",
     "models_added",
-    "not_authorised_reply",
-    "nothing_selectable_reply",
     "overall_state",
     "parse_commit_message_trigger",
     "parse_trigger",
-    "phase_line",
     "plan_jobs",
     "plan_reminder",
     "push_approval",
     "pushes_since_approval",
-    "render_comment",
     "result_rows",
+    "runnable",
     "select_folders",
-    "slack_summary",
-    "stale_comment_reply",
-    "status_description",
-    "unapproved_push_reply",
-    "untraced_push_reply",
 ]
 
 COMMENT_PREFIXES = ("run-slow", "run_slow", "run slow")
@@ -117,18 +95,11 @@ GITHUB_COMMITTER = "GitHub"
 MACHINE_TYPES = ("single-gpu", "multi-gpu")
 DEFAULT_MODELS_DIR = "model_lib/models"
 STATUS_CONTEXT = "pytest/custom-tests"
-PENDING_DESCRIPTION = "Slow CI job"
-#: GitHub refuses a commit status description longer than this.
-STATUS_DESCRIPTION_LIMIT = 140
-RUN_STARTED_SENTENCE = "This comment contains run-slow, running the specified jobs:"
 MAX_NAME_LENGTH = 100
 #: Each folder is a job per machine type on scarce GPUs; a longer list is a typo or a paste.
 MAX_FOLDERS = 32
-MAX_FAILURES_SHOWN = 10
-FAILURE_LINE_LIMIT = 200
 #: Names shown in replies are cut and capped: the first line of a comment may be 65k characters.
 SHOWN_NAME_LIMIT = 60
-MAX_DROPPED_SHOWN = 20
 #: The reference's reminder suggests at most this many models.
 MAX_REMINDER_MODELS = 16
 #: Containers of the two lists, not suites: naming one would run every model's slow tests.
@@ -145,18 +116,7 @@ JobState = Literal[
 CommitState = Literal["success", "failure", "pending"]
 Phase = Literal["started", "queued", "running", "finished", "superseded", "error"]
 TERMINAL_STATES = frozenset({"passed", "failed", "error", "skipped", "cancelled", "timed_out"})
-_STATE_ORDER = ("passed", "failed", "error", "timed_out", "cancelled", "skipped")
-#: A job state as the comment's and the check run's tables show it.
-STATE_LABEL = {
-    "queued": "⏳ queued",
-    "running": "🔄 running",
-    "passed": "✅ passed",
-    "failed": "❌ failed",
-    "error": "⚠️ error",
-    "skipped": "⏭️ skipped",
-    "cancelled": "🚫 cancelled",
-    "timed_out": "⏱️ timed out",
-}
+JOB_STATES = frozenset({"queued", "running", *TERMINAL_STATES})
 
 
 # --------------------------------------------------------------------------- trigger
@@ -259,6 +219,23 @@ def check_name(name: str) -> str | None:
 Verdict = Literal["approved", "stale", "unknown"]
 
 
+class Push(Protocol):
+    """A delivery that told the bot a pull request's head became `sha` (the store's record).
+
+    Everything but `received_at` is what GitHub signed; `received_at` is the bot's own clock
+    when the delivery arrived. Neither is written by the pull request's author.
+    """
+
+    @property
+    def sha(self) -> str: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def before(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MergeCommit:
     """GitHub's test merge of a pull request (its `merge_commit_sha`), as the commits API shows
@@ -304,7 +281,7 @@ def comment_approval(
     *,
     head_sha: str,
     commented_at: datetime,
-    pushes: Sequence[PushRecord],
+    pushes: Sequence[Push],
     merge: MergeCommit | None = None,
     named_sha: str | None = None,
 ) -> Approval:
@@ -357,8 +334,8 @@ class PushApproval:
 
 
 def pushes_since_approval(
-    head_sha: str, pushes: Sequence[PushRecord], approved: Collection[str]
-) -> tuple[PushRecord, ...] | None:
+    head_sha: str, pushes: Sequence[Push], approved: Collection[str]
+) -> tuple[Push, ...] | None:
     """The pushes from the last approved head to `head_sha`, newest first; None when the
     records do not lead back to an approved head.
 
@@ -368,10 +345,10 @@ def pushes_since_approval(
     approved head is approved content again. An `opened` or `reopened` record ends the chain:
     what came before it is not known.
     """
-    last_push_to: dict[str, PushRecord] = {}
+    last_push_to: dict[str, Push] = {}
     for push in pushes:
         last_push_to[push.sha] = push
-    chain: list[PushRecord] = []
+    chain: list[Push] = []
     sha = head_sha
     while sha not in approved:
         push = last_push_to.pop(sha, None)  # popped: a cycle of pushes ends here
@@ -384,7 +361,7 @@ def pushes_since_approval(
     return tuple(chain)
 
 
-def push_approval(chain: Sequence[PushRecord] | None, may_approve: Collection[str]) -> PushApproval:
+def push_approval(chain: Sequence[Push] | None, may_approve: Collection[str]) -> PushApproval:
     """A push runs only when every push since the last approved head was made by someone who
     may approve runs (`may_approve`, logins): a maintainer's push on top of an outsider's
     refused one would otherwise run the outsider's code."""
@@ -483,6 +460,23 @@ class Selection:
         lines += [f"dropped {d.name!r}: {d.reason}" for d in self.dropped]
         return "\n".join(lines)
 
+    def to_json(self) -> dict[str, Any]:
+        """As a run keeps it, for its reports and a later `run-slow --failed`."""
+        return {
+            "folders": [
+                {"name": f.name, "folder": f.folder, "kind": f.kind, "reason": f.reason}
+                for f in self.folders
+            ],
+            "dropped": [{"name": d.name, "reason": d.reason} for d in self.dropped],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Selection:
+        return cls(
+            tuple(SelectedFolder(**f) for f in data.get("folders", ())),
+            tuple(DroppedName(**d) for d in data.get("dropped", ())),
+        )
+
 
 def select_folders(
     added: Iterable[str],
@@ -509,9 +503,7 @@ def select_folders(
         if name in seen:
             continue
         seen.add(name)
-        why_not = check_name(name)
-        if why_not is None and name in RESERVED_NAMES:
-            why_not = f"`{name}` would run every suite under it; list the names instead"
+        why_not = runnable(name)
         if why_not is not None:
             dropped.append(DroppedName(name, why_not))
             continue
@@ -540,14 +532,25 @@ def _exists(test_dir_exists: Callable[[str], bool] | Collection[str]) -> Callabl
     return known.__contains__
 
 
+def runnable(name: str) -> str | None:
+    """None when ``name`` may name a folder to run, else the reason it is dropped: a name
+    that is not one (`check_name`), or a container of other suites."""
+    why_not = check_name(name)
+    if why_not is None and name in RESERVED_NAMES:
+        why_not = f"`{name}` would run every suite under it; list the names instead"
+    return why_not
+
+
+def folder_candidates(name: str) -> tuple[tuple[str, FolderKind], ...]:
+    """Where ``name``'s tests may be under `tests/`, in the order of preference: a model, a
+    quantization, a suite. The handler asks GitHub about these paths, in this order."""
+    return ((f"models/{name}", "model"), (f"quantization/{name}", "quantization"), (name, "suite"))
+
+
 def _find_folder(name: str, exists: Callable[[str], bool]) -> tuple[str, FolderKind] | None:
-    for folder, kind in (
-        (f"models/{name}", "model"),
-        (f"quantization/{name}", "quantization"),
-        (name, "suite"),
-    ):
+    for folder, kind in folder_candidates(name):
         if exists(f"tests/{folder}"):
-            return folder, kind  # type: ignore[return-value]
+            return folder, kind
     return None
 
 
@@ -605,11 +608,14 @@ def estimate(
 
 @dataclass(frozen=True, slots=True)
 class Reminder:
-    """The one comment a PR touching models gets: which models, and the line to paste."""
+    """The one comment a PR touching models gets: which models, and the line to paste.
+
+    ``more`` counts the models left out of the line (past :data:`MAX_REMINDER_MODELS`).
+    """
 
     models: tuple[str, ...]
     line: str  # `run-slow: bert, gpt2`
-    body: str
+    more: int = 0
 
 
 def plan_reminder(
@@ -618,7 +624,6 @@ def plan_reminder(
     *,
     draft: bool,
     test_dir_exists: Callable[[str], bool] | Collection[str] | None = None,
-    marker: str = "",
 ) -> Reminder | None:
     """The reminder for a PR changing model code or model tests, or None.
 
@@ -649,16 +654,7 @@ def plan_reminder(
     models = tuple(found)[:MAX_REMINDER_MODELS]
     if not models:
         return None
-    line = f"run-slow: {', '.join(models)}"
-    more = len(found) - len(models)
-    extra = f" (and {more} more; the line names the first {len(models)})" if more else ""
-    body = (
-        "This pull request changes the code or tests of"
-        f" {_join(f'`{m}`' for m in models)}{extra}. Their slow (GPU) tests do not run on every"
-        " push: once a maintainer has reviewed the latest commit, they can run them on it by"
-        f" commenting:\n\n```\n{line}\n```\n"
-    )
-    return Reminder(models, line, _with_marker(marker, body))
+    return Reminder(models, f"run-slow: {', '.join(models)}", len(found) - len(models))
 
 
 # --------------------------------------------------------------------------- results
@@ -687,12 +683,21 @@ class JobResult:
     reason: str | None = None  # why skipped, errored or timed out
 
     def __post_init__(self) -> None:
-        if self.state not in STATE_LABEL:
+        if self.state not in JOB_STATES:
             raise ValueError(f"{self.job.name}: unknown job state {self.state!r}")
 
     @property
     def done(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def counted(self) -> bool:
+        """Whether a result table counts this job's tests: it ended and its report counted
+        some, whatever its state (a job skipped because all its tests were skipped shows them).
+        A job that ended without a report (no GPU for it, an error before pytest wrote one, a
+        cancel or a timeout first) shows none: zeros would say a report was read and held no
+        test. The one rule for the comment's table and the check run's."""
+        return self.done and bool(self.passed or self.failed or self.errors or self.skipped)
 
 
 def overall_state(results: Sequence[JobResult]) -> CommitState:
@@ -711,333 +716,8 @@ def overall_state(results: Sequence[JobResult]) -> CommitState:
     return "failure"
 
 
-def status_description(results: Sequence[JobResult]) -> str:
-    """The commit status description: SPEC's `Slow CI job`, then job counts by result."""
-    if overall_state(results) == "pending":
-        return PENDING_DESCRIPTION
-    return clip(f"{PENDING_DESCRIPTION}: {_tally(results)}", STATUS_DESCRIPTION_LIMIT)
-
-
-def error_description(reason: str) -> str:
-    """The description of an `error` status, when the run could not start."""
-    return clip(
-        f"{PENDING_DESCRIPTION}: could not run: {one_line(reason)}", STATUS_DESCRIPTION_LIMIT
-    )
-
-
-def _tally(results: Sequence[JobResult]) -> str:
-    """Jobs per result, `4 passed, 1 failed`: the jobs, not the tests, as the table's rows."""
-    counts = {state: sum(r.state == state for r in results) for state in _STATE_ORDER}
-    parts = [f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if n]
-    return ", ".join(parts) if parts else "no jobs"
-
-
-# --------------------------------------------------------------------------- the run's comment
-
-
-def render_comment(
-    *,
-    marker: str,
-    selection: Selection,
-    run_url: str,
-    phase: Phase,
-    jobs: Sequence[JobSpec] = (),
-    results: Sequence[JobResult] = (),
-    sha: str | None = None,
-    failed_only: bool = False,
-    queue_position: int | None = None,
-    estimate_seconds: float | None = None,
-    superseded_by: str | None = None,
-    error: str | None = None,
-) -> str:
-    """The one comment of a run, whole, for its current phase; edited in place as it moves.
-
-    It always starts with ``marker`` (so the bot finds it again after a crash) and the
-    reference's sentence, and always lists the dropped names. ``results`` win over ``jobs``
-    for the table: a job with no result yet shows as queued. Everything that came from a
-    person or a test (names, test ids, messages) is shown as code, so `<script>`, `|`,
-    backticks and `@mentions` stay inert text.
-    """
-    if phase == "error" and not error:
-        raise ValueError("an error comment needs the reason")
-    out = [_with_marker(marker, RUN_STARTED_SENTENCE), ""]
-    out.append(f"- models: {folder_list(selection.models)}")
-    out.append(f"- quantizations: {folder_list(selection.quantizations)}")
-    if selection.suites:
-        out.append(f"- other test folders: {folder_list(selection.suites)}")
-    out.append("")
-    where = f"on `{short_sha(sha)}`" if sha else "on the approved commit"
-    scope = "; only the jobs that failed in the previous run" if failed_only else ""
-    page = link_destination(run_url)
-    out += [f"Slow tests {where}{scope}. Logs and reports: [the run's page]({page}).", ""]
-    out += [phase_line(phase, results, queue_position, estimate_seconds, superseded_by, error)]
-    table_rows = result_rows(jobs, results)
-    if table_rows and phase != "error":
-        out += ["", *_table(table_rows)]
-    if phase in ("finished", "superseded"):
-        out += failure_lines(table_rows)
-    out += dropped_lines(selection.dropped)
-    return "\n".join(out).rstrip() + "\n"
-
-
-def phase_line(
-    phase: Phase,
-    results: Sequence[JobResult],
-    queue_position: int | None,
-    estimate_seconds: float | None,
-    superseded_by: str | None,
-    error: str | None,
-) -> str:
-    """The one line that says where the run stands, shared by the comment and the check run."""
-    took = ""
-    if estimate_seconds:
-        took = f" Past runs of these folders took {_about(estimate_seconds)}."
-    if phase == "started":
-        return f"**Starting.**{took}"
-    if phase == "queued":
-        position = f", position {queue_position}" if queue_position else ""
-        return f"**Queued**{position}: the jobs start when the runs before them end.{took}"
-    if phase == "running":
-        done = sum(r.done for r in results)
-        return f"**Running**: {done} of {len(results)} jobs done."
-    if phase == "finished":
-        state = overall_state(results)
-        word = {"success": "passed", "failure": "failed", "pending": "ended"}[state]
-        return f"**Finished, {word}**: {_tally(results)}."
-    if phase == "superseded":
-        newer = f": [the newer run]({link_destination(superseded_by)})" if superseded_by else ""
-        return (
-            f"**Superseded** by a newer `run-slow` on this pull request{newer}."
-            " Its jobs were stopped."
-        )
-    return f"**Could not run**: {escape_text(one_line(error or ''))}. Nothing was tested."
-
-
 def result_rows(jobs: Sequence[JobSpec], results: Sequence[JobResult]) -> list[JobResult]:
     """A row per job, in ``jobs``' order: its result, else queued; then results of other jobs."""
     by_job = {r.job: r for r in results}
     rows = [by_job.pop(job, JobResult(job)) for job in jobs]
     return rows + list(by_job.values())
-
-
-def _table(rows: Sequence[JobResult]) -> list[str]:
-    lines = ["| job | result | passed / failed / skipped | duration |", "|---|---|---|---|"]
-    for r in rows:
-        result = STATE_LABEL[r.state]
-        if r.reason:
-            result += f": {escape_text(one_line(r.reason, FAILURE_LINE_LIMIT))}"
-        counts = "–"
-        if r.state not in ("queued", "skipped") and (r.passed or r.failed or r.skipped or r.errors):
-            counts = f"{r.passed} / {r.failed} / {r.skipped}"
-            if r.errors:
-                counts += f" (+{r.errors} error{'s' if r.errors != 1 else ''})"
-        took = format_duration(r.duration) if r.duration is not None else "–"
-        lines.append(
-            f"| {table_cell(code_span(r.job.name))} | {table_cell(result)} | {counts} | {took} |"
-        )
-    return lines
-
-
-def failure_lines(rows: Sequence[JobResult]) -> list[str]:
-    """The first failures as one code block: nothing inside it is markdown or HTML."""
-    every = [(r.job.machine_type, f) for r in rows for f in r.failures]
-    if not every:
-        return []
-    shown = every[:MAX_FAILURES_SHOWN]
-    lines = []
-    for machine, failure in shown:
-        lines.append(f"{one_line(failure.test, FAILURE_LINE_LIMIT)} [{machine}]")
-        first = failure.message.strip().splitlines()[0] if failure.message.strip() else ""
-        if first:
-            lines.append(f"    {one_line(first, FAILURE_LINE_LIMIT)}")
-    text = "\n".join(lines)
-    fence = code_fence(text)
-    title = "Failures"
-    if len(every) > len(shown):
-        title = f"First {len(shown)} of {len(every)} failures"
-    return ["", f"{title} (all of them on the run's page):", "", fence, text, fence]
-
-
-def dropped_lines(dropped: Sequence[DroppedName]) -> list[str]:
-    """The `Not run:` list: each dropped name as code, with its reason; capped."""
-    if not dropped:
-        return []
-    lines = ["", "Not run:"]
-    for d in dropped[:MAX_DROPPED_SHOWN]:
-        # The reasons are select_folders' own words about validated names: markdown as is.
-        lines.append(f"- {code_span(one_line(d.name, SHOWN_NAME_LIMIT))}: {d.reason}")
-    if len(dropped) > MAX_DROPPED_SHOWN:
-        lines.append(f"- and {len(dropped) - MAX_DROPPED_SHOWN} more")
-    return lines
-
-
-def folder_list(folders: Sequence[str]) -> str:
-    """Folders as code, comma-separated, or `none`: they passed check_name, so no escaping."""
-    return ", ".join(f"`{f}`" for f in folders) if folders else "none"
-
-
-# --------------------------------------------------------------------------- Slack
-
-
-def slack_summary(
-    *,
-    repo: str,
-    number: int,
-    title: str,
-    pull_url: str,
-    run_url: str,
-    results: Sequence[JobResult],
-    sha: str | None = None,
-) -> dict[str, Any]:
-    """A short message when a run ends: the outcome, the PR, the jobs that did not pass."""
-    state = overall_state(results)
-    word = {"success": "passed", "failure": "failed", "pending": "ended"}[state]
-    icon = {"success": "✅", "failure": "❌", "pending": "⏳"}[state]
-    fallback = f"run-slow {word} on {repo}#{number}: {_tally(results)}"
-    lines = [
-        f"{icon} *run-slow {word}* on <{pull_url}|{_slack(repo)}#{number}"
-        f" {_slack(one_line(title, 150))}>",
-        f"{_tally(results)}"
-        + (f" on `{short_sha(sha)}`" if sha else "")
-        + f" · <{run_url}|run page>",
-    ]
-    bad = [r for r in results if r.state not in ("passed", "skipped")]
-    lines += [_slack_job_line(r) for r in bad[:5]]
-    if len(bad) > 5:
-        lines.append(f"• and {len(bad) - 5} more")
-    return {
-        "text": fallback,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
-    }
-
-
-def _slack(text: str) -> str:
-    """Slack's control characters; a PR title must not become a link or a mention."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_job_line(result: JobResult) -> str:
-    """A job that did not pass, with its first failure's headline: the test author's message
-    is what says, without opening the run page, whether the failure is the reader's to fix."""
-    line = f"• `{result.job.name}`: {result.state.replace('_', ' ')}"
-    if result.failures:
-        first = result.failures[0]
-        headline = first.message.strip().splitlines()[0] if first.message.strip() else ""
-        line += f" · {_slack_code(one_line(first.test, 150))}"
-        if headline:
-            line += f": {_slack_code(one_line(headline, FAILURE_LINE_LIMIT))}"
-    return line
-
-
-def _slack_code(text: str) -> str:
-    """Text from a test as an inline code span: Slack formats nothing inside one, and as a
-    span cannot hold a backtick, each becomes a quote."""
-    return "`" + _slack(text.replace("`", "'")) + "`"
-
-
-# --------------------------------------------------------------------------- refusals
-
-
-def not_authorised_reply(
-    login: str, allow_list: Sequence[str], min_permission: str = "write"
-) -> str:
-    """Why nothing ran for ``login``. Allowed people are named as code: no ping for each."""
-    names = [code_span(one_line(n.lstrip("@"), SHOWN_NAME_LIMIT)) for n in allow_list[:10]]
-    if len(allow_list) > 10:
-        names.append(f"{len(allow_list) - 10} more")
-    listed = ""
-    if names:
-        listed = f"the maintainers listed in the bot's configuration ({_join(names)}) or "
-    return (
-        f"@{login}: slow tests run only for {listed}people with `{min_permission}` permission"
-        " or higher on this repository; nothing ran."
-    )
-
-
-def stale_comment_reply(head_sha: str) -> str:
-    """Approval is for the commit the maintainer saw; a newer one needs its own `run-slow`."""
-    return (
-        f"This `run-slow` is older than the pull request's latest commit `{short_sha(head_sha)}`,"
-        " so nothing ran. Review that commit, then comment `run-slow` again to test it."
-    )
-
-
-def nothing_selectable_reply(selection: Selection, *, marker: str = "") -> str:
-    """No folder to run: say why for every name, and how to write one that runs."""
-    lines = [
-        "Nothing to run: this `run-slow` names no model with a test folder, and the"
-        " pull request adds no model. Write the names on the same line: `run-slow: bert, gpt2`."
-    ]
-    lines += dropped_lines(selection.dropped)
-    return _with_marker(marker, "\n".join(lines) + "\n")
-
-
-def unapproved_push_reply(sha: str, pusher: str, refused: Sequence[str] = ()) -> str:
-    """The label approved an earlier head; a push by someone not allowed runs nothing, nor does
-    a push on top of theirs (``refused``: who may not approve, when not just ``pusher``)."""
-    others = [login for login in refused if login.casefold() != pusher.casefold()]
-    who = f"was pushed by @{pusher}, who cannot run slow tests"
-    if others:
-        names = _join(f"@{login}" for login in others)
-        cannot = "; none of them can" if len(others) < len(refused) else ", who cannot"
-        who = f"was pushed by @{pusher} on top of pushes by {names}{cannot} run slow tests"
-    return (
-        f"The `run-slow` label approved an earlier commit. `{short_sha(sha)}` {who}, so nothing"
-        " ran. A maintainer can approve this commit by commenting `run-slow` (or by removing and"
-        " adding the label again)."
-    )
-
-
-def untraced_push_reply(sha: str) -> str:
-    """The bot's records do not show every push since the label's approval: nothing runs."""
-    return (
-        "The `run-slow` label approved an earlier commit, but the bot has no record of every"
-        f" push since then, so `{short_sha(sha)}` did not run. A maintainer can approve this"
-        " commit by commenting `run-slow` (or by removing and adding the label again)."
-    )
-
-
-def approval_line(trigger: Trigger, sha: str) -> str:
-    """The `run-slow` line that asks for the same run and names the commit it approves."""
-    if trigger.failed_only:
-        return f"run-slow {FAILED_FLAG} {SHA_FLAG}{sha}"
-    names = [name for name in trigger.names if check_name(name) is None][:MAX_FOLDERS]
-    if not names:
-        return f"run-slow {SHA_FLAG}{sha}"
-    return f"run-slow: {', '.join(names)} {SHA_FLAG}{sha}"
-
-
-def cannot_tell_reply(head_sha: str, trigger: Trigger, reason: str) -> str:
-    """Nothing says whether the comment came after the head: the maintainer names the commit
-    they reviewed, and only that commit runs."""
-    short = short_sha(head_sha)
-    return (
-        f"Nothing ran: the bot cannot tell whether `{short}` was this pull request's head when"
-        f" this `run-slow` was written ({reason}). If `{short}` is the commit you reviewed,"
-        " comment again naming it with `sha=` on the same line (its full SHA, or at least its"
-        f" first {MIN_SHA_LENGTH} characters):\n\n```\n{approval_line(trigger, head_sha)}\n```"
-    )
-
-
-# --------------------------------------------------------------------------- text helpers
-
-
-def _with_marker(marker: str, text: str) -> str:
-    """The marker on a line of its own: text after `-->` on its line would be raw HTML."""
-    return f"{marker}\n{text}" if marker else text
-
-
-def _join(items: Iterable[str]) -> str:
-    items = list(items)
-    if len(items) <= 2:
-        return " and ".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _about(seconds: float) -> str:
-    if seconds < 60:
-        return "less than a minute"
-    minutes = round(seconds / 60)
-    if minutes < 120:
-        return f"about {minutes} min"
-    return f"about {round(seconds / 3600)} h"

@@ -9,7 +9,7 @@ restart re-renders it and a redelivered comment finds the same run (its key is t
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -17,25 +17,15 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.clients.github import GitHubAPI
-from bot.config import StyleConfig
-from bot.jobs.system import JobRecord, JobSystem, RunRecord
+from bot.kit.command_job import Command, NewRun, carry_out, read_command
 from bot.kit.commands import parse_commands
 from bot.kit.comments import MARKER_PREFIX, marker
-from bot.kit.context import Context, Services
-from bot.kit.conversation import Conversation, PullInfo, at_least, job_refusal
+from bot.kit.context import Context, JobRecord, JobSystem, RunRecord, Services
+from bot.kit.conversation import Conversation
 from bot.kit.help import Help, HelpCommand
-from handlers.style.plan import (
-    CLOSED_REPLY,
-    NO_FILES_REPLY,
-    StyleResult,
-    choose_files,
-    not_authorised_reply,
-    render_comment,
-)
+from handlers.style.config import StyleConfig
+from handlers.style.plan import KIND, RUNNER, StyleFacts, StyleResult, plan_run, render_comment
 from handlers.style.runner import style_request
-
-KIND = "style"
-RUNNER = "style"
 
 router = Router()
 
@@ -108,68 +98,30 @@ async def accept(
 
     Returns what happened, for the delivery's record.
     """
-    repo = ctx.repo
-    reply_key = f"style:reply:{comment_id}"
-    comments_url = f"/repos/{repo}/issues/{number}/comments"
-    role, pull, files = await asyncio.gather(
-        github.role(login), github.pull(number), github.changed_files(number)
-    )
-    if not at_least(role, config.min_permission):
-        text = not_authorised_reply(login, config.min_permission)
-        return await github.reply(comments_url, reply_key, text)
-    if pull.state != "open":
-        return await github.reply(comments_url, reply_key, CLOSED_REPLY)
-    if not pull.head_clone_url:
-        text = "The head repository of this pull request is gone: there is nothing to push to."
-        return await github.reply(comments_url, reply_key, text)
-    choice = choose_files(files, config.paths, config.max_files)
-    if not choice.files:
-        return await github.reply(comments_url, reply_key, NO_FILES_REPLY)
+    command = Command(ctx.repo, number, login, reply_key=f"style:reply:{comment_id}")
     hint = "`/style` runs in the bot's own process, so only where its server runs."
-    if refusal := job_refusal(ctx.services.jobs, RUNNER, hint):
-        return await github.reply(comments_url, reply_key, refusal)
-    await github.react(comment_id, "eyes")
-    run = await ctx.services.jobs.create_run(
-        KIND,
-        repo=repo,
-        number=number,
-        head_sha=pull.head_sha,
-        base_ref=None,
-        requested_by=login,
-        requested_at=time.time(),
-        key=f"style:{repo}#{number}:comment-{comment_id}",
-        spec=_spec(ctx, pull, choice.files, choice.skipped, config, comment_id),
-        jobs=[("style", {"runner": RUNNER})],
+    first = await read_command(
+        github,
+        ctx.services.jobs,
+        command,
+        runner=RUNNER,
+        hint=hint,
+        min_permission=config.min_permission,
     )
-    ctx.log.info("/style on #%s: run %s, %d files", number, run.id, len(choice.files))
-    return f"run {run.id}: {len(choice.files)} files at {pull.head_sha}"
-
-
-def _spec(
-    ctx: Context,
-    pull: PullInfo,
-    files: tuple[str, ...],
-    skipped: tuple[tuple[str, str], ...],
-    config: StyleConfig,
-    comment_id: int,
-) -> dict[str, Any]:
-    return {
-        "installation_id": (ctx.event.data.get("installation") or {}).get("id"),
-        "comments_url": pull.comments_url,
-        "comment_id": comment_id,
-        "head_repo": pull.head_repo,
-        "skipped": [list(pair) for pair in skipped],
-        "request": {
-            "head_clone_url": pull.head_clone_url,
-            "head_ref": pull.head_ref,
-            "base_clone_url": pull.base_clone_url,
-            "base_sha": pull.base_sha,
-            "files": list(files),
-            "push": pull.may_push,
-            "commit_name": config.commit_name,
-            "commit_email": config.commit_email,
-        },
-    }
+    facts = StyleFacts(
+        repo=ctx.repo,
+        number=number,
+        login=login,
+        comment_id=comment_id,
+        config=config,
+        command=first,
+        installation_id=(ctx.event.data.get("installation") or {}).get("id"),
+        now=time.time(),
+    )
+    outcome = plan_run(facts)
+    if isinstance(outcome, NewRun):
+        await github.react(comment_id, "eyes")
+    return await carry_out(github, ctx.services.jobs, command, outcome, logger=ctx.log)
 
 
 # ---------------------------------------------------------------------- reporting
@@ -203,16 +155,20 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
     if result is not None and result.commit_sha:
         url = commit_url(services, run.spec.get("head_repo") or run.repo, result.commit_sha)
     body = render_comment(marker=marker(key), phase=phase, result=result, commit_url=url)
-    reply_id = run.spec.get("reply_id")
-    if reply_id is None:
-        reply_id = await github.comment(run.spec["comments_url"], key, body)
-        await services.jobs.update_spec(run.id, {"reply_id": reply_id})
+    memory = await services.jobs.report_state(run.id)
+    if memory.comment_id is None:
+        posted = await github.comment(run.spec["comments_url"], key, body)
+        await services.jobs.edit_report_state(
+            run.id, lambda state: dataclasses.replace(state, comment_id=posted)
+        )
     else:
-        await github.edit_comment(reply_id, body)
-    if result is not None and not run.spec.get("reacted"):
+        await github.edit_comment(memory.comment_id, body)
+    if result is not None and not memory.reacted:
         good = result.outcome in ("pushed", "nothing", "suggested")
         await github.react(run.spec["comment_id"], "rocket" if good else "confused")
-        await services.jobs.update_spec(run.id, {"reacted": True})
+        await services.jobs.edit_report_state(
+            run.id, lambda state: dataclasses.replace(state, reacted=True)
+        )
 
 
 def register_jobs(jobs: JobSystem, services: Services) -> None:

@@ -1,9 +1,11 @@
-"""`/style`'s decisions as data: which files, which ruff configuration, what the reply says.
+"""`/style`'s decisions as data: whether it runs, which files, which ruff configuration, what the
+reply says.
 
-Pure functions only, so the server, `bot style` and the tests share one answer: the files a PR
-may have fixed (Python, not deleted, within the configured paths), the base branch's ruff
-settings with everything that could point ruff elsewhere removed, how ruff's output reads as a
-count and a list of remaining errors, and the comment at each step of the job.
+Pure functions only, so the server, `bot style` and the tests share one answer: whether a
+request becomes a run (`plan_run`), the files a PR may have fixed (Python, not deleted, within
+the configured paths), the base branch's ruff settings with everything that could point ruff
+elsewhere removed, how ruff's output reads as a count and a list of remaining errors, and the
+comment at each step of the job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bot.kit.command_job import CommandFacts, NewRun, Refusal, admit
 from bot.kit.markdown import code_fence, code_span, escape_text, one_line
+from handlers.style.config import StyleConfig
 
 #: Files ruff lints and formats; notebooks are left out (ruff would rewrite their JSON).
 PYTHON_SUFFIXES = (".py", ".pyi")
@@ -29,6 +33,10 @@ MAX_REMAINING = 30
 COMMIT_MESSAGE = "Apply style fixes"
 #: A suggestion bigger than this is cut at a file boundary: a comment holds 65536 characters.
 MAX_SUGGESTION_CHARS = 50_000
+
+KIND = "style"
+#: `/style` runs in the bot's own process: its runner is its own, never a GPU machine's.
+RUNNER = "style"
 
 #: `applied` is `bot style` without `--commit`: the fixes are left in the working tree.
 Outcome = Literal["pushed", "applied", "nothing", "suggested", "head_moved", "error"]
@@ -289,3 +297,75 @@ def not_authorised_reply(login: str, min_permission: str) -> str:
 
 CLOSED_REPLY = "This pull request is closed: `/style` does nothing."
 NO_FILES_REPLY = "Nothing to fix: this pull request changes no Python files `/style` looks at."
+HEAD_GONE_REPLY = "The head repository of this pull request is gone: there is nothing to push to."
+
+
+# ---------------------------------------------------------------------- the request
+
+
+@dataclass(frozen=True)
+class StyleFacts:
+    """What `plan_run` reads: the request (the comment that asked, when), the repository's
+    `[style]`, and what every command reads first (`CommandFacts`)."""
+
+    repo: str
+    number: int
+    login: str
+    comment_id: int
+    config: StyleConfig
+    command: CommandFacts
+    installation_id: int | None
+    now: float
+
+
+def plan_run(facts: StyleFacts) -> Refusal | NewRun:
+    """The one reply, or the run: pinned to the head and base seen now, on the chosen files.
+
+    Refused, in this order: a person below `min_permission`, a closed pull request, a head
+    repository that is gone (nowhere to push), no Python file to fix, a runner that cannot run
+    here.
+    """
+    config, pull = facts.config, facts.command.pull
+    refusal = admit(
+        facts.command,
+        not_authorised=not_authorised_reply(facts.login, config.min_permission),
+        closed=CLOSED_REPLY,
+    )
+    if refusal is not None:
+        return refusal
+    if not pull.head_clone_url:
+        return Refusal(HEAD_GONE_REPLY)
+    choice = choose_files(facts.command.files, config.paths, config.max_files)
+    if not choice.files:
+        return Refusal(NO_FILES_REPLY)
+    if facts.command.runner_refusal is not None:
+        return Refusal(facts.command.runner_refusal)
+    spec = {
+        "installation_id": facts.installation_id,
+        "comments_url": pull.comments_url,
+        "comment_id": facts.comment_id,
+        "head_repo": pull.head_repo,
+        "skipped": [list(pair) for pair in choice.skipped],
+        "request": {
+            "head_clone_url": pull.head_clone_url,
+            "head_ref": pull.head_ref,
+            "base_clone_url": pull.base_clone_url,
+            "base_sha": pull.base_sha,
+            "files": list(choice.files),
+            "push": pull.may_push,
+            "commit_name": config.commit_name,
+            "commit_email": config.commit_email,
+        },
+    }
+    return NewRun(
+        kind=KIND,
+        head_sha=pull.head_sha,
+        key=f"style:{facts.repo}#{facts.number}:comment-{facts.comment_id}",
+        jobs=(("style", {"runner": RUNNER}),),
+        spec=spec,
+        runner=RUNNER,
+        # Its spec never said, which the pages read as private: kept so.
+        private=True,
+        requested_at=facts.now,
+        summary=f"{len(choice.files)} files",
+    )

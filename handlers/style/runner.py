@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -32,8 +33,8 @@ from bot.jobs.runners.base import (
     BoundedLog,
     JobError,
     JobOutcome,
+    JobRequest,
     LogSink,
-    TokenProvider,
     resolve_token,
     run_bounded,
     run_captured,
@@ -49,6 +50,7 @@ from bot.jobs.runners.local import (
     remove_tree,
     token_secrets,
 )
+from bot.jobs.system import build_request
 from handlers.style.plan import (
     COMMIT_MESSAGE,
     CONFIG_FILES,
@@ -62,8 +64,6 @@ from handlers.style.plan import (
     toml_text,
 )
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9_./-]+$")
 _REFORMATTED = re.compile(r"(\d+) files? reformatted")
 _FAILED_FILE = re.compile(r"^error: Failed to (?:parse|read|format) (.+?):(?: ?\d+:\d+:)? (.*)$")
 #: files per ruff call, and their names' bytes: far inside the kernel's argument-list limit
@@ -80,47 +80,33 @@ def ruff_executable() -> str:
     return str(find_ruff_bin())
 
 
-@dataclass(frozen=True)
-class StyleRequest:
-    """One `/style` job, pinned to the head SHA and the base SHA seen when it was accepted."""
+@dataclass(frozen=True, kw_only=True)
+class StyleRequest(JobRequest):
+    """One `/style` job, pinned to the head SHA and the base SHA seen when it was accepted: the
+    head branch is pushed to, and the base commit gives ruff its configuration."""
 
-    job_id: str
-    run_id: str
-    repo: str
-    head_clone_url: str
-    head_ref: str
-    head_sha: str
-    base_clone_url: str
-    base_sha: str
+    # Optional for a job in general, required here: `field()` drops the inherited default.
+    head_ref: str = field()
+    base_clone_url: str = field()
+    base_sha: str = field()
     files: tuple[str, ...]
     #: False for a fork that does not allow maintainer edits: the result is a suggestion
     push: bool = True
     commit_name: str = "maintainer-bot"
     commit_email: str = "maintainer-bot@users.noreply.github.com"
     timeout_s: float = 600.0
-    token: TokenProvider | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for sha in (self.head_sha, self.base_sha):
-            if not _SHA.match(sha):
-                raise ValueError(f"not a full commit id: {sha!r}")
-        if not _BRANCH.match(self.head_ref):
-            raise ValueError(f"not a branch name: {self.head_ref!r}")
+        super().__post_init__()
+        for name in ("head_ref", "base_clone_url", "base_sha"):
+            if not getattr(self, name):
+                raise ValueError(f"a /style job needs its {name}")
         if isinstance(self.files, list):
             object.__setattr__(self, "files", tuple(self.files))
 
 
-def style_request(run: Any, job: Any, token: TokenProvider | None) -> StyleRequest:
-    """The job system's `build_request` for style runs: everything is in the run's spec."""
-    spec = dict(run.spec.get("request") or {})
-    return StyleRequest(
-        job_id=str(job.id),
-        run_id=str(run.id),
-        repo=run.repo,
-        head_sha=run.head_sha,
-        token=token,
-        **{k: v for k, v in spec.items() if k in StyleRequest.__dataclass_fields__},
-    )
+#: The job system's `build_request` for style runs: everything is in the run's spec.
+style_request = functools.partial(build_request, shape=StyleRequest)
 
 
 @dataclass(frozen=True)

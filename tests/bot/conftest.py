@@ -26,11 +26,11 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def make_client(aiohttp_client: Any, settings: Settings) -> Callable[..., Any]:
-    """A test client for the real app, optionally with extra handler modules."""
+    """A test client for the real app, optionally with features of its own (`module(router)`)."""
 
-    async def factory(*modules: Any, settings_: Settings | None = None) -> Any:
+    async def factory(*features: Any, settings_: Settings | None = None) -> Any:
         s = settings_ or settings
-        runtime = Runtime(s, modules=modules or None)
+        runtime = Runtime(s, features=features or None)
         client = await aiohttp_client(create_app(s, runtime=runtime))
         client.runtime = runtime
         return client

@@ -17,10 +17,13 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.config import RepoConfig, Settings, SlowCiConfig, StyleConfig
+from bot.config import RepoConfig, Settings
 from bot.jobs.runners import confine
 from bot.ops import doctor
 from bot.store.engine import MIGRATIONS, connect
+from handlers import FEATURES
+from handlers.slow_ci.config import SlowCiConfig
+from handlers.style.config import StyleConfig
 from tests.sandbox.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,26 +341,43 @@ def test_register_cli_adds_doctor_with_its_options():
 # --------------------------------------------------------------------------- the pure checks
 
 
-def test_the_tables_name_exactly_what_app_yml_asks_at_its_levels():
+def test_app_yml_asks_for_exactly_what_the_features_need_at_their_highest_levels():
     manifest = yaml.safe_load((ROOT / "app.yml").read_text())
     levels = {"read": 1, "write": 2, "admin": 3}
-    highest = {
-        name: max((n.level for n in needs), key=levels.__getitem__)
-        for name, needs in doctor.PERMISSION_NEEDS.items()
-    }
-    assert highest == manifest["default_permissions"]
-    assert set(doctor.EVENT_NEEDS) == set(manifest["default_events"])
-    features = {n.feature for needs in doctor.PERMISSION_NEEDS.values() for n in needs}
-    features |= {n.feature for needs in doctor.EVENT_NEEDS.values() for n in needs}
-    assert features <= set(doctor.FEATURES)
+    wanted = {"metadata": "read"}  # GitHub's own requirement of every App
+    for feature in FEATURES:
+        for need in feature.permissions:
+            wanted[need.permission] = max(
+                wanted.get(need.permission, need.level), need.level, key=levels.__getitem__
+            )
+    assert manifest["default_permissions"] == wanted
+    events = [need.event for feature in FEATURES for need in feature.events]
+    assert sorted(manifest["default_events"]) == sorted(set(events))
+    assert len(set(manifest["default_events"])) == len(manifest["default_events"])
+    # Doctor checks what app.yml asks for, no more and no less.
+    assert set(doctor.permission_needs()) == set(manifest["default_permissions"])
+    assert set(doctor.event_needs()) == set(manifest["default_events"])
+
+
+def test_following_actions_runs_is_a_feature_of_its_own_in_doctors_tables():
+    (actions,) = doctor.permission_needs()["actions"]
+    assert (actions.feature, actions.title, actions.level) == (
+        "actions_follow",
+        "slow tests on GitHub Actions",
+        "write",
+    )
+    assert [n.feature for n in doctor.event_needs()["workflow_run"]] == ["actions_follow"]
+    assert [n.feature for n in doctor.event_needs()["workflow_job"]] == ["actions_follow"]
 
 
 def test_enabled_features_follow_the_repositories_configs():
-    assert "slow_ci_actions" not in doctor.enabled_features([])
+    assert "actions_follow" not in doctor.enabled_features([])
     actions = RepoConfig(slow_ci=SlowCiConfig(runner="github-actions"))
-    assert "slow_ci_actions" in doctor.enabled_features([RepoConfig(), actions])
+    assert "actions_follow" in doctor.enabled_features([RepoConfig(), actions])
     off = RepoConfig(style=StyleConfig(enabled=False), slow_ci=SlowCiConfig(enabled=False))
     assert doctor.enabled_features([off]) == {"app", "help", "reviewers", "new_model"}
+    stopped = RepoConfig(slow_ci=SlowCiConfig(enabled=False, runner="github-actions"))
+    assert "actions_follow" not in doctor.enabled_features([stopped])
 
 
 def test_permissions_only_disabled_features_need_are_a_warning():

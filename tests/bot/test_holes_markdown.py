@@ -11,14 +11,8 @@ import pytest
 from bot.kit.markdown import code_span, escape_text, one_line, table_cell
 from handlers.new_model.plan import MergedPull, NewModel, build_message
 from handlers.slow_ci.checks import plan_check_run
-from handlers.slow_ci.plan import (
-    Failure,
-    JobResult,
-    JobSpec,
-    render_comment,
-    select_folders,
-    slack_summary,
-)
+from handlers.slow_ci.plan import Failure, JobResult, JobSpec, select_folders
+from handlers.slow_ci.render import render_comment, slack_summary
 
 HOSTILE = (
     "test_x[@octocat]",

@@ -8,6 +8,7 @@ repository made in the test, so a process really is killed and real JUnit XML is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import sys
 import time
@@ -17,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from bot.jobs import system as jobs_mod
+from bot.jobs.records import (
+    REQUEUED_REASON,
+    RESTART_REASON,
+    STOPPED_REASON,
+    JobRecord,
+    ReportState,
+    RunFilter,
+    RunRecord,
+)
 from bot.jobs.runners import (
     EnvCache,
     EnvConfig,
@@ -30,14 +39,8 @@ from bot.jobs.runners import (
     TestResult,
 )
 from bot.jobs.runners.base import resolve_token
-from bot.jobs.system import (
-    REQUEUED_REASON,
-    RESTART_REASON,
-    STOPPED_REASON,
-    JobRecord,
-    JobSystem,
-    RunRecord,
-)
+from bot.jobs.system import JobSystem
+from bot.store import runs as runs_db
 from bot.store.engine import Store
 from tests.runners.helpers import TOY_PYPROJECT, Git
 from tests.support.processes import alive, marked
@@ -125,8 +128,8 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.02)
 
 
-def job(folder: str, runner: str = "fake", **spec: Any) -> tuple[str, dict[str, Any]]:
-    return f"single-gpu_{folder.replace('/', '_')}", {"runner": runner, "folder": folder, **spec}
+def job(folder: str, **spec: Any) -> tuple[str, dict[str, Any]]:
+    return f"single-gpu_{folder.replace('/', '_')}", {"folder": folder, **spec}
 
 
 @pytest.fixture
@@ -157,6 +160,8 @@ async def make_system(db_path: str) -> AsyncIterator[Callable[..., tuple[JobSyst
 
 async def create(system: JobSystem, *jobs: tuple[str, dict[str, Any]], **kw: Any) -> RunRecord:
     kw.setdefault("number", 7)
+    kw.setdefault("private", True)
+    kw.setdefault("runner", "fake")
     kw.setdefault("spec", {"request": {"head_clone_url": "/nowhere"}, "comment_id": 11})
     return await system.create_run(
         "slow_ci", repo=REPO, head_sha=SHA, base_ref="main", requested_by="alice", jobs=jobs, **kw
@@ -307,7 +312,7 @@ async def test_a_spec_no_runner_could_take_is_refused_before_it_is_stored(
 ) -> None:
     system, _ = make_system({"fake": ScriptedRunner()})
     with pytest.raises(ValueError, match="no runner named 'gpu-farm'"):
-        await create(system, job("models/a", runner="gpu-farm"))
+        await create(system, job("models/a"), runner="gpu-farm")
     with pytest.raises(ValueError, match="folder must be a relative path"):
         await create(system, job("../../etc"))
     with pytest.raises(ValueError, match="unique"):
@@ -342,6 +347,108 @@ async def test_a_redelivered_request_returns_the_first_run(
     assert len(await system.runs_of(REPO, 7)) == 1
 
 
+async def test_a_run_cannot_be_created_without_saying_whether_it_is_private(
+    make_system: Callable[..., tuple[JobSystem, Reports]],
+) -> None:
+    system, _ = make_system({"fake": ScriptedRunner()})
+    fields: dict[str, Any] = {
+        "repo": REPO,
+        "number": 7,
+        "head_sha": SHA,
+        "runner": "fake",
+        "jobs": [job("models/a")],
+        # what a feature once wrote into its spec no longer decides who sees the run
+        "spec": {"request": {"head_clone_url": "/nowhere"}, "private": False},
+    }
+    with pytest.raises(TypeError, match="private"):
+        await system.create_run("slow_ci", **fields)
+    for unsaid in (None, 0, "false"):
+        with pytest.raises(TypeError, match="private must be True or False"):
+            await system.create_run("slow_ci", private=unsaid, **fields)
+    without_runner = {name: value for name, value in fields.items() if name != "runner"}
+    with pytest.raises(TypeError, match="runner"):
+        await system.create_run("slow_ci", private=False, **without_runner)
+    assert await system.runs_of(REPO, 7) == []
+
+    private = await system.create_run("slow_ci", private=True, **fields)
+    public = await system.create_run("slow_ci", private=False, **fields)
+    assert (private.private, public.private) == (True, False)
+    listed = await system.store.call(
+        lambda conn: runs_db.list_runs(conn, RunFilter(visible=frozenset()))
+    )
+    assert [run.id for run in listed] == [public.id]
+
+
+async def test_the_runs_runner_takes_its_jobs_whatever_a_job_spec_says(
+    make_system: Callable[..., tuple[JobSystem, Reports]],
+) -> None:
+    fake, other = ScriptedRunner(), ScriptedRunner()
+    system, _ = make_system({"fake": fake, "other": other})
+    await system.start()
+    run = await create(system, job("models/a", runner="other"), runner="fake")
+    assert run.runner == "fake"
+    await until_ended(system, run.id)
+    assert (fake.started, other.started) == (["models/a"], [])
+
+
+async def test_a_stale_report_state_is_refused_and_nothing_is_written(
+    make_system: Callable[..., tuple[JobSystem, Reports]],
+) -> None:
+    system, _ = make_system({"fake": ScriptedRunner()})
+    run = await create(system, job("models/a"))
+    empty = await system.report_state(run.id)
+    assert empty == ReportState()
+    posted = ReportState(comment_id=501)
+    assert await system.swap_report_state(run.id, empty, posted)
+    checked = ReportState(check_run_id=601)
+    assert not await system.swap_report_state(run.id, empty, checked)  # read before the post
+    assert await system.report_state(run.id) == posted
+    assert await system.swap_report_state(run.id, posted, ReportState(501, 601))
+    assert await system.report_state(run.id) == ReportState(comment_id=501, check_run_id=601)
+    # The feature's memory is not a change of the run: nothing new to report.
+    assert (await system.get_run(run.id)).version == run.version  # type: ignore[union-attr]
+    assert not await system.swap_report_state(run.id + 1, empty, posted)
+    with pytest.raises(KeyError):
+        await system.report_state(run.id + 1)
+
+
+async def test_two_concurrent_report_writers_never_lose_an_update(
+    make_system: Callable[..., tuple[JobSystem, Reports]],
+) -> None:
+    # Two processes on one database (two stores), each counting annotations it sent and
+    # recording its own ids, every read and write interleaved with the other's.
+    first, _ = make_system({"fake": ScriptedRunner()})
+    second, _ = make_system({"fake": ScriptedRunner()})
+    run = await create(first, job("models/a"))
+    refused = 0
+
+    async def writer(system: JobSystem, field: str, rounds: int) -> None:
+        nonlocal refused
+        for n in range(rounds):
+            while True:
+                seen = await system.report_state(run.id)
+                await asyncio.sleep(0)  # the other writer reads the same state meanwhile
+                new = dataclasses.replace(
+                    seen, annotations_sent=seen.annotations_sent + 1, **{field: n}
+                )
+                if await system.swap_report_state(run.id, seen, new):
+                    break
+                refused += 1
+
+    async def editor(system: JobSystem, rounds: int) -> None:
+        for _ in range(rounds):
+            await system.edit_report_state(
+                run.id, lambda s: dataclasses.replace(s, annotations_sent=s.annotations_sent + 1)
+            )
+
+    await asyncio.gather(
+        writer(first, "comment_id", 20), writer(second, "check_run_id", 20), editor(first, 10)
+    )
+    final = await second.report_state(run.id)
+    assert final == ReportState(comment_id=19, check_run_id=19, annotations_sent=50)
+    assert refused > 0  # the writers did collide: compare-and-set is what kept every update
+
+
 async def test_cancel_stops_a_running_local_job_within_seconds(
     make_system: Callable[..., tuple[JobSystem, Reports]], tmp_path: Path
 ) -> None:
@@ -364,8 +471,10 @@ async def test_cancel_stops_a_running_local_job_within_seconds(
         repo=REPO,
         number=3,
         head_sha=sha,
+        private=True,
+        runner="local",
         spec={"request": {"head_clone_url": str(origin)}},
-        jobs=[job("models/toy", runner="local", timeout_s=120)],
+        jobs=[job("models/toy", timeout_s=120)],
     )
     (pid,) = await eventually(lambda: marked(mark), timeout=30)
     (running,) = await system.jobs_of(run.id)
@@ -473,7 +582,7 @@ async def test_a_requeued_job_says_why_and_a_clean_stop_uses_no_attempt(
     await second.stop()
     store = Store(db_path)
     try:
-        snaps = store.call_sync(lambda conn: jobs_mod.recover(conn, time.time()))
+        snaps = store.call_sync(lambda conn: runs_db.recover(conn, time.time()))
     finally:
         store.close()
     ((_, (requeued,)),) = snaps
@@ -488,8 +597,8 @@ async def test_a_run_whose_jobs_all_ended_is_finished_and_reported_at_start(
 
     def ended_unfinished(conn: Any) -> None:
         # The process died between storing the last job's end and finishing the run.
-        conn.execute("UPDATE jobs SET status = 'passed' WHERE run_id = ?", (run.id,))
-        conn.execute("UPDATE runs SET status = 'running', reported_version = version")
+        conn.execute("UPDATE jobs SET state = 'passed' WHERE run_id = ?", (run.id,))
+        conn.execute("UPDATE runs SET state = 'running', reported_version = version")
 
     await first.store.call(ended_unfinished)
     await first.stop()
@@ -559,13 +668,15 @@ async def test_failed_rerun_runs_only_the_failed_tests_of_the_last_run(
             repo=REPO,
             number=5,
             head_sha=sha,
+            private=True,
+            runner="local",
             spec={"request": {"head_clone_url": str(origin)}},
             jobs=jobs,
         )
         assert (await until_ended(system, run.id, timeout=60)).state == "finished"
         return await system.jobs_of(run.id)
 
-    (first,) = await run_slow([job("models/toy", runner="local")])
+    (first,) = await run_slow([job("models/toy")])
     wrong = "tests/models/toy/test_math.py::test_wrong"
     assert (first.state, first.passed, first.failed) == ("failed", 2, 1)
     assert first.failed_tests == (wrong,)
@@ -613,4 +724,4 @@ async def stored_log(system: JobSystem, job_id: int) -> str:
     blob = await system.store.call(
         lambda conn: conn.execute("SELECT log FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
     )
-    return jobs_mod._unzip(blob) or ""
+    return runs_db.unzip(blob) or ""

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import system as jobs
-from bot.kit.checkout import UsageError
 from bot.metrics import Metrics
+from bot.ops.backup import cmd_restore
 from bot.store import deliveries as deliveries_db
 from bot.store import effects as effects_db
-from bot.store.backup import backup, cmd_restore, integrity_problems, restore
+from bot.store import runs as runs_db
+from bot.store.backup import BackupError, backup, integrity_problems, restore
 from bot.store.engine import MIGRATIONS, Store, connect
 from bot.store.retention import PruneCounts, prune, prune_all, prune_store, run_retention
 
@@ -106,11 +106,11 @@ def test_a_backup_never_replaces_a_file_without_force(tmp_path):
     db, copy = tmp_path / "bot.sqlite3", tmp_path / "backup.sqlite3"
     Store(str(db)).close()
     copy.write_bytes(b"keep me")
-    with pytest.raises(UsageError, match="--force"):
+    with pytest.raises(BackupError, match="--force"):
         backup(str(db), str(copy))
     assert copy.read_bytes() == b"keep me"
     assert backup(str(db), str(copy), force=True).deliveries == 0
-    with pytest.raises(UsageError, match="live database"):
+    with pytest.raises(BackupError, match="live database"):
         backup(str(db), str(db), force=True)
 
 
@@ -131,7 +131,7 @@ def test_restore_refuses_while_the_server_holds_the_database(tmp_path):
     db = tmp_path / "bot.sqlite3"
     live = Store(str(db))
     live.call_sync(lambda c: deliveries_db.insert_deliveries(c, [_delivery(99, b"{}")]))
-    with pytest.raises(UsageError, match="stop `bot serve` first"):
+    with pytest.raises(BackupError, match="stop `bot serve` first"):
         restore(str(db), str(copy))
     assert (
         live.call_sync(lambda c: deliveries_db.count_deliveries(c)) == 1
@@ -147,7 +147,7 @@ def test_restore_refuses_a_backup_from_a_newer_bot(tmp_path):
     conn.close()
     db = tmp_path / "bot.sqlite3"
     Store(str(db)).close()
-    with pytest.raises(UsageError, match="newer than this bot knows"):
+    with pytest.raises(BackupError, match="newer than this bot knows"):
         restore(str(db), str(copy))
     assert db.exists() and not (tmp_path / "bot.sqlite3.before-restore").exists()
 
@@ -155,7 +155,7 @@ def test_restore_refuses_a_backup_from_a_newer_bot(tmp_path):
 def test_restore_refuses_a_damaged_backup(tmp_path):
     copy = tmp_path / "backup.sqlite3"
     copy.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(UsageError, match="not a readable database"):
+    with pytest.raises(BackupError, match="not a readable database"):
         restore(str(tmp_path / "bot.sqlite3"), str(copy))
 
 
@@ -237,7 +237,7 @@ def _finished_run(
     job_status: str,
     finished_at: float | None,
 ) -> int:
-    run_id, _ = jobs.insert_run(
+    run_id, _ = runs_db.insert_run(
         conn,
         kind="slow_ci",
         repo="o/r",
@@ -246,17 +246,19 @@ def _finished_run(
         base_ref="main",
         requested_by="me",
         requested_at=1.0,
+        private=True,
+        runner="local",
         spec={},
         jobs=[(name, {})],
         key=name,
         now=1.0,
     )
     conn.execute(
-        "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+        "UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
         (run_status, finished_at if run_status not in ("queued", "running") else None, run_id),
     )
     conn.execute(
-        "UPDATE jobs SET status = ?, finished_at = ?, log = ?, junit = ?, results = ?"
+        "UPDATE jobs SET state = ?, finished_at = ?, log = ?, junit = ?, results = ?"
         " WHERE run_id = ?",
         (
             job_status,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
+from bot.jobs.records import ReportState, RunFilter
 from bot.store import deliveries as deliveries_db
+from bot.store import runs as runs_db
 from bot.store.engine import MIGRATIONS, connect
 
 
@@ -88,3 +91,76 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
     assert [tuple(row) for row in conn.execute("SELECT id, status FROM deliveries")] == [
         ("kept", "stored")  # `pending` is now called `stored`
     ]
+
+
+def _database_before_run_columns(path: str) -> sqlite3.Connection:
+    """A database at the schema before runs had `private`, `runner` and `report_state`."""
+    before = MIGRATIONS.index(next(m for m in MIGRATIONS if "ADD COLUMN private" in m))
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:before]:
+        for statement in filter(str.strip, script.split(";")):
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version={before}")
+    return old
+
+
+def test_an_old_database_gets_private_runner_and_report_state_as_its_specs_said(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    old = _database_before_run_columns(path)
+    specs = {
+        # run-slow on a public repository, reported with a comment and a check run
+        1: ("slow_ci", "finished", {"private": False, "title": "t", "comment_id": 501,
+            "check_run_id": 601, "check_annotations_sent": 50}, [{"runner": "github-actions"}]),
+        # written before runs said whether they were private: private
+        2: ("slow_ci", "running", {"title": "u"}, [{"folder": "a"}, {"folder": "b"}]),
+        3: ("slow_ci", "queued", {"private": True, "check_run_id": 0}, [{"runner": "local"}]),
+        # /style: its comment_id is the comment that asked; its reply is reply_id
+        4: ("style", "finished", {"comment_id": 77, "reply_id": 88, "reacted": True},
+            [{"runner": "style"}]),
+        5: ("style", "queued", {"comment_id": 78}, [{"runner": "style"}]),
+    }  # fmt: skip
+    for run_id, (kind, status, spec, jobs) in specs.items():
+        old.execute(
+            "INSERT INTO runs (id, kind, repo, head_sha, requested_at, status, spec, created_at)"
+            " VALUES (?, ?, 'o/r', 'abc', 1, ?, ?, 1)",
+            (run_id, kind, status, json.dumps(spec)),
+        )
+        for n, job_spec in enumerate(jobs):
+            old.execute(
+                "INSERT INTO jobs (run_id, kind, name, spec, status, created_at)"
+                " VALUES (?, ?, ?, ?, 'passed', 1)",
+                (run_id, kind, f"job-{n}", json.dumps(job_spec)),
+            )
+    old.close()
+
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    runs = {run_id: runs_db.read_run(conn, run_id) for run_id in specs}
+    assert {i: (r.private, r.runner) for i, r in runs.items()} == {
+        1: (False, "github-actions"),
+        2: (True, "local"),
+        3: (True, "local"),
+        4: (True, "style"),
+        5: (True, "style"),
+    }
+    assert {i: r.state for i, r in runs.items()} == {i: s[1] for i, s in specs.items()}
+    assert {j.state for j in runs_db.read_jobs(conn, 2)} == {"passed"}
+    assert {i: runs_db.read_report_state(conn, i) for i in specs} == {
+        1: ReportState(comment_id=501, check_run_id=601, annotations_sent=50),
+        2: ReportState(),
+        3: ReportState(check_run_id=0),
+        4: ReportState(comment_id=88, reacted=True),
+        5: ReportState(),
+    }
+    # What moved to columns is gone from the specs; a feature's own keys stay.
+    assert {i: r.spec for i, r in runs.items()} == {
+        1: {"title": "t"},
+        2: {"title": "u"},
+        3: {},
+        4: {"comment_id": 77},
+        5: {"comment_id": 78},
+    }
+    # The listing for an anonymous viewer shows only the public run.
+    visible = runs_db.list_runs(conn, RunFilter(visible=frozenset()))
+    assert [r.id for r in visible] == [1]
+    assert runs_db.private_repos(conn) == ["o/r"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.jobs.records import JobRecord
 from bot.jobs.runners.junit import TestResult
-from bot.jobs.system import JobRecord
 from bot.logs import add_secret
 from bot.web import chart, render, results
 

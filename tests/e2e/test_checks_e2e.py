@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -92,8 +93,8 @@ async def test_a_run_gets_a_check_run_that_ends_with_its_conclusion_and_annotati
     assert check["details_url"] == f"{harness.settings.public_url}/runs/{run.id}"
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
     assert check["output"]["title"].startswith("Failed:")
-    assert run.spec["check_run_id"] == check["id"]
-    assert run.spec["private"] is False  # the sandbox repository is public
+    assert (await harness.runtime.jobs.report_state(run.id)).check_run_id == check["id"]
+    assert run.private is False  # the sandbox repository is public
 
     # queued or in progress first, in progress while running, completed last
     states = [r.json.get("status") for r in _check_requests(harness) if r.json.get("status")]
@@ -249,7 +250,8 @@ async def test_with_a_personal_token_the_comment_and_status_complete_without_a_c
     (refused,) = _check_requests(harness)  # asked once, not at every report
     assert (refused.method, refused.status) == ("POST", 403)
     (run,) = await _runs(harness, repo)
-    assert run.reported and run.spec["check_run_id"] == 0
+    assert run.reported
+    assert (await harness.runtime.jobs.report_state(run.id)).check_run_id == 0
 
 
 async def test_another_check_run_error_fails_the_report_which_is_retried(harness, repo):
@@ -271,15 +273,15 @@ async def test_a_check_run_made_before_a_crash_is_found_again_not_made_twice(har
     async with asyncio.timeout(30):
         while True:
             runs = await _runs(harness, repo)
-            if runs and runs[0].spec.get("check_run_id"):
+            if runs and (await jobs.report_state(runs[0].id)).check_run_id:
                 break
             await asyncio.sleep(0.02)
     # As if the process had died between creating the check run and storing its id.
-    await jobs.update_spec(runs[0].id, {"check_run_id": None})
+    await jobs.edit_report_state(runs[0].id, lambda s: dataclasses.replace(s, check_run_id=None))
     await harness.settle_runs()
     (check,) = harness.github.check_runs(REPO, head(harness, repo))
     assert (check["status"], check["conclusion"]) == ("completed", "success")
-    assert (await jobs.get_run(runs[0].id)).spec["check_run_id"] == check["id"]
+    assert (await jobs.report_state(runs[0].id)).check_run_id == check["id"]
     lookups = [
         r for r in harness.github.requests if r.path.endswith(f"/{check['head_sha']}/check-runs")
     ]

@@ -55,7 +55,7 @@ async def test_a_marker_planted_before_a_run_does_not_get_the_authors_comment_ed
     (result,) = [c for c in ours if marker("slow_ci:run:1") in c["body"]]
     assert "This comment contains run-slow" in result["body"]
     (run,) = await harness.runtime.jobs.runs_of(REPO, number)
-    assert run.spec["comment_id"] == result["id"]
+    assert (await harness.runtime.jobs.report_state(run.id)).comment_id == result["id"]
 
 
 async def test_a_marker_planted_before_the_reminder_does_not_silence_it(harness):

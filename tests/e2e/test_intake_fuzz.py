@@ -164,7 +164,7 @@ async def _exercise(batch: list[tuple[list[tuple[bytes, bytes]], bytes, bool]]) 
             retry_base_seconds=0.01,
             max_attempts=2,
         )
-        runtime = Runtime(bot_settings, modules=(module(router),))
+        runtime = Runtime(bot_settings, features=(module(router),))
         runner, url = await serving.start(create_app(bot_settings, runtime=runtime), "127.0.0.1", 0)
         host, port = url.removeprefix("http://").split(":")
         try:

@@ -150,7 +150,7 @@ async def test_the_operator_token_replays_without_a_csrf_token(bot):
 
 async def test_the_outbox_lists_a_failed_message_and_retries_it_with_the_csrf_token(bot, browser):
     bot.slack.auto_create = False  # a channel that does not exist stays missing
-    outbox = bot.runtime.services.outbox
+    outbox = bot.runtime.outbox
     await outbox.queue_slack("test:nowhere", {"channel": "#does-not-exist", "text": "Hello"})
     await bot.settle()
     (item,) = await bot.outbox()

@@ -8,8 +8,8 @@ import re
 import aiohttp
 import pytest
 
+from bot.jobs.records import JobLimits
 from bot.jobs.runners.junit import TestResult
-from bot.jobs.system import JobLimits
 from tests.support.seed_runs import results_for, write_run
 
 HTML = {"Accept": "text/html"}

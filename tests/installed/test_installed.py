@@ -228,7 +228,7 @@ def test_restart_in_the_middle_of_a_job_and_redelivery(world: Installed) -> None
     store = sqlite3.connect(f"file:{bot.folder / 'var' / 'bot.sqlite3'}?mode=ro", uri=True)
     with contextlib.closing(store):
         (started_at, state) = store.execute(
-            "SELECT started_at, status FROM jobs WHERE name LIKE '%_slow' ORDER BY id DESC"
+            "SELECT started_at, state FROM jobs WHERE name LIKE '%_slow' ORDER BY id DESC"
         ).fetchone()
     assert state == "passed" and started_at > restarted_at
 

@@ -16,21 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import system as jobs_store
+from bot.jobs.records import JobLimits
 from bot.jobs.runners import JobOutcome
 from bot.jobs.runners.junit import TestResult, read_junit
+from bot.store import runs as jobs_store
 from bot.store.engine import Store
 from bot.web import render, results
 from handlers.slow_ci.checks import plan_check_run
-from handlers.slow_ci.plan import (
-    Failure,
-    JobResult,
-    JobSpec,
-    SelectedFolder,
-    Selection,
-    render_comment,
-    slack_summary,
-)
+from handlers.slow_ci.plan import Failure, JobResult, JobSpec, SelectedFolder, Selection
+from handlers.slow_ci.render import render_comment, slack_summary
 
 CASES = """\
 import pytest
@@ -271,7 +265,7 @@ def test_the_comment_leads_with_the_message(ran) -> None:
 
 
 def test_what_a_finished_job_stores_for_the_comment_is_the_headline(ran, tmp_path: Path) -> None:
-    from handlers.slow_ci.handler import _result
+    from handlers.slow_ci.report import job_result
 
     test = ran[0]["test_message"]
     store = Store(str(tmp_path / "bot.sqlite3"))
@@ -287,6 +281,8 @@ def test_what_a_finished_job_stores_for_the_comment_is_the_headline(ran, tmp_pat
                 base_ref="main",
                 requested_by="alice",
                 requested_at=now,
+                private=True,
+                runner="local",
                 spec={},
                 jobs=[(JOB.name, {"folder": JOB.folder, "machine_type": JOB.machine_type})],
                 key=None,
@@ -295,10 +291,8 @@ def test_what_a_finished_job_stores_for_the_comment_is_the_headline(ran, tmp_pat
         )
         (job,) = store.call_sync(lambda conn: jobs_store.read_jobs(conn, run_id))
         outcome = JobOutcome("failed", failed=1, tests=(test,))
-        store.call_sync(
-            lambda conn: jobs_store.finish_job(conn, job.id, outcome, jobs_store.JobLimits(), now)
-        )
+        store.call_sync(lambda conn: jobs_store.finish_job(conn, job.id, outcome, JobLimits(), now))
         (job,) = store.call_sync(lambda conn: jobs_store.read_jobs(conn, run_id))
     finally:
         store.close()
-    assert _result(job).failures == (Failure(test.node_id, "AssertionError: the reason"),)
+    assert job_result(job).failures == (Failure(test.node_id, "AssertionError: the reason"),)

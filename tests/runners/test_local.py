@@ -16,7 +16,8 @@ from bot.config import Settings
 from bot.jobs.runners import GpuPool, LocalRunner, LocalRunnerConfig, RunRequest
 from bot.jobs.runners.envcache import PythonEnv
 from bot.jobs.runners.junit import JUnitReport
-from bot.jobs.runners.local import _judge, _missing_hint, checkout_git_env, fetch_env
+from bot.jobs.runners.local import _missing_hint, checkout_git_env, fetch_env
+from bot.jobs.runners.verdict import Ending, verdict
 from bot.server.runtime import local_runner
 from tests.runners.helpers import TOY_PYPROJECT, Git, request_for
 from tests.support.processes import alive, marked
@@ -418,12 +419,12 @@ def test_a_missing_module_in_a_built_environment_names_extras() -> None:
     built = PythonEnv(python=Path("/envs/k/bin/python"), key="k" * 64, path=Path("/envs/k"))
     for extras, said in ((("dev",), 'now "dev"'), ((), "now []"), (None, "every group")):
         hint = _missing_hint(request_for("/r", "a" * 40, extras=extras), built)
-        state, reason = _judge(4, JUnitReport(), log, hint)
+        state, reason = verdict(Ending.exited(4), JUnitReport(), log=log, missing_hint=hint)
         assert state == "error"
         assert reason.startswith("pytest exited with code 4 (usage error); the test environment")
         assert "no module 'torch'" in reason and "`[slow_ci] extras` in .github/bot.toml" in reason
         assert said in reason
-    assert _judge(4, JUnitReport(), "ERROR: usage: pytest [options]\n")[1] == (
+    assert verdict(Ending.exited(4), JUnitReport(), log="ERROR: usage: pytest [options]\n")[1] == (
         "pytest exited with code 4 (usage error)"
     )
     for bad in (("--index-url=http://evil",), "models"):

@@ -7,13 +7,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bot.jobs.runners.base import JobRequest, RunRequest
 from bot.jobs.runners.confine import Confinement
 from handlers.style.plan import StyleResult
 from handlers.style.plan import summary as style_summary
-from handlers.style.runner import StyleRequest, StyleRunner, StyleRunnerConfig, ruff_env
+from handlers.style.runner import (
+    StyleRequest,
+    StyleRunner,
+    StyleRunnerConfig,
+    ruff_env,
+    style_request,
+)
 
 ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
 TOKEN = "ghs_" + "s3cret" * 6  # a made-up token the test looks for
@@ -48,6 +56,34 @@ def _request(remote, **kw) -> StyleRequest:
     fields.update(head_clone_url=str(work), base_clone_url=str(work), files=("a.py",))
     fields.update(head_sha=head, base_sha=base)
     return StyleRequest(**{**fields, **kw})
+
+
+def test_a_style_job_is_a_job_request_without_a_folder_or_a_machine_type():
+    """The job system builds `/style`'s request the way it builds a test run's, from the run's
+    spec, into a shape of the style job's own: nothing of a test run is invented for it."""
+    spec = {
+        "comments_url": "/repos/o/r/issues/9/comments",
+        "request": {
+            "head_clone_url": "https://example.invalid/o/r.git",
+            "head_ref": "feature",
+            "base_clone_url": "https://example.invalid/o/r.git",
+            "base_sha": "b" * 40,
+            "files": ["a.py"],
+            "push": False,
+        },
+    }
+    run = SimpleNamespace(id=4, repo="o/r", head_sha="a" * 40, base_ref=None, number=9, spec=spec)
+    job = SimpleNamespace(id=5, spec={"runner": "style"}, reason=None)
+    request = style_request(run, job, None)
+    assert isinstance(request, StyleRequest) and isinstance(request, JobRequest)
+    assert not isinstance(request, RunRequest)
+    assert not hasattr(request, "folder") and not hasattr(request, "machine_type")
+    assert (request.job_id, request.run_id, request.pull_number) == ("5", "4", 9)
+    assert (request.head_ref, request.files, request.push) == ("feature", ("a.py",), False)
+    assert request.timeout_s == 600.0
+    del spec["request"]["base_sha"]
+    with pytest.raises(TypeError, match="base_sha"):
+        style_request(run, job, None)
 
 
 def test_ruff_gets_a_minimal_environment_of_its_own():

@@ -4,8 +4,9 @@ A run is created `queued` by the dispatch endpoint; here it is announced (`workf
 requested, `workflow_job` queued), picked up by one of a few sandbox runners (`in_progress`, a
 `runner_name`, the labels its `runs-on` asked for), and its test step runs the way the spec's
 `slow-tests.yml` does: the pinned `sha` is fetched from the sandbox's own git repository into a
-temporary folder and verified, then `RUN_SLOW=yes <python> -m pytest -v -rsfE --junitxml=...
-tests/<folder>` (or the node ids of the `tests` input) runs in its own process group with a
+temporary folder and verified, then the runners' one pytest command line
+(`bot/jobs/runners/pytest_command.py`, the one `slow-tests.yml` writes in shell) runs on
+`tests/<folder>` (or the node ids of the `tests` input) in its own process group with a
 minimal environment (no token, nothing of the bot's), within a time limit. The reports (`junit.xml`,
 `log.txt`) become the artifact `slow-tests-<correlation>` whether the tests passed or not, as an
 `if: always()` upload does; then the job and the run complete (`workflow_job`/`workflow_run`
@@ -44,6 +45,7 @@ from aiohttp import web
 
 from bot.clients.git import git_env
 from bot.jobs.runners.base import BoundedLog, run_captured, stream_process
+from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
 from tests.sandbox.http import LoopbackServer
 from tests.sandbox.state import Artifact, RunHold, WebhookDelivery, WorkflowRun, now_iso
 from tests.sandbox.webhooks import send_webhook
@@ -361,24 +363,17 @@ class Actions:
         if not await self._checkout(execution, bare, src, home, sha):
             return "failure"
         targets = inputs.get("tests", "").split() or [f"tests/{folder}"]
-        argv = [
-            python,
-            "-m",
-            "pytest",
-            "-v",
-            "-rsfE",
-            f"--junitxml={execution.reports / 'junit.xml'}",
-            *targets,
-        ]
+        argv = pytest_argv(python, execution.reports / "junit.xml", targets)
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": str(home),
-            "RUN_SLOW": "yes",
             "PYTHONDONTWRITEBYTECODE": "1",
+            **PYTEST_ENV,
         }
-        await execution.say(
-            f"##[group]Run RUN_SLOW=yes python -m pytest -v -rsfE {' '.join(targets)}"
-        )
+        # As the step shows it: the workflow's command, the reports folder under its checkout.
+        as_written = pytest_argv("python", "reports/junit.xml", targets)
+        shown = [*(f"{k}={v}" for k, v in PYTEST_ENV.items()), *as_written]
+        await execution.say(f"##[group]Run {' '.join(shown)}")
         await execution.say("##[endgroup]")
         execution.tests_started = True
         try:

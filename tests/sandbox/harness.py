@@ -23,6 +23,7 @@ from bot.server.app import create_app
 from bot.server.runtime import Runtime
 from bot.store import deliveries as deliveries_db
 from bot.store import outbox as outbox_db
+from bot.store import runs as runs_db
 from tests.sandbox.github_server import SandboxGitHub
 from tests.sandbox.slack_server import SandboxSlack
 from tests.sandbox.webhooks import Sent, send_webhook
@@ -124,14 +125,10 @@ class Harness:
         """Waits until every job run has ended and its last change was reported to GitHub."""
         assert self.runtime is not None
         store = self.runtime.store
-        sql = (
-            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
-            " OR reported_version < version"
-        )
         async with asyncio.timeout(within):
             await self.settle()
             while True:
-                if not (await store.call(lambda conn: conn.execute(sql).fetchone()))[0]:
+                if not await store.call(runs_db.unsettled_runs):
                     break
                 await asyncio.sleep(0.05)
             await self.settle()  # what the reports queued (a Slack summary)

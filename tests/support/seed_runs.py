@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bot.jobs.records import JobLimits
 from bot.jobs.runners.base import JobOutcome
 from bot.jobs.runners.junit import TestResult
-from bot.jobs.system import JobLimits, end_run, finish_job, insert_run
 from bot.store.engine import Store
+from bot.store.runs import end_run, finish_job, insert_run
 
 
 def results_for(folder: str, n: int, *, failed: int = 0, skipped: int = 0) -> list[TestResult]:
@@ -74,7 +75,9 @@ def write_run(
         base_ref="main",
         requested_by=requested_by,
         requested_at=now - 120,
-        spec={"title": title, "private": private, "html_url": ""},
+        private=private,
+        runner="local",
+        spec={"title": title, "html_url": ""},
         jobs=[
             (folder.rsplit("/", 1)[-1], {"folder": folder, "machine_type": "single-gpu"})
             for folder, _ in jobs
@@ -88,11 +91,11 @@ def write_run(
     ]
     if state in ("running", "finished"):
         conn.execute(
-            "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?", (now - 100, run_id)
+            "UPDATE runs SET state = 'running', started_at = ? WHERE id = ?", (now - 100, run_id)
         )
     if state == "running":
         conn.execute(
-            "UPDATE jobs SET status = 'running', started_at = ?, attempts = 1 WHERE id = ?",
+            "UPDATE jobs SET state = 'running', started_at = ?, attempts = 1 WHERE id = ?",
             (now - 30, job_ids[0]),
         )
     elif state == "finished":

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import json
 import uuid
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.kit.feature import Feature
 
 SECRET = "test-webhook-secret-0123456789"
 
@@ -27,11 +29,14 @@ def webhook_headers(
     }
 
 
-def module(router: Any, name: str = "test-feature") -> SimpleNamespace:
-    """A handler module made in a test: anything with `router` and `HELP` will do."""
+def module(router: Any, name: str = "test-feature") -> Feature:
+    """A feature made in a test: a router and its help, nothing else."""
+    from bot.kit.feature import Feature
     from bot.kit.help import Help
 
-    return SimpleNamespace(router=router, HELP=Help(name=name, summary="test", who="anyone"))
+    return Feature(
+        name=name, title=name, router=router, help=Help(name=name, summary="test", who="anyone")
+    )
 
 
 def payload(**extra: Any) -> bytes:

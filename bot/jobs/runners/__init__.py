@@ -1,7 +1,8 @@
 """Where jobs execute. The job system sees only `Runner`: `run(request, on_log)` and `cancel(id)`.
 
 `local.LocalRunner` runs pytest in a subprocess on this machine (GPU pool, cached test
-environments); other runners (GitHub Actions) implement the same two coroutines.
+environments); other runners (GitHub Actions) implement the same two coroutines. Every test
+run, wherever it runs, runs `pytest_command`'s command line and ends in `verdict`'s state.
 """
 
 from bot.jobs.runners.base import (
@@ -9,6 +10,7 @@ from bot.jobs.runners.base import (
     BoundedLog,
     JobError,
     JobOutcome,
+    JobRequest,
     JobState,
     LogSink,
     MachineType,
@@ -20,10 +22,14 @@ from bot.jobs.runners.envcache import EnvBuildError, EnvCache, EnvConfig, Python
 from bot.jobs.runners.gpus import GpuPool, Lease, MachineUnavailable, discover_gpus
 from bot.jobs.runners.junit import JUnitReport, TestResult, failed_node_ids, parse_junit, read_junit
 from bot.jobs.runners.local import LocalRunner, LocalRunnerConfig
+from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
+from bot.jobs.runners.verdict import Ending, verdict
 
 __all__ = [
     "MACHINE_TYPES",
+    "PYTEST_ENV",
     "BoundedLog",
+    "Ending",
     "EnvBuildError",
     "EnvCache",
     "EnvConfig",
@@ -31,6 +37,7 @@ __all__ = [
     "JUnitReport",
     "JobError",
     "JobOutcome",
+    "JobRequest",
     "JobState",
     "Lease",
     "LocalRunner",
@@ -46,5 +53,7 @@ __all__ = [
     "discover_gpus",
     "failed_node_ids",
     "parse_junit",
+    "pytest_argv",
     "read_junit",
+    "verdict",
 ]

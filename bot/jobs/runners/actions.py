@@ -44,8 +44,6 @@ from urllib.parse import quote
 
 import aiohttp
 import gidgethub
-from gidgethub.routing import Router
-from gidgethub.sansio import Event
 
 from bot.clients.github import API_HEADERS, USER_AGENT, GitHubAPI, new_session
 from bot.jobs.runners.base import (
@@ -57,6 +55,7 @@ from bot.jobs.runners.base import (
     resolve_token,
 )
 from bot.jobs.runners.junit import MAX_JUNIT_BYTES, JUnitReport, parse_junit
+from bot.jobs.runners.verdict import Ending, verdict
 
 log = logging.getLogger(__name__)
 
@@ -408,9 +407,11 @@ class ActionsRunner:
                 return job.outcome("error", reason)
             if watch.started_at is not None and now - watch.started_at > request.timeout_s:
                 await self._cancel_quietly(job.gh, watch)
-                reason = f"timed out after {request.timeout_s:g} s; the workflow run was cancelled"
-                await out.note(reason)
-                return job.outcome("timed_out", reason)
+                ending = Ending.timed_out(
+                    f"timed out after {request.timeout_s:g} s; the workflow run was cancelled"
+                )
+                await out.note(ending.reason)
+                return job.outcome(*verdict(ending, JUnitReport()))
             wait = self.config.poll_s - (now - watch.heard_at)
             if wait <= 0:
                 await self._poll(job.gh, watch)
@@ -446,20 +447,19 @@ class ActionsRunner:
         phase = time.monotonic()
         contents, problem = await self._artifact(job.gh, watch, job.correlation)
         job.timings["artifact"] = _since(phase)
-        report: JUnitReport | None = None
+        report = JUnitReport(error=problem)
         junit: str | None = None
         if contents is not None:
             await _replay(contents.log, out)
-            report, junit = contents.report, contents.junit
-            if report is not None and report.error is not None:
+            if contents.report is not None and contents.report.error is not None:
                 # A report that could not be read says nothing about the tests: not a pass.
-                problem = f"its junit.xml was refused: {report.error}"
-                report = junit = None
-        state, reason = _judge(conclusion, report, problem, watch.html_url)
-        if watch.cancelled and state in ("error", "failed"):
-            state, reason = "cancelled", "the workflow run was cancelled"
+                report = JUnitReport(error=f"its junit.xml was refused: {contents.report.error}")
+            elif contents.report is not None:
+                report, junit = contents.report, contents.junit
+        ending = Ending.workflow(conclusion, watch.html_url, cancel_requested=watch.cancelled)
+        state, reason = verdict(ending, report)
         await out.note(f"{state}: {reason}" if reason else state)
-        if report is None:
+        if report.error is not None:
             return job.outcome(state, reason)
         return job.outcome(
             state,
@@ -776,29 +776,6 @@ async def _replay(log: LogExcerpt, out: BoundedLog) -> None:
         await out.note(f"the run's log.txt was read up to {log.truncated_at} bytes only")
 
 
-def _judge(
-    conclusion: str, report: JUnitReport | None, problem: str | None, url: str
-) -> tuple[JobState, str]:
-    """What the job came to, from the run's conclusion and the tests' own report."""
-    if conclusion == "cancelled":
-        return "cancelled", "the workflow run was cancelled"
-    if conclusion == "timed_out":
-        return "timed_out", f"the workflow run timed out ({url})"
-    if report is not None:
-        counts = f"{report.passed} passed, {report.failed} failed, {report.errors} errors"
-        counts += f", {report.skipped} skipped"
-        if report.failed or report.errors:
-            return "failed", counts
-        if conclusion == "success":
-            if report.passed == 0 and report.skipped > 0:
-                return "skipped", f"all {report.skipped} tests skipped"
-            return "passed", counts
-        return "error", f"the workflow run ended {conclusion} with no failing test ({url})"
-    if conclusion == "success":
-        return "error", f"the workflow run succeeded but {problem}"
-    return "error", f"the workflow run ended {conclusion} before any test result ({problem}; {url})"
-
-
 def _since(start: float) -> float:
     return round(time.monotonic() - start, 3)
 
@@ -815,17 +792,3 @@ def _refusal(exc: gidgethub.BadRequest, workflow: str, ref: str) -> str:
             " (copy slow-tests.yml from the bot's repository, or set [slow_ci] workflow)"
         )
     return f"GitHub refused to start {workflow} ({exc.status_code}): {message}"
-
-
-# ---------------------------------------------------------------------- webhooks
-
-router = Router()
-
-
-@router.register("workflow_run")
-@router.register("workflow_job")
-async def on_workflow_event(event: Event, gh: Any, *, ctx: Any, **_: Any) -> None:
-    """Moves the followed job along; an event about any other workflow run is ignored."""
-    runner = ctx.services.jobs.runners.get(NAME)
-    if isinstance(runner, ActionsRunner) and runner.observe(event.event, event.data):
-        ctx.log.info("%s %s for a followed workflow run", event.event, event.data.get("action"))

@@ -1,7 +1,7 @@
 """The contract between the job system and the places a test job can run.
 
 The job system (`bot/jobs/system.py`) owns durability, ordering and reporting; a runner only
-turns one `RunRequest` into one `JobOutcome` and can be told to stop. Keeping that surface to
+turns one `JobRequest` into one `JobOutcome` and can be told to stop. Keeping that surface to
 two coroutines lets the local runner and a GitHub Actions runner be swapped without the job
 system knowing how either checks out code or kills processes.
 
@@ -54,63 +54,84 @@ class JobError(Exception):
     """A job cannot go on; the message is the `reason` the PR and the run page show."""
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything a runner needs for one (folder, machine type) job, pinned to one commit.
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """What every job is, whatever it does: one job of one run, pinned to one commit.
 
-    `head_ref`, when given, is re-read at checkout: if the branch no longer points at `head_sha`
-    the job ends in `error`, because the maintainer approved a commit, not a branch. With a base
-    the job tests `head_sha` merged into `base_ref` (GitHub's `refs/pull/N/merge` when it is that
-    merge, else merged locally); without one it tests `head_sha` as is.
+    The job system builds it from the run's and the job's specs (`bot/jobs/system.py`'s
+    `build_request`); a kind of job with more to say subclasses it (`RunRequest` for a test run,
+    `/style`'s request for its fix), so no job carries fields that mean nothing to it.
+
+    `head_ref`, when given, names the branch the maintainer saw at `head_sha`: a runner that
+    re-reads it ends the job in `error` if the branch moved, because the maintainer approved a
+    commit, not a branch.
     """
 
     job_id: str
     run_id: str
-    repo: str  # the base repository's full name: the environment cache is kept per repository
+    repo: str  # the base repository's full name
     head_clone_url: str
     head_sha: str
-    folder: str  # under tests/, e.g. "models/bert"
-    machine_type: str = "single-gpu"
-    timeout_s: float = 3600.0
     head_ref: str | None = None
     base_clone_url: str | None = None
     base_ref: str | None = None
     base_sha: str | None = None
     pull_number: int | None = None
-    #: node ids to run instead of the whole folder (`run-slow --failed`)
-    tests: tuple[str, ...] = ()
+    timeout_s: float = 3600.0
     token: TokenProvider | None = field(default=None, repr=False, compare=False)
-    #: where the runner also writes `log.txt` and `junit.xml` for the caller to keep
+    #: where the runner also writes what it keeps (`log.txt`, `junit.xml`) for the caller
     artifacts_dir: Path | None = None
     #: what only one kind of runner reads (the Actions runner: workflow, labels, branch)
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     #: the bot stopped or died during an earlier start of this job: a runner whose work
     #: outlives the bot (a workflow run) looks for what that start began before beginning anew
     resumed: bool = False
-    #: the repository's `[slow_ci] network`: False leaves the tests loopback alone
+    #: the repository's `[slow_ci] network`: False leaves the job's processes loopback alone
     network: bool = True
-    #: what the confined test process may use (a mapping, as stored in a run's spec, is read
+    #: what the job's confined processes may use (a mapping, as stored in a run's spec, is read
     #: into `Limits`)
     limits: Limits = field(default_factory=Limits)
-    #: the repository's `[slow_ci] extras`: the optional dependency groups its test
-    #: environment installs; None is every group the project declares
-    extras: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.head_sha):
             raise ValueError(f"head_sha must be a full 40-hex commit id, not {self.head_sha!r}")
         if self.base_sha is not None and not _SHA.match(self.base_sha):
             raise ValueError(f"base_sha must be a full 40-hex commit id, not {self.base_sha!r}")
-        parts = self.folder.split("/")
-        if not self.folder or not all(_FOLDER_PART.match(p) and p != ".." for p in parts):
-            raise ValueError(f"folder must be a relative path under tests/, not {self.folder!r}")
-        if self.machine_type not in MACHINE_TYPES:
-            raise ValueError(f"machine_type must be one of {MACHINE_TYPES}")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         for ref in (self.head_ref, self.base_ref):
             if ref is not None and not _REF.match(ref):
                 raise ValueError(f"not a branch name: {ref!r}")
+        if isinstance(self.limits, Mapping):
+            object.__setattr__(self, "limits", Limits(**self.limits))
+        if not isinstance(self.network, bool):
+            raise ValueError("network must be true or false")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(JobRequest):
+    """A test run: one (folder, machine type) job's tests, what the local and Actions runners
+    take.
+
+    With a base the job tests `head_sha` merged into `base_ref` (GitHub's `refs/pull/N/merge`
+    when it is that merge, else merged locally); without one it tests `head_sha` as is.
+    """
+
+    folder: str  # under tests/, e.g. "models/bert"
+    machine_type: str = "single-gpu"
+    #: node ids to run instead of the whole folder (`run-slow --failed`)
+    tests: tuple[str, ...] = ()
+    #: the repository's `[slow_ci] extras`: the optional dependency groups its test
+    #: environment installs; None is every group the project declares
+    extras: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parts = self.folder.split("/")
+        if not self.folder or not all(_FOLDER_PART.match(p) and p != ".." for p in parts):
+            raise ValueError(f"folder must be a relative path under tests/, not {self.folder!r}")
+        if self.machine_type not in MACHINE_TYPES:
+            raise ValueError(f"machine_type must be one of {MACHINE_TYPES}")
         if self.base_clone_url is not None and not self.base_ref:
             raise ValueError("a base_clone_url needs the base_ref to merge into")
         prefix = f"tests/{self.folder}/"
@@ -133,10 +154,6 @@ class RunRequest:
             for extra in self.extras:
                 if not isinstance(extra, str) or not _EXTRA.match(extra):
                     raise ValueError(f"not an optional dependency group: {extra!r}")
-        if isinstance(self.limits, Mapping):
-            object.__setattr__(self, "limits", Limits(**self.limits))
-        if not isinstance(self.network, bool):
-            raise ValueError("network must be true or false")
 
     @property
     def target(self) -> str:
@@ -182,8 +199,10 @@ class Runner(Protocol):
 
     name: str
 
-    async def run(self, request: RunRequest, on_log: LogSink | None = None) -> JobOutcome:
-        """Run the job to its end; never raises for the job's own failures, only returns them."""
+    async def run(self, request: JobRequest, on_log: LogSink | None = None) -> JobOutcome:
+        """Run the job to its end; never raises for the job's own failures, only returns them.
+
+        Each runner takes the request shape of the jobs it runs (a `RunRequest` for tests)."""
         ...
 
     async def cancel(self, job_id: str) -> bool:

@@ -49,12 +49,14 @@ from bot.jobs.runners.confine import Confinement, ConfinementUnavailable, Jail, 
 from bot.jobs.runners.envcache import EnvBuildError, EnvCache, PythonEnv
 from bot.jobs.runners.gpus import GpuPool, Lease, MachineUnavailable
 from bot.jobs.runners.junit import JUnitReport, parse_junit
+from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
+from bot.jobs.runners.verdict import Ending, verdict
 
 logger = logging.getLogger(__name__)
 
 #: Variables a test process may never receive, whatever an operator adds.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PRIVATE|CREDENTIAL|(^|_)KEY($|_)", re.I)
-_RESERVED_NAMES = frozenset({"CUDA_VISIBLE_DEVICES", "HOME", "TMPDIR", "RUN_SLOW"})
+_RESERVED_NAMES = frozenset({"CUDA_VISIBLE_DEVICES", "HOME", "TMPDIR", *PYTEST_ENV})
 #: git settings for every command on a checkout: no hooks, no submodules, no helpers
 _GIT_SETTINGS = (
     ("core.hooksPath", os.devnull),
@@ -209,7 +211,8 @@ class LocalRunner:
             if job.task.done() and job.cancel_requested:
                 await log.note("cancelled; the test process group was killed")
                 self._keep(request, log, None)
-                return self._outcome("cancelled", "cancelled", log, started, timings)
+                state, reason = verdict(Ending.cancelled(), JUnitReport())
+                return self._outcome(state, reason, log, started, timings)
             # The caller itself was cancelled: stop the job, let it clean up, then go.
             job.task.cancel()
             await asyncio.gather(job.task, return_exceptions=True)
@@ -313,13 +316,19 @@ class LocalRunner:
                 )
             except TimeoutError:
                 timings["tests"] = round(time.monotonic() - phase, 3)
-                reason = f"timed out after {request.timeout_s:g} s"
-                await log.note(reason + "; the test process group was killed")
+                ending = Ending.timed_out(f"timed out after {request.timeout_s:g} s")
+                await log.note(ending.reason + "; the test process group was killed")
                 self._keep(request, log, None)
-                return self._outcome("timed_out", reason, log, started, timings, tested_sha=tested)
+                state, reason = verdict(ending, JUnitReport())
+                return self._outcome(state, reason, log, started, timings, tested_sha=tested)
             timings["tests"] = round(time.monotonic() - phase, 3)
 
-        state, reason = _judge(code, report, log.text(), _missing_hint(request, env))
+        state, reason = verdict(
+            Ending.exited(code),
+            report,
+            log=log.text(),
+            missing_hint=_missing_hint(request, env),
+        )
         await log.note(f"{state}: {reason}" if reason else state)
         self._keep(request, log, junit_text)
         return self._outcome(
@@ -571,7 +580,7 @@ class LocalRunner:
             "PYTHONUNBUFFERED": "1",
             "PYTHONNOUSERSITE": "1",
             "PYTHONPATH": os.pathsep.join(pythonpath),
-            "RUN_SLOW": "yes",
+            **PYTEST_ENV,
             "CUDA_VISIBLE_DEVICES": lease.cuda_visible_devices,
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # the ids nvidia-smi printed
             "CI": "true",
@@ -592,12 +601,9 @@ class LocalRunner:
     ) -> tuple[int, JUnitReport, str | None]:
         junit = workdir / "junit.xml"
         targets = list(request.tests) or [request.target]
-        argv = [
-            str(env.python), "-m", "pytest", "-v", "-rsfE", f"--junitxml={junit}",
-            "-p", "no:cacheprovider", *self.config.pytest_args, "--", *targets,
-        ]  # fmt: skip
+        argv = pytest_argv(env.python, junit, targets, self.config.pytest_args)
         where = f"CUDA_VISIBLE_DEVICES={lease.cuda_visible_devices or '(none: CPU)'}"
-        await log.note(f"{where} RUN_SLOW=yes")
+        await log.note(" ".join([where, *(f"{k}={v}" for k, v in PYTEST_ENV.items())]))
         await log.write("$ python -m pytest " + " ".join(argv[3:]))
         jail = Jail(
             cwd=src,
@@ -657,20 +663,6 @@ def _check_tip(ref: str, tip: str | None, pinned: str) -> None:
         )
 
 
-#: What a test module or conftest that imports an absent package makes pytest print.
-_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z0-9_.]+)'")
-
-
-def missing_module(report: JUnitReport, log: str) -> str | None:
-    """The module whose absence stopped collection: from the JUnit collection errors, else the
-    log (a conftest that fails to import stops pytest before it writes any JUnit)."""
-    collect = [t for t in report.tests if t.outcome == "error" and "::" not in t.node_id]
-    for text in [*(f"{t.traceback}\n{t.message}" for t in collect), log]:
-        if found := _MISSING_MODULE.search(text):
-            return found[1]
-    return None
-
-
 def _missing_hint(request: RunRequest, env: PythonEnv) -> str:
     """Where the missing module's package would come from, named as the operator or the
     repository's maintainers set it."""
@@ -690,40 +682,6 @@ def _missing_hint(request: RunRequest, env: PythonEnv) -> str:
         " dependency group in pyproject.toml; `[slow_ci] extras` in .github/bot.toml chooses"
         f" the groups the test environment installs ({chosen})"
     )
-
-
-def _judge(
-    code: int, report: JUnitReport, log: str = "", missing_hint: str = ""
-) -> tuple[JobState, str]:
-    counts = f"{report.passed} passed, {report.failed} failed, {report.errors} errors"
-    counts += f", {report.skipped} skipped"
-    if code in (0, 1) and report.error:
-        # The report is what a pass or a failure is told from; one that could not be read
-        # (missing, too big, refused, or a link put in its place) proves neither.
-        return "error", f"pytest exited with code {code}, but {report.error}"
-    if code == 0:
-        if report.passed == 0 and report.skipped > 0:
-            return "skipped", f"all {report.skipped} tests skipped"
-        return "passed", counts
-    if code == 1:
-        return "failed", counts
-    if code == 5:
-        return "skipped", "no tests collected"
-    if code < 0:
-        return "error", f"the test process was killed by signal {-code}"
-    what = {2: "interrupted", 3: "internal error", 4: "usage error"}.get(code, "unexpected")
-    reason = f"pytest exited with code {code} ({what})"
-    module = missing_module(report, log)
-    if module is not None:
-        reason += f"; the test environment has no module '{module.split('.')[0]}'"
-        return "error", reason + (f": {missing_hint}" if missing_hint else "")
-    collect = [t for t in report.tests if t.outcome == "error" and "::" not in t.node_id]
-    if collect:
-        first = collect[0]
-        reason += f"; collection failed: {first.node_id}: {first.headline}"
-    elif report.error:
-        reason += f"; {report.error}"
-    return "error", reason
 
 
 def make_workdir(parent: Path | None, prefix: str) -> Path:

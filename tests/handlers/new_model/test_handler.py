@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import NewModelConfig, RepoConfig
+from bot.config import RepoConfig
 from handlers.new_model.client import Comparison
+from handlers.new_model.config import NewModelConfig
 from handlers.new_model.handler import announce_new_models
 from handlers.new_model.plan import NULL_SHA, FileChange, MergedPull
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.config import NewModelConfig
+from handlers.new_model.config import NewModelConfig
 from handlers.new_model.plan import (
     FileChange,
     MergedPull,

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot.config import RepoConfig, ReviewersConfig
+from bot.config import RepoConfig
 from codeowners import MAX_BYTES
 from handlers.reviewers.client import Refused
+from handlers.reviewers.config import ReviewersConfig
 from handlers.reviewers.handler import request_reviewers
 from handlers.reviewers.plan import Candidate, ChangedFile
 

@@ -13,6 +13,7 @@ import gidgethub
 import pytest
 from gidgethub.sansio import RateLimit
 
+from bot.jobs.records import ReportState
 from bot.jobs.runners.junit import TestResult
 from bot.server.intake import shape_problem
 from bot.server.worker import _pool, ordering_key
@@ -449,25 +450,28 @@ def test_a_check_run_payload_is_shape_checked():
 
 
 class _Jobs:
-    def __init__(self, run: object) -> None:
+    def __init__(self, run: object, check_run_id: int | None) -> None:
         self.run = run
+        self.check_run_id = check_run_id
 
     async def get_run(self, run_id: int) -> object:
         return self.run if run_id == 12 else None
 
+    async def report_state(self, run_id: int) -> ReportState:
+        assert run_id == 12
+        return ReportState(comment_id=3, check_run_id=self.check_run_id)
 
-def _ctx(run: object, app_id: str | None) -> object:
+
+def _ctx(run: object, app_id: str | None, check_run_id: int | None = 5) -> object:
     return SimpleNamespace(
         repo="o/r",
-        services=SimpleNamespace(jobs=_Jobs(run)),
+        services=SimpleNamespace(jobs=_Jobs(run, check_run_id)),
         settings=SimpleNamespace(github_app_id=app_id),
     )
 
 
 async def test_only_a_check_run_the_bot_made_for_its_run_is_the_bots():
-    run = SimpleNamespace(
-        kind="slow_ci", repo="O/R", number=7, head_sha=SHA, spec={"check_run_id": 5}
-    )
+    run = SimpleNamespace(id=12, kind="slow_ci", repo="O/R", number=7, head_sha=SHA, spec={})
     check = {"id": 5, "head_sha": SHA, "external_id": "12", "app": {"id": 42}}
     assert await _run_of_check(_ctx(run, "42"), check) is run
     assert await _run_of_check(_ctx(run, "42"), {**check, "app": {"id": 15368}}) is None
@@ -483,8 +487,10 @@ async def test_only_a_check_run_the_bot_made_for_its_run_is_the_bots():
         assert await _run_of_check(_ctx(run, None), {**check, **other}) is None, other
     style = SimpleNamespace(**{**vars(run), "kind": "style"})
     assert await _run_of_check(_ctx(style, None), check) is None
-    refused = SimpleNamespace(**{**vars(run), "spec": {"check_run_id": 0}})
-    assert await _run_of_check(_ctx(refused, None), {**check, "id": 0}) is None
+    refused = _ctx(run, None, check_run_id=0)  # GitHub refused check runs: none is the bot's
+    assert await _run_of_check(refused, {**check, "id": 0}) is None
+    unknown = _ctx(run, None, check_run_id=None)  # the run's memory names no check run yet
+    assert await _run_of_check(unknown, check) is None
 
 
 def test_a_refusal_is_a_403_or_404_that_is_not_a_rate_limit():

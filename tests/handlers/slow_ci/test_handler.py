@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from bot.config import SlowCiConfig
 from bot.kit.context import Context
 from bot.kit.conversation import PullInfo
 from bot.store import deliveries as deliveries_db
 from bot.store import effects as effects_db
 from bot.store.engine import Store
+from handlers.slow_ci.config import SlowCiConfig
+from handlers.slow_ci.decide import Ask
 from handlers.slow_ci.handler import _push_approval, start_run
 from handlers.slow_ci.plan import MergeCommit, PushApproval, parse_trigger
 
@@ -165,16 +166,11 @@ async def _start(
     jobs = jobs or FakeJobs()
     if pushed_at is not None:
         await _delivered(store, "opened", SHA, pushed_at)
-    outcome = await start_run(
-        github,  # type: ignore[arg-type]
-        _ctx(jobs, store),
-        SlowCiConfig(**config),
-        number=7,
-        login=login,
-        trigger=parse_trigger(body),  # type: ignore[arg-type]
-        approved_at=approved_at,
-        source=source,
-    )
+    trigger = parse_trigger(body)
+    assert trigger is not None
+    ask = Ask(7, login, trigger, source, approved_at=approved_at)
+    ctx = _ctx(jobs, store)
+    outcome = await start_run(github, ctx, SlowCiConfig(**config), ask)  # type: ignore[arg-type]
     return outcome, jobs.runs
 
 
@@ -193,6 +189,13 @@ async def test_who_may_ask(store, login, roles, allow, runs):
     _, created = await _start(store, github, "run-slow: toy", login=login, allow=allow)
     assert len(created) == runs
     assert bool(github.replies) == (runs == 0)
+
+
+async def test_a_stranger_costs_no_look_up_of_folders_or_merges(store):
+    github = FakeGitHub()
+    _, runs = await _start(store, github, "run-slow: toy, a, b, c", login="eve", pushed_at=None)
+    assert runs == [] and github.asked == []
+    assert "slow tests run only for" in github.replies[0]
 
 
 async def test_a_closed_pull_request_runs_nothing(store):

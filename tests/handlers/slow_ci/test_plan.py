@@ -1,4 +1,5 @@
-"""The `run-slow` planner: parsing, selection, jobs, reminder and rendering; pure, no GitHub."""
+"""The `run-slow` planner and its renderers: parsing, selection, jobs, reminder, the comment and
+the replies; pure, no GitHub."""
 
 from __future__ import annotations
 
@@ -7,30 +8,23 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.store.deliveries import PushRecord
 from handlers.slow_ci.plan import (
     MACHINE_TYPES,
-    MAX_FAILURES_SHOWN,
     MIN_SHA_LENGTH,
-    RUN_STARTED_SENTENCE,
     DroppedName,
     Failure,
     JobResult,
     JobSpec,
     MergeCommit,
     PushApproval,
-    PushRecord,
     SelectedFolder,
     Selection,
     Trigger,
-    approval_line,
-    cannot_tell_reply,
     check_name,
     comment_approval,
-    error_description,
     estimate,
     models_added,
-    not_authorised_reply,
-    nothing_selectable_reply,
     overall_state,
     parse_commit_message_trigger,
     parse_trigger,
@@ -38,8 +32,18 @@ from handlers.slow_ci.plan import (
     plan_reminder,
     push_approval,
     pushes_since_approval,
-    render_comment,
     select_folders,
+)
+from handlers.slow_ci.render import (
+    MAX_FAILURES_SHOWN,
+    RUN_STARTED_SENTENCE,
+    approval_line,
+    cannot_tell_reply,
+    error_description,
+    not_authorised_reply,
+    nothing_selectable_reply,
+    reminder_comment,
+    render_comment,
     slack_summary,
     stale_comment_reply,
     status_description,
@@ -491,12 +495,13 @@ def test_a_pr_touching_model_code_and_tests_is_reminded_with_the_line_to_paste()
         entry("model_lib/models/bert/modeling_tf_bert.py", "modified"),
         entry("docs/bert.md", "modified"),
     ]
-    reminder = plan_reminder(files, draft=False, marker=MARKER)
+    reminder = plan_reminder(files, draft=False)
     assert reminder is not None
     assert reminder.models == ("bert", "gpt2")
     assert reminder.line == "run-slow: bert, gpt2"
-    assert reminder.body.startswith(MARKER + "\n")
-    assert "\n```\nrun-slow: bert, gpt2\n```\n" in reminder.body
+    body = reminder_comment(reminder, marker=MARKER)
+    assert body.startswith(MARKER + "\n")
+    assert "\n```\nrun-slow: bert, gpt2\n```\n" in body
     assert parse_trigger(reminder.line).names == ("bert", "gpt2")
 
 
@@ -530,7 +535,8 @@ def test_reminder_names_at_most_sixteen_models():
     files = [entry(f"tests/models/m{i}/test_modeling_m{i}.py", "modified") for i in range(20)]
     reminder = plan_reminder(files, draft=False)
     assert len(reminder.models) == 16
-    assert "and 4 more" in reminder.body
+    assert reminder.more == 4
+    assert "and 4 more" in reminder_comment(reminder)
 
 
 # --------------------------------------------------------------------------- results
@@ -652,7 +658,9 @@ def test_empty_lists_read_none():
 
 def test_started_lists_every_job():
     rows = table_rows(render("started"))
-    assert [cells(r)[0].strip() for r in rows] == [f"`{j.name}`" for j in JOBS]
+    assert [[c.strip() for c in cells(r)[:2]] for r in rows] == [
+        [f"`{j.folder}`", f"`{j.machine_type}`"] for j in JOBS
+    ]
 
 
 def test_queued_shows_position_and_estimate():
@@ -680,14 +688,15 @@ def test_final_table_shows_counts_durations_and_reasons():
     ]
     body = render("finished", results=results)
     assert "**Finished, failed**" in body
-    rows = table_rows(body)
-    assert [len(cells(r)) for r in rows] == [4] * 4
-    assert "10 / 0 / 2" in rows[0]
-    assert "1 min 3 s" in rows[0]
-    assert "no GPU for multi-gpu jobs" in rows[1]
-    assert "3 / 2 / 0 (+1 error)" in rows[2]
-    assert "1 h 1 min" in rows[2]
-    assert "timed out after 10 min" in rows[3]
+    rows = [[c.strip() for c in cells(r)] for r in table_rows(body)]
+    assert [len(r) for r in rows] == [8] * 4
+    # passed, failed, errors, skipped, duration
+    assert rows[0][3:] == ["10", "0", "0", "2", "1 min 3 s"]
+    assert "no GPU for multi-gpu jobs" in rows[1][2] and rows[1][3:] == ["–"] * 5
+    assert rows[2][3:] == ["3", "2", "1", "0", "1 h 1 min"]
+    assert "timed out after 10 min" in rows[3][2] and rows[3][3:7] == ["1", "0", "0", "0"]
+    (total,) = [line for line in body.splitlines() if line.startswith("| **total**")]
+    assert [c.strip() for c in cells(total)][3:] == ["14", "2", "1", "2", "1 h 12 min"]
 
 
 HOSTILE = "tests/models/bert/test_x.py::test_<script>alert(1)</script>|x`y``z[@alice](http://evil)"
@@ -718,7 +727,7 @@ def test_pipes_in_names_do_not_break_the_table():
         marker=MARKER, selection=dropped, run_url=RUN_URL, phase="finished", results=[bad]
     )
     (row,) = table_rows(body)
-    assert len(cells(row)) == 4
+    assert len(cells(row)) == 8
     assert "<img" not in body
     assert "@bob" not in body
     assert "`a|b`" in body

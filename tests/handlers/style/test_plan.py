@@ -1,18 +1,29 @@
-"""`/style`'s pure decisions: which files, which ruff settings, how ruff's output reads."""
+"""`/style`'s pure decisions: whether a request runs, which files, which ruff settings, how ruff's
+output reads."""
 
 from __future__ import annotations
 
 import json
 import tomllib
+from typing import Any
 
 import pytest
 
+from bot.kit.command_job import CommandFacts, NewRun, Refusal
+from bot.kit.conversation import PullInfo
+from handlers.style.config import StyleConfig
 from handlers.style.plan import (
+    CLOSED_REPLY,
+    HEAD_GONE_REPLY,
+    NO_FILES_REPLY,
     ConfigProblem,
+    StyleFacts,
     StyleResult,
     choose_files,
     cut_diff,
     fixed_count,
+    not_authorised_reply,
+    plan_run,
     remaining_errors,
     render_comment,
     ruff_settings,
@@ -135,3 +146,65 @@ def test_the_comment_moves_from_queued_to_running_to_the_result():
 def test_a_result_survives_its_json_row():
     result = StyleResult("pushed", files_fixed=("a.py",), skipped=(("b.py", "removed"),))
     assert StyleResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+# ---------------------------------------------------------------------- the request
+
+
+def _pull(**changes: Any) -> PullInfo:
+    base = {
+        "number": 7, "state": "open", "draft": False, "title": "t", "html_url": "",
+        "author": "carol", "head_sha": "a" * 40, "head_ref": "feature",
+        "head_repo": "carol/r", "head_clone_url": "/carol/r.git", "base_sha": "b" * 40,
+        "base_ref": "main", "base_repo": "o/r", "base_clone_url": "/o/r.git",
+        "maintainer_can_modify": False, "comments_url": "/c",
+    }  # fmt: skip
+    return PullInfo(**{**base, **changes})
+
+
+def _facts(
+    *,
+    authorised: bool = True,
+    pull: PullInfo | None = None,
+    files: tuple[dict[str, str], ...] = ({"filename": "a.py", "status": "modified"},),
+    runner_refusal: str | None = None,
+) -> StyleFacts:
+    command = CommandFacts(authorised, pull or _pull(), files, runner_refusal)
+    return StyleFacts("o/r", 7, "ada", 99, StyleConfig(), command, 5, 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("facts", "reply"),
+    [
+        (_facts(authorised=False), not_authorised_reply("ada", "admin")),
+        (
+            _facts(authorised=False, pull=_pull(state="closed")),
+            not_authorised_reply("ada", "admin"),
+        ),
+        (_facts(pull=_pull(state="closed")), CLOSED_REPLY),
+        (_facts(pull=_pull(head_clone_url="")), HEAD_GONE_REPLY),
+        (_facts(files=({"filename": "README.md", "status": "added"},)), NO_FILES_REPLY),
+        (_facts(files=(), runner_refusal="no server"), NO_FILES_REPLY),
+        (_facts(runner_refusal="no server"), "no server"),
+    ],
+)
+def test_every_refusal_of_a_style_request_is_its_reply(facts, reply):
+    assert plan_run(facts) == Refusal(reply)
+
+
+def test_a_style_request_is_a_run_pinned_to_the_head_and_base_on_the_chosen_files():
+    files = (
+        {"filename": "a.py", "status": "modified"},
+        {"filename": "gone.py", "status": "removed"},
+    )
+    run = plan_run(_facts(files=files))
+    assert isinstance(run, NewRun)
+    assert (run.kind, run.runner, run.private) == ("style", "style", True)
+    assert run.head_sha == "a" * 40 and run.key == "style:o/r#7:comment-99"
+    assert run.jobs == (("style", {"runner": "style"}),)
+    assert run.requested_at == 1000.0 and run.summary == "1 files"
+    assert run.spec["comment_id"] == 99 and run.spec["installation_id"] == 5
+    assert run.spec["skipped"] == [["gone.py", "removed in this pull request"]]
+    request = run.spec["request"]
+    assert request["files"] == ["a.py"] and request["base_sha"] == "b" * 40
+    assert request["push"] is False  # a fork that does not allow maintainers' edits
