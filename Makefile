@@ -67,6 +67,8 @@ bench: $(STAMP) sandbox
 	$(PY) bench/actions_scale.py
 	$(PY) bench/style_job.py
 	$(PY) bench/confinement.py
+	$(PY) bench/scheduled_ci.py
+	$(PY) bench/scheduled_pages.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py
 

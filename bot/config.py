@@ -15,7 +15,7 @@ import shutil
 import tomllib
 import types
 import typing
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from bot.kit.feature import Feature
 
 CONFIG_PATH = ".github/bot.toml"
+#: The most entries an array section (`[[scheduled_ci]]`) takes: a cap on what one file costs.
+MAX_ARRAY_ENTRIES = 50
 #: A section's field whose default is None says in its metadata under this key what leaving it
 #: unset does: TOML has no null, so `bot config show` writes it as a comment with that text.
 UNSET_MEANS = "unset_means"
@@ -334,6 +336,20 @@ def config_sections(features: Sequence[Feature] | None = None) -> dict[str, type
     return {f.name: f.config for f in _features(features) if f.config is not None}
 
 
+def array_sections(features: Sequence[Feature] | None = None) -> frozenset[str]:
+    """The sections written as an array of tables (`[[scheduled_ci]]`, several entries), whose
+    value in `RepoConfig` is a tuple of the feature's class, empty by default."""
+    return frozenset(f.name for f in _features(features) if f.config is not None and f.config_array)
+
+
+def _section_defaults(features: Sequence[Feature] | None) -> dict[str, Callable[[], Any]]:
+    arrays = array_sections(features)
+    return {
+        name: (tuple if name in arrays else section)
+        for name, section in config_sections(features).items()
+    }
+
+
 class RepoConfig:
     """A repository's `.github/bot.toml`: one section per feature that has one, each an instance
     of that feature's own class (`config.slow_ci.runner`); a section not given has its defaults.
@@ -346,16 +362,16 @@ class RepoConfig:
     __slots__ = ("_sections",)
 
     def __init__(self, **sections: Any) -> None:
-        self._fill(config_sections(), sections)
+        self._fill(_section_defaults(None), sections)
 
     @classmethod
     def of(cls, features: Sequence[Feature], **sections: Any) -> RepoConfig:
         """A config over these features instead of the bot's own."""
         config = cls.__new__(cls)
-        config._fill(config_sections(features), sections)
+        config._fill(_section_defaults(features), sections)
         return config
 
-    def _fill(self, known: Mapping[str, type], given: Mapping[str, Any]) -> None:
+    def _fill(self, known: Mapping[str, Callable[[], Any]], given: Mapping[str, Any]) -> None:
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise TypeError(f"RepoConfig has no section {unknown[0]!r} (known: {', '.join(known)})")
@@ -416,13 +432,37 @@ def parse_repo_config(
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     known = config_sections(features)
+    arrays = array_sections(features)
     _refuse_unknown(raw, known, source, prefix="")
     sections: dict[str, Any] = {}
     for name, value in raw.items():
+        if name in arrays:
+            sections[name] = _build_array(known[name], name, value, source)
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {name!r} must be a table ([{name}])")
         sections[name] = _build(known[name], value, source, prefix=f"{name}.")
     return RepoConfig.of(_features(features), **sections)
+
+
+def _build_array(cls: type, name: str, value: Any, source: str) -> tuple[Any, ...]:
+    """Each `[[name]]` entry built as a section of its own, its keys named `name[1].key` (the
+    first entry is 1, as a person counts them); then the class's `validate_entries(entries,
+    source, name)`, for what only the whole list shows (two entries of one name)."""
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ConfigError(f"{source}: {name!r} must be an array of tables ([[{name}]])")
+    if len(value) > MAX_ARRAY_ENTRIES:
+        raise ConfigError(
+            f"{source}: {name!r} takes at most {MAX_ARRAY_ENTRIES} entries, got {len(value)}"
+        )
+    entries = tuple(
+        _build(cls, entry, source, prefix=f"{name}[{number}].")
+        for number, entry in enumerate(value, 1)
+    )
+    validate_entries = getattr(cls, "validate_entries", None)
+    if validate_entries is not None:
+        validate_entries(entries, source, name)
+    return entries
 
 
 def _refuse_unknown(
@@ -440,6 +480,14 @@ def _build(cls: type, raw: Mapping[str, Any], source: str, *, prefix: str) -> An
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     _refuse_unknown(raw, known, source, prefix)
+    required = [
+        f.name
+        for f in known.values()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    for name in required:
+        if name not in raw:
+            raise ConfigError(f"{source}: {f'{prefix}{name}'!r} is required")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{prefix}{name}"
@@ -474,6 +522,11 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         # TOML has no null: a value given is one of the other types (`extras = [...]`).
         kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return _coerce(kinds[0], value, source, key) if len(kinds) == 1 else value
+    if origin in (Mapping, dict) and typing.get_args(hint)[1:] == (str,):
+        # A table of strings, e.g. [scheduled_ci.mentions] "octocat" = "U024BE7LH".
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{source}: {key!r} must be a table of strings")
+        return dict(value)
     if origin in (Mapping, dict):
         # A table of lists of strings, e.g. [slow_ci.runner_labels] "single-gpu" = ["a", "b"].
         if not isinstance(value, dict) or not all(
@@ -495,7 +548,11 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
 def default_config_toml(features: Sequence[Feature] | None = None) -> str:
     """The defaults, written out as a commented `.github/bot.toml` for `bot config show`."""
     lines = [f"# {CONFIG_PATH}: every key is optional; these are the defaults."]
+    arrays = array_sections(features)
     for name, section in config_sections(features).items():
+        if name in arrays:
+            lines += _example_entry(name, section)
+            continue
         lines.append(f"\n[{name}]")
         instance = section()
         for item in dataclasses.fields(instance):
@@ -506,6 +563,23 @@ def default_config_toml(features: Sequence[Feature] | None = None) -> str:
                 continue
             lines.append(f"{item.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _example_entry(name: str, section: Any) -> list[str]:
+    """An array section has no entry by default: its class's `example()`, commented out, shows
+    one with every key (the required ones too) for a person to copy."""
+    lines = [
+        f"\n# Any number of [[{name}]] entries; none by default. One looks like this:",
+        f"# [[{name}]]",
+    ]
+    example = section.example()
+    for item in dataclasses.fields(example):
+        value = getattr(example, item.name)
+        if value is None:
+            lines.append(f"# {item.name} = [...]  (unset: {item.metadata[UNSET_MEANS]})")
+        else:
+            lines.append(f"# {item.name} = {_toml_value(value)}")
+    return lines
 
 
 def _toml_value(value: Any) -> str:

@@ -12,6 +12,7 @@ import handlers.actions_follow
 import handlers.help
 import handlers.new_model
 import handlers.reviewers
+import handlers.scheduled_ci
 import handlers.slow_ci
 import handlers.style
 from bot.kit.feature import Feature
@@ -23,6 +24,7 @@ FEATURES: tuple[Feature, ...] = (
     handlers.reviewers.FEATURE,
     handlers.new_model.FEATURE,
     handlers.slow_ci.FEATURE,
+    handlers.scheduled_ci.FEATURE,
     handlers.actions_follow.FEATURE,
     handlers.style.FEATURE,
 )

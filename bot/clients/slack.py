@@ -49,7 +49,10 @@ class SlackDeliveryError(Exception):
 class SlackSender(Protocol):
     name: str
 
-    async def send(self, message: Mapping[str, Any]) -> None: ...
+    async def send(self, message: Mapping[str, Any]) -> str | None:
+        """Delivers the message; returns Slack's `ts` for it where the sender learns one (the
+        Web API does, so replies can be threaded under it; a webhook does not)."""
+        ...
 
 
 @dataclass
@@ -59,9 +62,9 @@ class SlackWebAPI:
     client: AsyncWebClient
     name: str = "web-api"
 
-    async def send(self, message: Mapping[str, Any]) -> None:
+    async def send(self, message: Mapping[str, Any]) -> str | None:
         try:
-            await self.client.chat_postMessage(**message)
+            response = await self.client.chat_postMessage(**message)
         except SlackApiError as exc:
             response = exc.response
             data = response.data if response is not None else None
@@ -75,6 +78,8 @@ class SlackWebAPI:
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SlackDeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
+        ts = response.get("ts")
+        return ts if isinstance(ts, str) else None
 
 
 @dataclass
@@ -84,7 +89,7 @@ class SlackWebhook:
     client: AsyncWebhookClient
     name: str = "webhook"
 
-    async def send(self, message: Mapping[str, Any]) -> None:
+    async def send(self, message: Mapping[str, Any]) -> str | None:
         fields = {k: v for k, v in message.items() if k in ("text", "blocks", "unfurl_links")}
         try:
             response = await self.client.send(**fields)
@@ -97,6 +102,7 @@ class SlackWebhook:
                 retry_after=retry_after_header(response.headers),
                 permanent=response.status_code in (400, 404, 410) and body in PERMANENT_ERRORS,
             )
+        return None  # a webhook answers "ok", never the message's ts
 
 
 @dataclass
@@ -105,12 +111,13 @@ class SlackLog:
 
     name: str = "log"
 
-    async def send(self, message: Mapping[str, Any]) -> None:
+    async def send(self, message: Mapping[str, Any]) -> str | None:
         log.info(
             "Slack is not configured; message for %s: %s",
             message.get("channel", "?"),
             message.get("text", ""),
         )
+        return None
 
 
 def make_sender(settings: Settings, session: aiohttp.ClientSession | None = None) -> SlackSender:

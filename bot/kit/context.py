@@ -20,6 +20,7 @@ from bot.jobs.records import JobRecord, ReportState, RunRecord
 from bot.jobs.system import JobSystem
 from bot.kit.comments import post_once
 from bot.kit.help import Help
+from bot.kit.records import Records
 from bot.metrics import Metrics
 from bot.store import deliveries, effects
 from bot.store.deliveries import PushRecord
@@ -30,6 +31,7 @@ __all__ = [
     "JobRecord",
     "JobSystem",
     "PushRecord",
+    "Records",
     "ReportState",
     "RunRecord",
     "Services",
@@ -43,8 +45,23 @@ class SlackQueue(Protocol):
     loop or its rows."""
 
     async def queue_slack(
-        self, key: str, message: Mapping[str, Any], *, delivery_id: str | None = None
+        self,
+        key: str,
+        message: Mapping[str, Any],
+        *,
+        delivery_id: str | None = None,
+        thread_of: str | None = None,
     ) -> bool: ...
+
+
+class ScheduleSync(Protocol):
+    """What the core tells the scheduler: a repository's default branch moved, so the
+    schedules its `bot.toml` asks for may have changed (the scheduler reads it again when
+    `config_changed`, or when it has not read that repository since it started)."""
+
+    def default_branch_pushed(
+        self, repo: str, installation_id: int | None, default_branch: str, *, config_changed: bool
+    ) -> None: ...
 
 
 @dataclass
@@ -58,8 +75,11 @@ class Services:
     configs: RepoConfigCache
     metrics: Metrics
     jobs: JobSystem
+    records: Records
     help: tuple[Help, ...] = ()
     dry_run: bool = False
+    #: The scheduler, where this process runs one (not in a one-shot run or a dry run).
+    schedules: ScheduleSync | None = None
 
 
 @dataclass
@@ -103,9 +123,15 @@ class Context:
         """The repository's configuration from its default branch (cached)."""
         return await self.services.configs.get(self.gh, self.repo, self.default_branch)
 
-    async def queue_slack(self, key: str, message: Mapping[str, Any]) -> bool:
-        """Queues a Slack message once per key, ever; it is retried until Slack takes it."""
-        return await self.services.outbox.queue_slack(key, message, delivery_id=self.delivery_id)
+    async def queue_slack(
+        self, key: str, message: Mapping[str, Any], *, thread_of: str | None = None
+    ) -> bool:
+        """Queues a Slack message once per key, ever; it is retried until Slack takes it. With
+        `thread_of` (another message's key) it is sent after that one, as a reply in its
+        thread."""
+        return await self.services.outbox.queue_slack(
+            key, message, delivery_id=self.delivery_id, thread_of=thread_of
+        )
 
     async def comment_once(self, comments_url: str, key: str, body: str) -> bool:
         """Posts a comment once per key, ever; True when it posted one now."""

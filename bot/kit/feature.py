@@ -10,7 +10,7 @@ So a new feature is one folder and one line, and nothing in `bot/` names it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +48,40 @@ class EventNeed:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule a repository's config asks a feature for: its name (unique within the
+    feature and repository) and a five-field cron in UTC."""
+
+    name: str
+    cron: str
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One firing of a schedule, handed to its feature's `on_fire`. `id` is unique for ever,
+    and the same fire can be handed over a second time (after a restart that interrupted it),
+    so a feature keys what it starts on it."""
+
+    id: int
+    feature: str
+    repo: str
+    name: str
+    installation_id: int | None
+    #: The time it was due (a manual fire: when it was asked for), and when it was claimed.
+    due_at: float
+    fired_at: float
+    manual: bool
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What a fire came to: the run it started, or why none (shown beside the schedule)."""
+
+    run_id: int | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Feature:
     """One feature as the core sees it. Only `name`, `title` and `router` are required."""
 
@@ -61,6 +95,11 @@ class Feature:
     #: Its `bot.toml` section: a frozen dataclass whose every field has a default, optionally
     #: with `validate(source, prefix)` raising `ConfigError` for values its types allow.
     config: type | None = None
+    #: Whether its section is an array of tables (`[[scheduled_ci]]`, any number of entries):
+    #: `config` is then one entry's class, which needs no default for a required key, offers
+    #: `example()` for `bot config show`, and may check the whole list in
+    #: `validate_entries(entries, source, name)`; `RepoConfig` holds a tuple of entries.
+    config_array: bool = False
     permissions: tuple[PermissionNeed, ...] = ()
     events: tuple[EventNeed, ...] = ()
     #: Whether a repository's config uses it; None: its section's `enabled` (always, without).
@@ -73,6 +112,12 @@ class Feature:
     runners: Callable[[Settings], Mapping[str, Runner]] | None = None
     #: The `kind`s of the runs it creates on the job system.
     job_kinds: tuple[str, ...] = ()
+    #: The schedules a repository's config asks for; the scheduler keeps them in step with the
+    #: default branch's `bot.toml`.
+    schedules: Callable[[RepoConfig], Sequence[ScheduleSpec]] | None = None
+    #: Called when one of its schedules fires (or an operator fires it by hand); not called
+    #: while the run the schedule's previous fire started is still going.
+    on_fire: Callable[[Services, Fire], Awaitable[FireResult]] | None = None
 
     def is_enabled(self, config: RepoConfig) -> bool:
         """Whether a repository with this config uses the feature (doctor's "not enabled")."""
@@ -81,4 +126,6 @@ class Feature:
         if self.config is None:
             return True
         section: Any = getattr(config, self.name)
+        if self.config_array:  # used once it has an entry
+            return bool(section)
         return bool(getattr(section, "enabled", True))

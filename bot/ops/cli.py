@@ -360,7 +360,7 @@ def _as_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return list(value)
+        return [_as_plain(item) for item in value]
     return value
 
 

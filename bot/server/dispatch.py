@@ -23,6 +23,7 @@ from bot.config import ConfigError
 from bot.kit.context import Context, Services
 from bot.logs import delivery_id_var
 from bot.server.intake import shape_problem
+from bot.server.scheduler import pushes_config
 from bot.store.deliveries import Delivery
 
 log = logging.getLogger("bot.server.dispatch")
@@ -113,9 +114,23 @@ async def dispatch(
 
 
 def _refresh_config_on_push(services: Services, event: Event) -> None:
+    """A push to a default branch may change `bot.toml`: the cached config goes, and the
+    scheduler reads that repository's schedules again where the push touched the file."""
     if event.event != "push":
         return
     repository = event.data.get("repository") or {}
     default = repository.get("default_branch") or repository.get("master_branch")
-    if default and event.data.get("ref") == f"refs/heads/{default}":
-        services.configs.invalidate(repository.get("full_name", ""))
+    if not default or event.data.get("ref") != f"refs/heads/{default}":
+        return
+    full_name = repository.get("full_name", "")
+    services.configs.invalidate(full_name)
+    if services.schedules is None or not full_name or event.data.get("deleted"):
+        return
+    installation = event.data.get("installation")
+    installation_id = installation.get("id") if isinstance(installation, dict) else None
+    services.schedules.default_branch_pushed(
+        full_name,
+        installation_id if isinstance(installation_id, int) else None,
+        default,
+        config_changed=pushes_config(event.data),
+    )

@@ -45,16 +45,31 @@ class Outbox:
         self._stopping = False
 
     async def queue_slack(
-        self, key: str, message: Mapping[str, Any], *, delivery_id: str | None = None
+        self,
+        key: str,
+        message: Mapping[str, Any],
+        *,
+        delivery_id: str | None = None,
+        thread_of: str | None = None,
     ) -> bool:
-        """Queues a Slack message once per key; False when that key was queued before."""
+        """Queues a Slack message once per key; False when that key was queued before.
+
+        With `thread_of` (the key of another message) it is sent after that one was delivered,
+        as a reply in its thread where Slack told the sender the message's `ts` (the Web API;
+        an incoming webhook learns none, and the reply is sent on its own)."""
         if self.dry_run:
-            self.dry_run_messages.append({"key": key, **message})
-            log.info("dry run: not queueing Slack message %s", key, extra={"message": message})
+            shown = {"key": key, **message, **({"thread_of": thread_of} if thread_of else {})}
+            self.dry_run_messages.append(shown)
+            log.info("dry run: not queueing Slack message %s", key, extra={"slack": dict(message)})
             return True
         new = await self.store.call(
             lambda conn: outbox.enqueue_outbox(
-                conn, key=key, kind="slack", payload=message, delivery_id=delivery_id
+                conn,
+                key=key,
+                kind="slack",
+                payload=message,
+                delivery_id=delivery_id,
+                thread_of=thread_of,
             )
         )
         if new:
@@ -77,7 +92,7 @@ class Outbox:
                 if item.kind != "slack":
                     raise SlackDeliveryError(f"unknown outbox kind {item.kind!r}", permanent=True)
                 try:
-                    await self.slack.send(item.payload)
+                    sent_ts = await self.slack.send(_in_thread(item))
                 except SlackDeliveryError:
                     raise
                 except Exception as exc:  # an unexpected failure must not lose the message
@@ -100,7 +115,9 @@ class Outbox:
                 )
                 continue
             await self.store.call(
-                lambda conn, i=item: outbox.mark_outbox(conn, i.id, status="delivered")
+                lambda conn, i=item, ts=sent_ts: outbox.mark_outbox(
+                    conn, i.id, status="delivered", sent_ts=ts if isinstance(ts, str) else None
+                )
             )
             self.metrics.outbox_sends.labels(item.kind, "delivered").inc()
             log.info("outbox item %s delivered via %s", item.key, self.slack.name)
@@ -130,3 +147,13 @@ class Outbox:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+
+def _in_thread(item: outbox.OutboxItem) -> dict[str, Any]:
+    """The message to send: a thread's reply goes to its first message's channel, under it."""
+    message = dict(item.payload)
+    if item.thread_of is not None and item.thread_ts:
+        message["thread_ts"] = item.thread_ts
+        if item.thread_channel:
+            message["channel"] = item.thread_channel
+    return message

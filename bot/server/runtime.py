@@ -20,9 +20,17 @@ from bot.jobs.runners.actions import NAME, ActionsConfig, ActionsRunner
 from bot.jobs.system import JobSystem
 from bot.kit.context import Services
 from bot.kit.feature import Feature
+from bot.kit.records import Records
 from bot.metrics import Metrics
 from bot.server.outbox import Outbox
-from bot.server.routing import all_help, combined_router, feature_runners, register_feature_jobs
+from bot.server.routing import (
+    FEATURES,
+    all_help,
+    combined_router,
+    feature_runners,
+    register_feature_jobs,
+)
+from bot.server.scheduler import Scheduler
 from bot.server.worker import Worker
 from bot.store.engine import Store
 from bot.store.retention import run_retention
@@ -52,7 +60,8 @@ def _absolute(path: str) -> str:
 
 
 class Runtime:
-    """Owns the store, the HTTP session, the worker and the outbox for one process."""
+    """Owns the store, the HTTP session, the worker, the outbox and the scheduler for one
+    process."""
 
     def __init__(
         self,
@@ -78,6 +87,7 @@ class Runtime:
         self._services: Services | None = None
         self._worker: Worker | None = None
         self._outbox: Outbox | None = None
+        self._scheduler: Scheduler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._retention: asyncio.Task[None] | None = None
 
@@ -99,6 +109,14 @@ class Runtime:
         if self._worker is None:
             raise RuntimeError("the runtime has not been started")
         return self._worker
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The schedules' loop; `scheduler.running` is False where this process runs none (a
+        one-shot run, a dry run, or without background tasks)."""
+        if self._scheduler is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._scheduler
 
     async def start(self, *, background: bool = True) -> None:
         self._log_paths()
@@ -136,9 +154,11 @@ class Runtime:
             configs=RepoConfigCache(override=self.config_override),
             metrics=self.metrics,
             jobs=self.jobs,
+            records=Records(self.store),
             help=all_help(self.features),
             dry_run=self.dry_run,
         )
+        self._scheduler = Scheduler(self._services, self.features or FEATURES)
         register_feature_jobs(self.jobs, self._services, self.features)
         self._worker = Worker(self._services, self.router)
         # Before the server takes a request: rows this process accepts must not be mistaken
@@ -149,6 +169,11 @@ class Runtime:
                 asyncio.create_task(self._worker.run(), name="worker"),
                 asyncio.create_task(outbox.run(), name="outbox"),
             ]
+            # Fires start runs and write records: not from a dry run, nor from a one-shot run
+            # in a workflow, which handles its one event and ends.
+            if not self.dry_run and not self.one_shot:
+                self._services.schedules = self._scheduler
+                self._tasks.append(asyncio.create_task(self._scheduler.run(), name="scheduler"))
             if self.settings.retention_days > 0:  # 0: everything is kept for ever
                 # Not one of the tasks health depends on, and nothing of it to finish at a stop.
                 self._retention = asyncio.create_task(
@@ -189,6 +214,8 @@ class Runtime:
             self._retention = None
         if self._worker is not None:
             self._worker.stop()
+        if self._scheduler is not None:
+            self._scheduler.stop()
         if self._services is not None:
             self._services.outbox.stop()
             await self.jobs.stop()  # running jobs go back to the queue for the next start

@@ -1,4 +1,5 @@
-"""Durable state in one SQLite file: deliveries, jobs, runs, the outbox and idempotency keys.
+"""Durable state in one SQLite file: deliveries, jobs, runs, the outbox, idempotency keys,
+schedules and what the analysis of a run's failures found.
 
 A delivery's status is `in_memory` while the process that accepted it holds it in memory,
 `stored` while it waits in the database only (for a retry, a replay, or after a restart), then
@@ -246,6 +247,78 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs RENAME COLUMN status TO state;
     DROP INDEX jobs_status;
     CREATE INDEX jobs_state ON jobs (state);
+    """,
+    # Scheduled work: each repository's schedules with their next fire time, and each fire with
+    # its outcome (bot/store/schedules.py). A slot fires once: `fires_once` refuses a second row
+    # for the same scheduled time. What the analysis of a run's failures found, the flaky-test
+    # registry, and an analysis's stored steps (bot/store/verdicts.py). Slack threads in the
+    # outbox: a reply names its thread's first message (`thread_of`, an outbox key) and waits
+    # until that one is delivered, whose `ts` (Slack's id of a message) it then replies to.
+    """
+    CREATE TABLE schedules (
+        repo            TEXT NOT NULL COLLATE NOCASE,
+        feature         TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        cron            TEXT NOT NULL,
+        installation_id INTEGER,
+        enabled         INTEGER NOT NULL DEFAULT 1,
+        next_fire_at    REAL,
+        last_fired_at   REAL,
+        last_run_id     INTEGER,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (repo, feature, name)
+    );
+    CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE enabled = 1;
+    CREATE TABLE fires (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo            TEXT NOT NULL COLLATE NOCASE,
+        feature         TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        installation_id INTEGER,
+        due_at          REAL NOT NULL,
+        fired_at        REAL NOT NULL,
+        manual          INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        run_id          INTEGER,
+        note            TEXT,
+        finished_at     REAL
+    );
+    CREATE INDEX fires_schedule ON fires (repo, feature, name, id);
+    CREATE UNIQUE INDEX fires_once ON fires (repo, feature, name, due_at) WHERE manual = 0;
+    CREATE INDEX fires_unfinished ON fires (id) WHERE finished_at IS NULL;
+    CREATE TABLE test_verdicts (
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        test         TEXT NOT NULL,
+        machine_type TEXT NOT NULL DEFAULT '',
+        folder       TEXT NOT NULL DEFAULT '',
+        status       TEXT NOT NULL CHECK (status IN ('new', 'still failing', 'fixed')),
+        verdict      TEXT CHECK (verdict IN ('new', 'flaky', 'pre-existing', 'unknown')),
+        reason       TEXT NOT NULL DEFAULT '',
+        first_bad    TEXT,
+        evidence     TEXT NOT NULL DEFAULT '[]',
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (run_id, test, machine_type)
+    );
+    CREATE INDEX test_verdicts_test ON test_verdicts (test, run_id);
+    CREATE TABLE flaky_tests (
+        repo        TEXT NOT NULL COLLATE NOCASE,
+        test        TEXT NOT NULL,
+        first_seen  REAL NOT NULL,
+        last_seen   REAL NOT NULL,
+        times       INTEGER NOT NULL DEFAULT 1,
+        last_run_id INTEGER,
+        PRIMARY KEY (repo, test)
+    );
+    CREATE TABLE analysis_state (
+        run_id     INTEGER PRIMARY KEY REFERENCES runs (id),
+        phase      TEXT NOT NULL,
+        state      TEXT NOT NULL DEFAULT '{}',
+        version    INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN thread_of TEXT;
+    ALTER TABLE outbox ADD COLUMN sent_ts TEXT;
     """,
 )
 

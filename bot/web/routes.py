@@ -1,13 +1,16 @@
 """The pages: a run as the commit status links to it, its logs, the list of runs, the
-overview, and the operator's deliveries and outbox.
+overview, a schedule's runs, a test's history and the flaky tests, and the operator's
+deliveries, outbox and schedules.
 
 Each handler reads records, asks `access` who may see them, and hands them to a template;
-nothing here writes except the two POST forms (replay a delivery, retry an outbox item), which
-carry a CSRF token. Errors are pages too: an unknown id is a 404 page, not a traceback.
+nothing here writes except the three POST forms (replay a delivery, retry an outbox item, fire
+a schedule), which carry a CSRF token. Errors are pages too: an unknown id is a 404 page, not a
+traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -29,8 +32,11 @@ from bot.store import deliveries as deliveries_db
 from bot.store import engine as engine_db
 from bot.store import outbox as outbox_db
 from bot.store import runs as runs_db
+from bot.store import schedules as schedules_db
+from bot.store import verdicts as verdicts_db
 from bot.store.deliveries import DELIVERY_STATES
-from bot.web import access, results
+from bot.store.schedules import FireRow, Schedule
+from bot.web import access, results, scheduled
 from bot.web.chart import folder_chart
 from bot.web.render import page, scrub
 
@@ -47,6 +53,18 @@ RUN_STATES = ("", "queued", "running", "finished", "cancelled", "error")
 OUTBOX_STATES = ("", "pending", "delivered", "failed")
 #: The overview's chart covers the jobs of this many recent runs.
 CHART_RUNS = 40
+#: The schedules page shows each schedule's latest fires.
+FIRES_SHOWN = 5
+#: A schedule's page lists this many of its runs; older ones are a click away.
+SCHEDULE_RUNS = 100
+#: A test's history covers its repository's newest scheduled runs: a year of nightly ones.
+HISTORY_RUNS = 365
+#: What a repository's page nobody may see says: one the bot knows nothing of, or a private
+#: repository's.
+MISSING_REPO = (
+    "There is nothing here for {what}, or it is not yours to see: a private repository's pages"
+    " are shown to people who have signed in and can read it."
+)
 #: What a run nobody may see here says: one that does not exist, or a private repository's.
 MISSING_RUN = (
     "There is no run {run_id}, or it is not yours to see: a private repository's runs are shown"
@@ -232,7 +250,44 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         totals=run_counts(jobs),
         progress=await _progress(runtime, run, jobs) if run.active else None,
         results=view,
+        scheduled=await _scheduled_of(runtime, run),
     )
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """What a run page adds for a scheduled run or one of its checks."""
+
+    schedule: str
+    schedule_url: str
+    #: a scheduled run's comparison and verdicts; None for a check run
+    analysis: scheduled.RunAnalysis | None = None
+    #: a check run's scheduled run, and what it checks
+    parent: int | None = None
+    check: str = ""
+
+
+async def _scheduled_of(runtime: Runtime, run: RunRecord) -> ScheduledRun | None:
+    if run.kind not in (scheduled.SCHEDULED_KIND, scheduled.CHECK_KIND):
+        return None
+    name = str(run.spec.get("schedule") or "")
+    link = scheduled.schedule_url(run.repo, name) if name else ""
+    if run.kind == scheduled.CHECK_KIND:
+        parent = run.spec.get("parent")
+        return ScheduledRun(
+            name,
+            link,
+            parent=parent if isinstance(parent, int) else None,
+            check=scheduled.check_label(str(run.spec.get("check") or "")),
+        )
+
+    def read(
+        conn: sqlite3.Connection,
+    ) -> tuple[list[verdicts_db.TestVerdict], verdicts_db.Analysis | None]:
+        return verdicts_db.verdicts_of(conn, run.id), verdicts_db.get_analysis(conn, run.id)
+
+    rows, stored = await runtime.store.call(read)
+    return ScheduledRun(name, link, analysis=scheduled.run_analysis(run, rows, stored))
 
 
 @_page_of
@@ -542,6 +597,217 @@ async def retry_outbox(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/outbox?retried={item_id}")
 
 
+@dataclass(frozen=True)
+class ScheduleView:
+    schedule: Schedule
+    #: newest first
+    fires: list[FireRow]
+    fire_url: str
+    #: the schedule's own page, for the features that have one; else ""
+    page_url: str = ""
+
+
+def _fire_url(schedule: Schedule) -> str:
+    owner, _, name = schedule.repo.partition("/")
+    parts = (owner, name, schedule.feature, schedule.name)
+    return "/schedules/" + "/".join(urllib.parse.quote(p, safe="") for p in parts) + "/fire"
+
+
+def _schedule_views(conn: sqlite3.Connection) -> dict[str, list[ScheduleView]]:
+    by_repo: dict[str, list[ScheduleView]] = {}
+    for schedule in schedules_db.list_schedules(conn):
+        fires = schedules_db.fires_of(
+            conn, schedule.repo, schedule.feature, schedule.name, FIRES_SHOWN
+        )
+        page_url = (
+            scheduled.schedule_url(schedule.repo, schedule.name)
+            if schedule.feature == scheduled.SCHEDULED_FEATURE
+            else ""
+        )
+        view = ScheduleView(schedule, fires, _fire_url(schedule), page_url)
+        by_repo.setdefault(schedule.repo, []).append(view)
+    return by_repo
+
+
+@_page_of
+async def schedules_page(request: web.Request) -> web.StreamResponse:
+    viewer = await access.require_operator(request)
+    runtime = _runtime(request)
+    by_repo = await _read(runtime, _schedule_views)
+    fired = request.query.get("fired")
+    return page(
+        "schedules.html",
+        nav=await _nav(request),
+        repos=sorted(by_repo.items(), key=lambda item: item[0].lower()),
+        running=runtime.scheduler.running,
+        csrf=access.csrf_token(viewer),
+        fired=results.page_number(fired) if fired else None,
+        flaky_url=scheduled.flaky_url,
+    )
+
+
+@_page_of
+async def fire_schedule(request: web.Request) -> web.StreamResponse:
+    """Fires a schedule now: its feature starts what a due fire starts, and the schedule's
+    own times stay as they are."""
+    viewer = await access.require_operator(request)
+    await access.check_csrf(request, await _form(request))
+    runtime = _runtime(request)
+    info = request.match_info
+    repo, feature, name = f"{info['owner']}/{info['repo']}", info["feature"], info["name"]
+    not_running = web.HTTPServiceUnavailable(
+        text="The scheduler does not run in this process (a dry run), so nothing fires."
+    )
+    if not runtime.scheduler.running:
+        raise not_running
+    try:
+        fire = await runtime.scheduler.fire_now(repo, feature, name)
+    except RuntimeError:
+        raise not_running from None
+    if fire is None:
+        raise web.HTTPNotFound(text=f"{repo} has no enabled schedule {name!r} of {feature}.")
+    log.info(
+        "schedule %s of %s fired from the web by %s",
+        name,
+        repo,
+        viewer.login or "token",
+        extra={"feature": feature, "fire": fire.id},
+    )
+    raise web.HTTPSeeOther(f"/schedules?fired={fire.id}")
+
+
+# ---------------------------------------------------------------------- scheduled runs' pages
+
+
+async def _visible_repo(request: web.Request, what: str) -> str:
+    """`owner/repo` from the path, when the viewer may see its pages: operators always, others
+    as for its runs (a repository with a private run is for its readers). Else the answer a
+    repository the bot knows nothing of gets, whoever asks, so a private one's schedules and
+    tests cannot be told from missing ones; `what` names what was asked for."""
+    who = await access.viewer(request)  # a wrong token is refused (401) before anything else
+    info = request.match_info
+    repo = f"{info['owner']}/{info['repo']}"
+    if who.operator:
+        return repo
+    private = await _read(_runtime(request), lambda conn: verdicts_db.repo_private(conn, repo))
+    if private is None or not await access.may_see_repo(request, repo, private=private):
+        raise web.HTTPNotFound(text=MISSING_REPO.format(what=what))
+    return repo
+
+
+@dataclass(frozen=True)
+class ScheduledRunRow:
+    run: RunRecord
+    totals: schedules_db.RunTotals | None
+    rate: scheduled.RunRate
+    #: changed tests per bucket: new, still failing, fixed, flaky
+    changes: dict[str, int]
+
+
+@_page_of
+async def schedule_page(request: web.Request) -> web.StreamResponse:
+    """A schedule's runs, newest first, with their pass rate over time."""
+    runtime = _runtime(request)
+    info = request.match_info
+    name = info["name"]
+    repo = await _visible_repo(request, f"the schedule {name} of {info['owner']}/{info['repo']}")
+    before = (
+        results.page_number(request.query.get("before")) if request.query.get("before") else None
+    )
+
+    def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        schedule = schedules_db.get_schedule(conn, repo, scheduled.SCHEDULED_FEATURE, name)
+        runs = schedules_db.schedule_runs(
+            conn, repo, name, kind=scheduled.SCHEDULED_KIND, before=before, limit=SCHEDULE_RUNS
+        )
+        ids = [run.id for run in runs]
+        totals = schedules_db.run_totals(conn, ids)
+        return schedule, runs, totals, verdicts_db.verdict_counts(conn, ids)
+
+    schedule, runs, totals, counts = await runtime.store.call(read)
+    if schedule is None and not runs and before is None:
+        raise web.HTTPNotFound(
+            text=MISSING_REPO.format(what=f"the schedule {name} of {info['owner']}/{info['repo']}")
+        )
+    rows = []
+    for run in runs:
+        total = totals.get(run.id)
+        rate = scheduled.RunRate(
+            run.id, run.requested_at, total.passed if total else 0, total.ran if total else 0
+        )
+        rows.append(
+            ScheduledRunRow(run, total, rate, scheduled.change_counts(counts.get(run.id, {})))
+        )
+    here = scheduled.schedule_url(repo, name)
+    return page(
+        "schedule.html",
+        nav=await _nav(request),
+        refresh=60 if any(run.active for run in runs) else None,
+        repo=repo,
+        name=name,
+        schedule=schedule,
+        rows=rows,
+        chart=scheduled.rate_chart(row.rate for row in rows),
+        flaky_url=scheduled.flaky_url(repo),
+        next_link=f"{here}?before={runs[-1].id}" if len(runs) == SCHEDULE_RUNS else "",
+        first_link=here if before else "",
+    )
+
+
+@_page_of
+async def test_history_page(request: web.Request) -> web.StreamResponse:
+    """A test's outcome across its repository's scheduled runs."""
+    runtime = _runtime(request)
+    info = request.match_info
+    repo = await _visible_repo(request, f"the tests of {info['owner']}/{info['repo']}")
+    test = request.query.get("test", "")
+    if not test.strip():
+        raise web.HTTPBadRequest(text="Which test? Name it: ?test=<pytest node id>.")
+    if len(test) > scheduled.MAX_TEST_CHARS:
+        raise web.HTTPBadRequest(
+            text=f"A test id here is at most {scheduled.MAX_TEST_CHARS} characters long."
+        )
+
+    def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        rows = verdicts_db.outcome_history(
+            conn, repo, test, kind=scheduled.SCHEDULED_KIND, limit=HISTORY_RUNS
+        )
+        return rows, verdicts_db.get_flaky(conn, repo, test)
+
+    rows, flaky = await runtime.store.call(read)
+    # Decoding a year of runs' results is CPU work: kept off the loop that serves the webhook.
+    history = await asyncio.to_thread(scheduled.history_of, rows, test)
+    return page(
+        "test_history.html",
+        nav=await _nav(request),
+        repo=repo,
+        test=test,
+        history=history,
+        flaky=flaky,
+        flaky_url=scheduled.flaky_url(repo),
+        runs_covered=HISTORY_RUNS,
+        schedule_url=scheduled.schedule_url,
+    )
+
+
+@_page_of
+async def flaky_page(request: web.Request) -> web.StreamResponse:
+    """The repository's flaky-test registry: tests that passed on a re-run of a failure."""
+    runtime = _runtime(request)
+    info = request.match_info
+    repo = await _visible_repo(request, f"the flaky tests of {info['owner']}/{info['repo']}")
+    found = await _read(runtime, lambda conn: verdicts_db.list_flaky(conn, repo))
+    return page(
+        "flaky.html",
+        nav=await _nav(request),
+        repo=repo,
+        tests=[
+            (flaky, scheduled.shown_test(flaky.test), scheduled.history_url(repo, flaky.test))
+            for flaky in found
+        ],
+    )
+
+
 # ---------------------------------------------------------------------- help
 
 
@@ -578,3 +844,8 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_post("/deliveries/{delivery}/replay", replay_delivery)
     app.router.add_get("/outbox", outbox_page)
     app.router.add_post("/outbox/{item}/retry", retry_outbox)
+    app.router.add_get("/schedules", schedules_page)
+    app.router.add_get("/schedules/{owner}/{repo}/{name}", schedule_page)
+    app.router.add_get("/tests/{owner}/{repo}", test_history_page)
+    app.router.add_get("/flaky/{owner}/{repo}", flaky_page)
+    app.router.add_post("/schedules/{owner}/{repo}/{feature}/{name}/fire", fire_schedule)

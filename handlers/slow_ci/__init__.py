@@ -4,6 +4,7 @@ from bot.kit.feature import EventNeed, Feature, PermissionNeed
 from handlers.slow_ci.cli import register_cli
 from handlers.slow_ci.config import SlowCiConfig
 from handlers.slow_ci.handler import HELP, KIND, register_jobs, router
+from handlers.slow_ci.verify import CHECK_KIND
 
 FEATURE = Feature(
     name="slow_ci",
@@ -26,7 +27,7 @@ FEATURE = Feature(
     ),
     cli=register_cli,
     jobs=register_jobs,
-    job_kinds=(KIND,),
+    job_kinds=(KIND, CHECK_KIND),
 )
 
 __all__ = ["FEATURE"]

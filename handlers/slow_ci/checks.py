@@ -15,7 +15,9 @@ Choices, so the reader meets them once:
   (every job passed or was skipped, else failure); a superseded run is ``cancelled`` (the newer
   run's check run, on the same name, is the one GitHub shows); a run that could not run is
   ``failure``: nothing was tested, and ``action_required`` would promise a fix on the run page
-  that the page cannot offer.
+  that the page cannot offer. The checks of a finished run's failures (`verdicts.py`) add their
+  labels to the summary and the title, never to the conclusion: a failure that turned out flaky
+  still failed.
 - Annotations only for a finished run's failing and erroring tests, at most
   :data:`MAX_ANNOTATIONS` a run, sent :data:`ANNOTATIONS_PER_REQUEST` a request (GitHub's limit);
   the summary says how many were left out, and the run's page lists them all.
@@ -48,7 +50,10 @@ from handlers.slow_ci.render import (
     result_table,
     scope_line,
     selection_lines,
+    verification_lines,
+    verification_title,
 )
+from handlers.slow_ci.verdicts import Verification
 
 __all__ = [
     "ANNOTATIONS_PER_REQUEST",
@@ -321,12 +326,15 @@ def plan_check_run(
     superseded_by: str | None = None,
     error: str | None = None,
     max_annotations: int = MAX_ANNOTATIONS,
+    verification: Verification | None = None,
+    check_urls: Mapping[int, str] | None = None,
 ) -> CheckRunPlan:
     """The check run of a run in ``phase``, from the same facts as its comment.
 
     ``tests`` are the per-test results of the jobs (only failing and erroring tests are read),
     used for a finished run's annotations; ``results`` win over ``jobs`` for the table, as in
-    the comment.
+    the comment. A finished run's ``verification`` goes into its summary, each test's label
+    beside it, and its title; the conclusion stays the run's own.
     """
     if phase == "error" and not error:
         raise ValueError("an error check run needs the reason")
@@ -340,11 +348,16 @@ def plan_check_run(
     state = overall_state(rows)
     actions = (RERUN_FAILED_ACTION,) if phase == "finished" and state == "failure" else ()
     summary = _summary(phase, rows, run_url, sha, failed_only, queue_position, superseded_by, error)
+    title = _title(phase, rows, queue_position, error)
+    if phase == "finished" and verification is not None:
+        summary += "\n" + "\n".join(verification_lines(verification, check_urls or {})) + "\n"
+        if extra := verification_title(verification):
+            title = clip(f"{title} · {extra}", TITLE_CHARS)
     summary += _annotation_note(annotated)
     return CheckRunPlan(
         status=status,
         conclusion=conclusion,
-        title=_title(phase, rows, queue_position, error),
+        title=title,
         summary=_fit(summary),
         text=_fit(_text_part(selection, rows, phase)),
         annotations=annotated.annotations,

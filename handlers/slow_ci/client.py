@@ -64,6 +64,42 @@ class SlowCiGitHub(Conversation):
             raise
         return isinstance(answer, list)
 
+    async def is_file(self, path: str, ref: str) -> bool:
+        """Whether `path` is a file at `ref` (a commit SHA)."""
+        try:
+            answer = await self.gh.getitem(
+                f"/repos/{self.repo}/contents/{{+path}}{{?ref}}",
+                url_vars={"path": path, "ref": ref},
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return isinstance(answer, dict) and answer.get("type") == "file"
+
+    async def commit_parents(self, sha: str) -> tuple[str, ...] | None:
+        """A commit's parents, or None where GitHub does not have the commit (a merge the
+        runner made itself)."""
+        try:
+            answer = await self.gh.getitem(f"/repos/{self.repo}/commits/{sha}")
+        except gidgethub.BadRequest as exc:
+            if exc.status_code in (404, 422):
+                return None
+            raise
+        return tuple(parent["sha"] for parent in answer.get("parents") or ())
+
+    async def branch_head(self, branch: str) -> str | None:
+        """The branch's head now, or None where there is no such branch."""
+        try:
+            answer = await self.gh.getitem(
+                f"/repos/{self.repo}/branches/{{branch}}", url_vars={"branch": branch}
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return str(answer["commit"]["sha"])
+
     async def set_status(self, sha: str, state: str, description: str, target_url: str) -> None:
         data = {"state": state, "context": STATUS_CONTEXT, "description": description}
         if target_url.startswith(("http://", "https://")):

@@ -9,6 +9,7 @@ from typing import Literal
 
 from bot.config import UNSET_MEANS, ConfigError
 from bot.jobs.runners.confine import GIB, Limits
+from handlers.slow_ci.verdicts import DEFAULT_RERUNS, MAX_RERUNS
 
 #: The reference's runner groups: one label per machine type besides `self-hosted`.
 DEFAULT_RUNNER_LABELS: Mapping[str, tuple[str, ...]] = {
@@ -35,6 +36,10 @@ class SlowCiConfig:
     #: One comment per PR that changes model code or tests, with the line to paste.
     reminder: bool = True
     channel: str = ""  # Slack channel for a short summary when a run ends; empty: none
+    #: When a run ends with failing tests, each is re-run this many times on the same commit
+    #: and once on the pull request's base, and labelled `new`, `fails on the base too` or
+    #: `flaky`; 0 starts none of those checks.
+    reruns: int = DEFAULT_RERUNS
     #: Where jobs run: this machine's GPUs, or the repository's GitHub Actions runners.
     runner: Literal["local", "github-actions"] = "local"
     #: With `github-actions`: the workflow dispatched (in `.github/workflows/`, on the default
@@ -75,6 +80,10 @@ class SlowCiConfig:
             raise ConfigError(
                 f"{source}: '{prefix}machine_types' takes single-gpu and multi-gpu,"
                 f" got {list(self.machine_types)}"
+            )
+        if not 0 <= self.reruns <= MAX_RERUNS:
+            raise ConfigError(
+                f"{source}: '{prefix}reruns' must be between 0 and {MAX_RERUNS}, got {self.reruns}"
             )
         for name in ("memory_limit_gb", "max_processes", "max_file_size_gb"):
             if getattr(self, name) < 1:

@@ -260,6 +260,7 @@ def _new_run(
         "failed_only": ask.trigger.failed_only,
         "selection": selection.to_json(),
         "channel": config.channel,
+        "reruns": config.reruns,
         "request": {
             "head_clone_url": pull.head_clone_url or pull.base_clone_url,  # a deleted fork
             "head_ref": pull.head_ref,

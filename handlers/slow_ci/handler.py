@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from bot.kit.command_job import Command, NewRun, Refusal, carry_out, may_ask, re
 from bot.kit.comments import marker
 from bot.kit.context import Context, JobRecord, JobSystem, ReportState, RunRecord, Services
 from bot.kit.help import Help, HelpCommand
+from handlers.slow_ci import verdicts, verify
 from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, ReportedTest
 from handlers.slow_ci.client import SlowCiGitHub
 from handlers.slow_ci.config import SlowCiConfig
@@ -431,11 +433,14 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
     """Performs the report `plan_report` makes of the run's rows; safe to call any time.
 
     Each effect goes out whatever the others meet; then the first failure fails the report,
-    which the job system retries with the rows of then (each effect is idempotent).
+    which the job system retries with the rows of then (each effect is idempotent). Starting
+    the checks of a finished run's failures is one of those effects: where it fails, the run's
+    end is reported without them and the retry starts them.
     """
     gh = await services.github.for_installation(run.spec.get("installation_id"))
     github = SlowCiGitHub(gh, run.repo)
-    plan = plan_report(await _report_facts(services, run, jobs))
+    facts, checks_failed = await _report_facts(services, github, run, jobs)
+    plan = plan_report(facts)
     url = run_url(services, run.id)
     comment_id = (await services.jobs.report_state(run.id)).comment_id
     if comment_id is None:
@@ -451,28 +456,43 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
     )
     if comment_id is None and isinstance(outcomes[0], int):
         await _remember(services, run.id, comment_id=outcomes[0])
-    for outcome in outcomes:
+    for outcome in [*outcomes, checks_failed]:
         if isinstance(outcome, BaseException):
             raise outcome
     if plan.slack is not None:
         await services.outbox.queue_slack(f"slow_ci:slack:{run.id}", plan.slack)
 
 
-async def _report_facts(services: Services, run: RunRecord, jobs: list[JobRecord]) -> ReportFacts:
-    """The rows, and the reads the run's phase calls for."""
+async def _report_facts(
+    services: Services, github: SlowCiGitHub, run: RunRecord, jobs: list[JobRecord]
+) -> tuple[ReportFacts, Exception | None]:
+    """The rows, and the reads the run's phase calls for; with what starting the checks of its
+    failures met, when it failed."""
     phase, _ = phase_of(run, jobs)
     facts = ReportFacts(run, jobs, run_url(services, run.id))
+    failed: Exception | None = None
     if phase == "queued":
         position = await services.jobs.queue_position(run.id)
         past = await services.jobs.past_durations(KIND, [job.name for job in jobs])
         facts = dataclasses.replace(facts, queue_position=position, past_durations=past)
     elif phase == "finished":
         facts = dataclasses.replace(facts, tests=await _failing_tests(services, jobs))
+        try:
+            verification = await verify.start(services, github, run, jobs)
+            if verification is not None and verification.state != verdicts.DONE:
+                verification = await verify.advance(services, run.id) or verification
+        except Exception as exc:  # reported after the run's own effects
+            log.warning("could not start the checks of run %s: %s", run.id, exc)
+            verification, failed = None, exc
+        if verification is not None:
+            ids = (verification.rerun_run, verification.base_run)
+            urls = {i: run_url(services, i) for i in ids if i is not None}
+            facts = dataclasses.replace(facts, verification=verification, check_urls=urls)
     if run.superseded_by is not None:
         newer = await services.jobs.get_run(run.superseded_by)
         url = run_url(services, run.superseded_by)
         facts = dataclasses.replace(facts, newer=Newer(url, newer.head_sha if newer else None))
-    return facts
+    return facts, failed
 
 
 async def _failing_tests(
@@ -558,12 +578,39 @@ async def _report_check(
 
 
 def register_jobs(jobs: JobSystem, services: Services) -> None:
-    """How the job system reports this feature's runs, and where their fetch token comes from."""
+    """How the job system reports this feature's runs and the checks of their failures, and
+    where their fetch token comes from.
+
+    A run is reported by the job system after each change, and again when one of its checks
+    ends: one report of a run at a time, so a report that read the checks earlier never lands
+    after one that read them done.
+    """
+    locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(run_id: int) -> asyncio.Lock:
+        found = locks.get(run_id)
+        if found is None:
+            found = locks[run_id] = asyncio.Lock()
+        return found
 
     async def reporter(run: RunRecord, rows: list[JobRecord]) -> None:
-        await report_run(services, run, rows)
+        async with lock(run.id):
+            await report_run(services, run, rows)
+
+    async def check_reporter(check: RunRecord, rows: list[JobRecord]) -> None:
+        parent = check.spec.get("parent")
+        if check.active or not isinstance(parent, int):
+            return
+        verification = await verify.advance(services, parent)
+        if verification is None or verification.state != verdicts.DONE:
+            return  # the other check run's end concludes it and reports the run
+        async with lock(parent):
+            run = await services.jobs.get_run(parent)
+            if run is not None:
+                await report_run(services, run, await services.jobs.jobs_of(parent))
 
     async def token(run: RunRecord) -> str | None:
         return await services.github.fetch_token(run.spec.get("installation_id"))
 
     jobs.register(KIND, reporter, token_provider=token)
+    jobs.register(verify.CHECK_KIND, check_reporter, token_provider=token)

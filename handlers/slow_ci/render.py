@@ -8,7 +8,7 @@ escaped text where it is prose, inside one code block where it is a list of fail
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.kit.markdown import (
@@ -39,6 +39,7 @@ from handlers.slow_ci.plan import (
     overall_state,
     result_rows,
 )
+from handlers.slow_ci.verdicts import DONE, LABELS, MAX_CHECKED, Verification
 
 __all__ = [
     "FAILURE_LINE_LIMIT",
@@ -67,6 +68,8 @@ __all__ = [
     "status_description",
     "unapproved_push_reply",
     "untraced_push_reply",
+    "verification_lines",
+    "verification_title",
 ]
 
 #: The commit status's description while the run is pending, and the start of every other.
@@ -139,6 +142,8 @@ def render_comment(
     estimate_seconds: float | None = None,
     superseded_by: str | None = None,
     error: str | None = None,
+    verification: Verification | None = None,
+    check_urls: Mapping[int, str] | None = None,
 ) -> str:
     """The one comment of a run, whole, for its current phase; edited in place as it moves.
 
@@ -146,7 +151,8 @@ def render_comment(
     reference's sentence, and always lists the dropped names. ``results`` win over ``jobs``
     for the table: a job with no result yet shows as queued. Everything that came from a
     person or a test (names, test ids, messages) is shown as code, so `<script>`, `|`,
-    backticks and `@mentions` stay inert text.
+    backticks and `@mentions` stay inert text. A finished run's ``verification`` (its failures
+    being checked, or checked) follows its failures, its check runs linked from ``check_urls``.
     """
     if phase == "error" and not error:
         raise ValueError("an error comment needs the reason")
@@ -158,6 +164,8 @@ def render_comment(
         out += ["", *result_table(table_rows)]
     if phase in ("finished", "superseded"):
         out += failure_lines(table_rows)
+    if phase == "finished" and verification is not None:
+        out += ["", *verification_lines(verification, check_urls or {})]
     out += dropped_lines(selection.dropped)
     return "\n".join(out).rstrip() + "\n"
 
@@ -282,6 +290,113 @@ def dropped_lines(dropped: Sequence[DroppedName]) -> list[str]:
 def folder_list(folders: Sequence[str]) -> str:
     """Folders as code, comma-separated, or `none`: they passed check_name, so no escaping."""
     return ", ".join(f"`{f}`" for f in folders) if folders else "none"
+
+
+# --------------------------------------------------------------------------- the checked failures
+
+
+def verification_lines(verification: Verification, check_urls: Mapping[int, str]) -> list[str]:
+    """What the checks of a run's failures say, shared by the comment and the check run: while
+    they run, what is being checked and where; once they end, each test's label beside it with
+    its reason and its evidence (the check runs' pages) one click away.
+
+    The commit status and the check run's conclusion are the run's own and stay so: a failure
+    that turned out flaky still failed, which the text says rather than a green status.
+    """
+    v = verification
+    if v.error:
+        return [f"**The failures were not checked**: {escape_text(one_line(v.error))}."]
+    base = f"`{short_sha(v.base.sha)}` on {code_span(v.base.ref)}" if v.base and v.base.sha else ""
+    rerun_link = _link("the re-runs", v.rerun_run, check_urls)
+    base_link = _link("the run on the base", v.base_run, check_urls)
+    links = " · ".join(link for link in (rerun_link, base_link) if link)
+    if v.state != DONE:
+        what = _tests(len(v.suspects))
+        if v.left_out:
+            what = f"the first {len(v.suspects)} of {v.failing} failing tests"
+        times = "once" if v.reruns == 1 else f"{v.reruns} times"
+        where = f" and running them at {base}" if base and v.base_run is not None else ""
+        if not where:
+            where = f" ({_no_base(v)})"
+        line = f"**Checking the failures**: re-running {what} {times} on this commit{where}."
+        line += " Each one's label follows when they end"
+        return [line + (f": {links}." if links else "."), *_not_checked(v)]
+    counts = ", ".join(f"{n} {LABELS[verdict]}" for verdict, n in v.counts().items())
+    evidence = f"{v.reruns} re-run{'s' if v.reruns != 1 else ''} of each on this commit"
+    evidence += f", one run at {base}" if base and v.base_run is not None else f" ({_no_base(v)})"
+    out = [f"**The failures, checked** ({evidence}): {counts or 'none checked'}."]
+    if v.results:
+        out += ["", "| test | machine | verdict | why | evidence |", "|---|---|---|---|---|"]
+        for result in v.results:
+            cells = [
+                code_span(one_line(result.suspect.test, FAILURE_LINE_LIMIT)),
+                code_span(result.suspect.machine_type),
+                f"**{result.label}**" if result.verdict == "new" else result.label,
+                escape_text(one_line(result.reason, FAILURE_LINE_LIMIT)),
+                _evidence(result.at_base, rerun_link, base_link),
+            ]
+            out.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
+    out += _not_checked(v)
+    flaky = v.counts().get("flaky", 0)
+    if flaky and flaky == len(v.results) and not v.left_out and not v.unrunnable:
+        out += [
+            "",
+            "Every failure passed on a re-run, so they look flaky; the run still failed, and its"
+            " status and check run stay failed. `run-slow --failed` runs them again.",
+        ]
+    elif flaky:
+        out += ["", "A flaky failure still failed: the status and the check run stay as they are."]
+    return out
+
+
+def verification_title(verification: Verification | None) -> str:
+    """What a check run's title adds about the checks: `checking the failures`, or the labels
+    counted; nothing when there are none."""
+    if verification is None or verification.error:
+        return ""
+    if verification.state != DONE:
+        return "checking the failures"
+    return ", ".join(f"{n} {LABELS[v]}" for v, n in verification.counts().items())
+
+
+def _tests(n: int) -> str:
+    return f"{n} failing test" if n == 1 else f"{n} failing tests"
+
+
+def _link(text: str, run_id: int | None, check_urls: Mapping[int, str]) -> str:
+    """A link to a check run's page, or nothing where there is no such run."""
+    url = check_urls.get(run_id) if run_id is not None else None
+    return f"[{text}]({link_destination(url)})" if url else ""
+
+
+def _evidence(at_base: str | None, rerun_link: str, base_link: str) -> str:
+    """Where one test's answers are: the re-runs, and the base run when it was run there."""
+    links = [rerun_link]
+    if at_base != "absent":
+        links.append(base_link)
+    return " · ".join(link for link in links if link) or "–"
+
+
+def _no_base(v: Verification) -> str:
+    if v.base is None or v.base.sha is None:
+        return "no base commit to run them at"
+    return "none of their files is on the base"
+
+
+def _not_checked(v: Verification) -> list[str]:
+    """The failures the checks left out: past the cap, or not nameable as a test."""
+    out = []
+    if v.left_out:
+        out.append(
+            f"{v.left_out} more failing tests are not checked: this bot checks the first"
+            f" {MAX_CHECKED} failing tests of a run."
+        )
+    if v.unrunnable:
+        tests = "test's" if v.unrunnable == 1 else "tests'"
+        out.append(
+            f"{v.unrunnable} failing {tests} node ids cannot be given to a job: not checked."
+        )
+    return ["", *out] if out else []
 
 
 # --------------------------------------------------------------------------- Slack

@@ -6,6 +6,10 @@ restart; the plan depends on nothing else but a few reads its phase calls for (`
 the queue position and past durations of a queued run, the failing tests of a finished one, the
 newer run of a superseded one. So the same rows always say the same thing, wherever reported.
 
+A finished run with failing tests has them checked (`verify.py`): its comment and check run say
+so at once, then each test's label once the checks end; its commit status and conclusion stay
+the run's own, whatever the labels.
+
 The superseded rule: a run a newer `run-slow` on the pull request replaced says so in its
 comment and ends its check run `cancelled`; its commit status is left to the newer run when that
 one is on the same commit (its own status replaces it there), and ends `error` otherwise, since
@@ -37,6 +41,7 @@ from handlers.slow_ci.render import (
     slack_summary,
     status_description,
 )
+from handlers.slow_ci.verdicts import Verification
 
 __all__ = [
     "HEAD_MOVED",
@@ -89,6 +94,10 @@ class ReportFacts:
     tests: Mapping[JobSpec, Sequence[ReportedTest]] | None = None
     #: a superseded run: the newer run
     newer: Newer | None = None
+    #: a finished run with failures: where the checks of its failures stand, and the pages of
+    #: its check runs by run id
+    verification: Verification | None = None
+    check_urls: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,8 @@ def plan_report(facts: ReportFacts) -> ReportPlan:
         estimate_seconds=estimate_s,
         superseded_by=newer_url,
         error=error,
+        verification=facts.verification,
+        check_urls=facts.check_urls,
     )
     check = plan_check_run(
         phase=phase,
@@ -190,6 +201,8 @@ def plan_report(facts: ReportFacts) -> ReportPlan:
         queue_position=position,
         superseded_by=newer_url,
         error=error,
+        verification=facts.verification,
+        check_urls=facts.check_urls,
     )
     slack = None
     if not run.active and phase == "finished" and run.spec.get("channel"):

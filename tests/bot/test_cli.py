@@ -91,6 +91,19 @@ def test_config_check_and_show(env, capsys):
     assert "[new_model]" in capsys.readouterr().out
 
 
+def test_config_check_shows_every_schedule_and_names_a_bad_cron(env, capsys):
+    (env / "nightly.toml").write_text(
+        '[[scheduled_ci]]\nname = "nightly"\ncron = "17 2 * * *"\n'
+        '[[scheduled_ci]]\nname = "weekly"\ncron = "0 4 * * sun"\nchannel = "ci"\n'
+    )
+    assert main(["config", "check", "nightly.toml", "-v"]) == 0
+    shown = json.loads(capsys.readouterr().out.split(": ok\n", 1)[1])
+    assert [s["name"] for s in shown["scheduled_ci"]] == ["nightly", "weekly"]
+    (env / "bad.toml").write_text('[[scheduled_ci]]\nname = "n"\ncron = "17 2 * *"\n')
+    assert main(["config", "check", "bad.toml"]) == 2
+    assert "'scheduled_ci[1].cron'" in capsys.readouterr().err
+
+
 def _store_delivery(env: Path, delivery_id: str, *, status: str, error: str | None = None) -> None:
     store = Store(str(env / "bot.sqlite3"))
     delivery = deliveries_db.Delivery(

@@ -59,7 +59,7 @@ def test_following_actions_runs_is_a_feature_with_help():
 
 
 def test_the_bots_sections_are_its_features_configs_in_order():
-    assert list(config_sections()) == ["reviewers", "new_model", "slow_ci", "style"]
+    assert list(config_sections()) == ["reviewers", "new_model", "slow_ci", "scheduled_ci", "style"]
     headers = [line for line in default_config_toml().splitlines() if line.startswith("[")]
     assert headers == ["[reviewers]", "[new_model]", "[slow_ci]", "[style]"]
 
@@ -182,7 +182,7 @@ def test_repo_config_keeps_the_shape_of_the_dataclass_it_replaces():
     assert config.reviewers.count == 2
     assert config == RepoConfig(slow_ci=SlowCiConfig(runner="github-actions"))
     assert config != RepoConfig()
-    assert list(config.sections) == ["reviewers", "new_model", "slow_ci", "style"]
+    assert list(config.sections) == ["reviewers", "new_model", "slow_ci", "scheduled_ci", "style"]
     assert repr(config).startswith("RepoConfig(reviewers=ReviewersConfig(enabled=True,")
     assert copy.deepcopy(config) == config
     with pytest.raises(dataclasses.FrozenInstanceError):

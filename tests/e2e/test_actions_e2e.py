@@ -79,8 +79,14 @@ async def test_run_slow_dispatches_a_workflow_run_per_job_and_reports_its_junit(
     sha = head(polling, number)
     await _run_slow(polling, number, "run-slow: toy, broken")
     await _finish(polling)
-    bodies = polling.github.dispatches(REPO)
+    every = polling.github.dispatches(REPO)
+    bodies = [b for b in every if b["inputs"]["pr"] == str(number)]
     assert len(bodies) == 2
+    # Then the failing folder's checks: two re-runs and one run at the base, on the same
+    # runners, attached to no pull request (they supersede nothing).
+    checks = [b["inputs"] for b in every if b["inputs"]["pr"] != str(number)]
+    assert sorted(c["folder"] for c in checks) == ["models/broken"] * 3
+    assert all(c["pr"] == "" and c["tests"] for c in checks)
     for body in bodies:
         assert body["ref"] == "main" and body["return_run_details"] is True
         inputs = body["inputs"]

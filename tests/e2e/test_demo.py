@@ -26,13 +26,18 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     assert any("Finished, passed" in body for body in bodies)
     assert "single-gpu_run_models_gpu_models_gpt2: passed" in out
     assert "/runs/1" in out
-    (message,) = harness.slack.messages
+    (message, *_) = [m for m in harness.slack.messages if m["channel"] != "ci-daily"]
     assert message["text"].startswith("New model: tinygpt (#2 Add TinyGPT")
     assert "Style fixes have been applied to 1 file" in out
     assert "Apply style fixes" in out
     # The repository on GitHub Actions: its workflow run passed, its status says so.
     assert "workflow run" in out and ": success" in out
     assert "commit status pytest/custom-tests: success" in out.split("6. Another")[1]
+    # The nightly schedule: the second run names the merge that broke test_scale.
+    nightly = out.split("7. A third")[1]
+    assert "0 failures out of 2 tests" in nightly
+    assert "1 failure out of 2 tests" in nightly
+    assert "test_scale: new, first failing at" in nightly
     handled = re.search(r"(\d+) of (\d+) deliveries handled", out)
     assert handled and handled.group(1) == handled.group(2), handled
     # The run page it printed answers, with the run's real counts.

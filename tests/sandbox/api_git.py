@@ -314,6 +314,15 @@ class GitEndpoints(Endpoints):
                     "html": f"{self.shapes.html}/{repo.full_name}/tree/{name}",
                 },
                 "protected": False,
+                # The sandbox protects no branch: GitHub answers an unprotected one like this.
+                "protection": {
+                    "enabled": False,
+                    "required_status_checks": {
+                        "enforcement_level": "off",
+                        "contexts": [],
+                        "checks": [],
+                    },
+                },
                 "protection_url": f"{api}/branches/{name}/protection",
             },
         )

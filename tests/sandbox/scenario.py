@@ -19,11 +19,24 @@ from pathlib import Path
 from bot.config import Settings
 from bot.store import deliveries as deliveries_db
 from tests.sandbox.harness import Harness
+from tests.support.scheduled import fire, posted, until_phase
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "maintainer-bot/maintainer-bot"
-#: The repository whose slow tests run on GitHub Actions in the demo's last step.
+#: The repository whose slow tests run on GitHub Actions in the demo's sixth step.
 ACTIONS_REPO = "maintainer-bot/actions-demo"
+#: The repository whose nightly schedule finds the merge that broke a test, in the last step.
+NIGHTLY_REPO = "maintainer-bot/nightly-demo"
+NIGHTLY_TOML = """[slow_ci]
+reminder = false
+
+[[scheduled_ci]]
+name = "nightly"
+cron = "17 2 * * *"
+machine_types = ["single-gpu"]
+channel = "ci-daily"
+reruns = 2
+"""
 MODELS = "model_lib/models"
 
 
@@ -162,6 +175,8 @@ async def scenario(harness: Harness, root: Path) -> None:
     _say()
 
     await _on_actions(harness, root)
+    _say()
+    await _nightly(harness)
     deliveries = await harness.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     done = sum(d.status == "done" for d in deliveries)
     _say()
@@ -203,6 +218,63 @@ async def _on_actions(harness: Harness, root: Path) -> None:
     head = github.pull(ACTIONS_REPO, number).head_sha
     status = github.statuses(ACTIONS_REPO, head)[0]
     _say(f"   -> commit status {status['context']}: {status['state']}, {status['description']}")
+
+
+async def _fire(harness: Harness, repo: str, name: str) -> int:
+    """Fires a schedule as the operator's button does; the run's id once its analysis is done."""
+    row = await fire(harness, repo, name)
+    if row.run_id is None:
+        raise RuntimeError(f"the schedule did not start: {row.note}")
+    await until_phase(harness.runtime, row.run_id, "done")
+    return row.run_id
+
+
+async def _nightly(harness: Harness) -> None:
+    """A third repository's nightly schedule: a run, a merge that breaks a test, and the next
+    run naming that merge's pull request and author in Slack."""
+    github, runtime = harness.github, harness.runtime
+    assert runtime is not None
+    _say("7. A third repository runs its slow tests every night ([[scheduled_ci]] in bot.toml).")
+    files = {
+        ".github/bot.toml": NIGHTLY_TOML,
+        "tests/models/tiny/test_tiny.py": (
+            "SCALE = 2\n\n\ndef test_scale():\n    assert SCALE * 2 == 4\n\n\n"
+            "def test_adds():\n    assert 1 + 1 == 2\n"
+        ),
+    }
+    github.create_repo(NIGHTLY_REPO, files=files, collaborators={"maintainer": "write"})
+    gh = await runtime.services.github.for_installation(None)
+    await runtime.scheduler.sync_repo(gh, NIGHTLY_REPO, None, "main")
+    first = await _fire(harness, NIGHTLY_REPO, "nightly")
+    (summary,) = await posted(harness, "ci-daily", 1)
+    _say(f"   -> run {first}: Slack #ci-daily: {summary['text']}")
+    github.commit(
+        NIGHTLY_REPO,
+        "rescale",
+        {
+            "tests/models/tiny/test_tiny.py": files["tests/models/tiny/test_tiny.py"].replace(
+                "SCALE = 2", "SCALE = 3"
+            )
+        },
+        author="new-contributor",
+        message="Rescale tiny",
+    )
+    number = github.open_pull(
+        NIGHTLY_REPO, "rescale", title="Rescale tiny", author="new-contributor"
+    )
+    _, merged = github.merge_pull(NIGHTLY_REPO, number, merged_by="maintainer")
+    _say(f"   .. #{number} by new-contributor is merged as {merged[:12]}; the next night:")
+    second = await _fire(harness, NIGHTLY_REPO, "nightly")
+    messages = await posted(harness, "ci-daily", 3)
+    _say(f"   -> run {second}: Slack #ci-daily: {messages[1]['text']}")
+    news = next(m for m in messages[1:] if m["text"].startswith("New failures"))
+    _say(f"   -> Slack #ci-daily: {news['text']}")
+    for verdict in await runtime.services.records.verdicts_of(second):
+        _say(
+            f"   -> {verdict.test}: {verdict.verdict}, first failing at"
+            f" {(verdict.first_bad or '?')[:12]}"
+        )
+    _say(f"   -> {harness.url}/runs/{second}, and the schedules at {harness.url}/schedules")
 
 
 async def _main(host: str, port: int) -> int:

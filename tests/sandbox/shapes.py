@@ -274,6 +274,10 @@ class Shapes:
             "custom_properties": {},
             "default_branch": repo.default_branch,
         }
+        if detailed:
+            # The full-repository shape (`GET /repos/{owner}/{repo}`) counts these too.
+            shape["network_count"] = forks
+            shape["subscribers_count"] = 0
         if detailed and repo.fork_of is not None:
             parent = self.hub.repo(repo.fork_of)
             shape["parent"] = self.repository(parent)

@@ -16,6 +16,7 @@ from bot.jobs.runners.base import JobOutcome
 from bot.jobs.runners.junit import TestResult
 from bot.store.engine import Store
 from bot.store.runs import end_run, finish_job, insert_run
+from bot.web.scheduled import SCHEDULED_KIND
 
 
 def results_for(folder: str, n: int, *, failed: int = 0, skipped: int = 0) -> list[TestResult]:
@@ -129,3 +130,54 @@ def write_run(
 def seed_run(store: Store, **fields: Any) -> int:
     """`write_run` in a transaction of its own, for a store no server is using."""
     return store.call_sync(lambda conn: write_run(conn, **fields))
+
+
+def write_scheduled_run(
+    conn,
+    *,
+    repo: str,
+    head_sha: str,
+    jobs: list[tuple[str, str, list[TestResult]]],
+    schedule: str = "nightly",
+    private: bool = False,
+    at: float | None = None,
+) -> int:
+    """A finished scheduled run written row by row: (folder, machine type, results) a job."""
+    now = time.time() if at is None else at
+    run_id, _ = insert_run(
+        conn,
+        kind=SCHEDULED_KIND,
+        repo=repo,
+        number=None,
+        head_sha=head_sha,
+        base_ref=None,
+        requested_by=None,
+        requested_at=now - 60,
+        private=private,
+        runner="local",
+        spec={"schedule": schedule, "default_branch": "main"},
+        jobs=[
+            (f"{folder} ({machine})", {"folder": folder, "machine_type": machine})
+            for folder, machine, _ in jobs
+        ],
+        key=None,
+        now=now - 60,
+    )
+    conn.execute("UPDATE runs SET state = 'running', started_at = ? WHERE id = ?", (now, run_id))
+    ids = [
+        row[0]
+        for row in conn.execute("SELECT id FROM jobs WHERE run_id = ? ORDER BY id", (run_id,))
+    ]
+    for job_id, (_, _, tests) in zip(ids, jobs, strict=True):
+        failed = sum(t.outcome == "failed" for t in tests)
+        outcome = JobOutcome(
+            state="failed" if failed else "passed",
+            passed=sum(t.outcome == "passed" for t in tests),
+            failed=failed,
+            skipped=sum(t.outcome == "skipped" for t in tests),
+            duration_s=30.0,
+            tests=tuple(tests),
+        )
+        finish_job(conn, job_id, outcome, JobLimits(), now)
+    conn.execute("UPDATE runs SET reported_version = version WHERE id = ?", (run_id,))
+    return run_id

@@ -108,6 +108,24 @@ class JobRequest:
             raise ValueError("network must be true or false")
 
 
+def node_under(node: str, folder: str) -> bool:
+    """Whether `node` is a pytest node id of a test under `tests/<folder>/` that can be handed to
+    pytest as one argv word: a test's name comes from a report the tests wrote, so it may not
+    climb out of the folder or carry a line break."""
+    path = node.split("::", 1)[0]
+    return (
+        path.startswith(f"tests/{folder}/")
+        and ".." not in path.split("/")
+        and "\0" not in node
+        and "\n" not in node
+        and len(node) <= MAX_NODE_ID_CHARS
+    )
+
+
+#: pytest's longest parametrized ids are a few hundred characters; argv words are not unbounded.
+MAX_NODE_ID_CHARS = 2000
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunRequest(JobRequest):
     """A test run: one (folder, machine type) job's tests, what the local and Actions runners
@@ -134,16 +152,9 @@ class RunRequest(JobRequest):
             raise ValueError(f"machine_type must be one of {MACHINE_TYPES}")
         if self.base_clone_url is not None and not self.base_ref:
             raise ValueError("a base_clone_url needs the base_ref to merge into")
-        prefix = f"tests/{self.folder}/"
         for node in self.tests:
-            path = node.split("::", 1)[0]
-            if (
-                not path.startswith(prefix)
-                or ".." in path.split("/")
-                or "\0" in node
-                or "\n" in node
-            ):
-                raise ValueError(f"test {node!r} is not a node id under {prefix}")
+            if not node_under(node, self.folder):
+                raise ValueError(f"test {node!r} is not a node id under tests/{self.folder}/")
         if isinstance(self.tests, list):
             object.__setattr__(self, "tests", tuple(self.tests))
         if self.extras is not None:

@@ -3,6 +3,7 @@ that", including the superseded rule, and one result table for the comment and t
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from handlers.slow_ci.report import (
     phase_of,
     plan_report,
 )
+from handlers.slow_ci.verdicts import CHECKING, DONE, Base, Suspect, Verification, judge
 
 SHA = "a" * 40
 URL = "https://bot.test/runs/12"
@@ -239,3 +241,151 @@ def test_a_job_counts_its_tests_only_where_its_report_counted_some():
     assert rows[2][3:] == ["–", "–", "–", "–", "3 s"]  # no report: nothing counted, not zeros
     assert rows[3][3:] == ["–"] * 5
     assert rows[4][0] == "**total**" and rows[4][3:] == ["5", "1", "1", "1", "1 min 9 s"]
+
+
+# --------------------------------------------------------------------------- checked failures
+
+TEST = "tests/models/toy/test_a.py::test_x"
+ODD = "tests/models/toy/test_a.py::test_x[a|b`c <img src=x> @maint]"
+MAIN = Base("main", "b" * 40, "merge")
+CHECK_URLS = {21: "https://bot.test/runs/21", 22: "https://bot.test/runs/22"}
+
+
+def _suspect(test: str = TEST) -> Suspect:
+    return Suspect(test, "models/toy", "multi-gpu")
+
+
+def _checking(*tests: str, failing: int | None = None) -> Verification:
+    suspects = tuple(_suspect(t) for t in tests or (TEST,))
+    count = len(suspects) if failing is None else failing
+    return Verification(CHECKING, suspects, count, 2, MAIN, rerun_run=21, base_run=22)
+
+
+def _checked(*verdicts: tuple[str, str, tuple[str, ...], str | None]) -> Verification:
+    started = _checking(*(test for test, *_ in verdicts))
+    results = tuple(
+        judge(_suspect(test), reruns, at_base, base=MAIN) for test, _, reruns, at_base in verdicts
+    )
+    assert [r.verdict for r in results] == [verdict for _, verdict, *_ in verdicts]
+    return replace(started, state=DONE, results=results)
+
+
+def _finished(verification: Verification | None):
+    return _report(
+        _run("finished"), [PASSED, FAILED], verification=verification, check_urls=CHECK_URLS
+    )
+
+
+def test_the_end_of_a_failed_run_says_its_failures_are_being_checked():
+    plan = _finished(_checking(TEST, "tests/models/toy/test_a.py::test_y", ODD))
+    assert "**Finished, failed**" in plan.comment
+    assert (
+        "**Checking the failures**: re-running 3 failing tests 2 times on this commit and running"
+        " them at `bbbbbbbbbbbb` on `main`." in plan.comment
+    )
+    assert "[the re-runs](https://bot.test/runs/21)" in plan.comment
+    assert "[the run on the base](https://bot.test/runs/22)" in plan.comment
+    assert (
+        plan.check.title == "Failed: 1 failed, 1 error, 5 passed, 1 skipped · checking the failures"
+    )
+    assert "**Checking the failures**" in plan.check.summary
+    assert plan.status == CommitStatus("failure", "Slow CI job: 1 passed, 1 failed")
+    assert (plan.check.status, plan.check.conclusion) == ("completed", "failure")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reruns", "at_base", "row"),
+    [
+        pytest.param(
+            "new", ("failed", "failed"), "passed",
+            "| **new** | failed 2 of 2 re-runs; passes on main |", id="new",
+        ),
+        pytest.param(
+            "pre-existing", ("failed", "failed"), "failed",
+            "| fails on the base too | failed 2 of 2 re-runs; fails on main too |",
+            id="fails on the base too",
+        ),
+        pytest.param(
+            "flaky", ("passed", "failed"), "passed", "| flaky | passed 1 of 2 re-runs |",
+            id="flaky",
+        ),
+        pytest.param(
+            "unknown", ("missing", "missing"), "passed",
+            "| could not tell | the re-runs did not run it (not collected: renamed since?) |",
+            id="could not tell",
+        ),
+    ],
+)  # fmt: skip
+def test_each_checked_failure_shows_its_label_beside_it_with_its_evidence(
+    verdict, reruns, at_base, row
+):
+    plan = _finished(_checked((TEST, verdict, reruns, at_base)))
+    (line,) = [line for line in plan.comment.splitlines() if line.startswith(f"| `{TEST}`")]
+    assert line == (
+        f"| `{TEST}` | `multi-gpu` {row} [the re-runs](https://bot.test/runs/21) ·"
+        " [the run on the base](https://bot.test/runs/22) |"
+    )
+    assert line in plan.check.summary
+    assert "Checking the failures" not in plan.comment
+    assert plan.status == CommitStatus("failure", "Slow CI job: 1 passed, 1 failed")
+    assert plan.check.conclusion == "failure"
+
+
+def test_the_labels_are_counted_in_the_comment_and_the_check_runs_title():
+    plan = _finished(
+        _checked(
+            (TEST, "new", ("failed", "failed"), "passed"),
+            (f"{TEST}2", "flaky", ("failed", "passed"), "failed"),
+            (f"{TEST}3", "pre-existing", ("failed", "failed"), "failed"),
+        )
+    )
+    assert (
+        "**The failures, checked** (2 re-runs of each on this commit, one run at `bbbbbbbbbbbb`"
+        " on `main`): 1 new, 1 fails on the base too, 1 flaky." in plan.comment
+    )
+    assert plan.check.title.endswith(" · 1 new, 1 fails on the base too, 1 flaky")
+    assert "A flaky failure still failed" in plan.comment
+
+
+def test_flaky_failures_alone_leave_the_status_failed_and_say_so():
+    plan = _finished(_checked((TEST, "flaky", ("passed", "passed"), "passed")))
+    assert "Every failure passed on a re-run, so they look flaky; the run still failed" in (
+        plan.comment
+    )
+    assert plan.status is not None and plan.status.state == "failure"
+    assert plan.check.conclusion == "failure"
+
+
+def test_a_test_whose_file_the_base_lacks_links_only_its_reruns():
+    plan = _finished(_checked((TEST, "new", ("failed", "failed"), "absent")))
+    (line,) = [line for line in plan.comment.splitlines() if line.startswith(f"| `{TEST}`")]
+    assert line.endswith("this pull request adds it | [the re-runs](https://bot.test/runs/21) |")
+
+
+def test_a_hostile_node_id_stays_one_inert_cell():
+    plan = _finished(_checked((ODD, "new", ("failed", "failed"), "passed")))
+    (line,) = [line for line in plan.comment.splitlines() if "img src" in line]
+    assert line.startswith(
+        "| `` tests/models/toy/test_a.py::test_x[a\\|b`c <img src=x> @maint] `` |"
+    )
+    cells = re.split(r"(?<!\\)\|", line.strip("|"))
+    assert len(cells) == 5
+
+
+def test_ten_thousand_failures_say_how_many_were_left_unchecked():
+    tests = [f"{TEST}[{i}]" for i in range(50)]
+    plan = _finished(_checking(*tests, failing=10_000))
+    assert "re-running the first 50 of 10000 failing tests 2 times" in plan.comment
+    assert "9950 more failing tests are not checked: this bot checks the first 50" in plan.comment
+
+
+def test_checks_that_could_not_start_say_why_and_nothing_else():
+    refused = Verification(DONE, (_suspect(),), 1, 2, MAIN, error="no runner named 'local'")
+    plan = _finished(refused)
+    assert "**The failures were not checked**: no runner named 'local'." in plan.comment
+    assert plan.check.title == "Failed: 1 failed, 1 error, 5 passed, 1 skipped"
+
+
+def test_a_run_that_did_not_finish_shows_no_checks():
+    plan = _report(_run(), [PASSED, _job(MULTI, "running")], verification=_checking())
+    assert "Checking" not in plan.comment and "Checking" not in plan.check.summary
