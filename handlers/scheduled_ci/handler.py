@@ -87,6 +87,14 @@ async def on_fire(services: Services, fire: Fire) -> FireResult:
     if reason is not None:
         await _could_not_start(services, fire, schedule, reason)
         return FireResult(None, reason)
+    if unmatched:
+        log.warning(
+            "schedule %s of %s: %s matched no test folder at %s; running the others",
+            schedule.name,
+            fire.repo,
+            ", ".join(unmatched),
+            sha[:12],
+        )
     pairs = [(folder, machine) for folder in folders for machine in schedule.machine_types]
     past = await services.jobs.past_durations(KIND, [_job_name(*pair) for pair in pairs])
     durations = {

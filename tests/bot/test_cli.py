@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -285,3 +288,20 @@ def test_run_does_not_blame_listening_for_another_os_error(demo, capsys):
     assert main(["run", "--port", "18080"]) == 1
     err = capsys.readouterr().err
     assert "cannot listen" not in err and "Connection refused" in err
+
+
+def test_bot_run_outside_a_clone_without_credentials_says_where_the_demo_is(tmp_path):
+    # The stand-in is not part of the installed package: an installed bot with no credentials
+    # says what to set, or where the demo comes from, and starts nothing.
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "the sandbox demo comes only with a clone" in done.stderr
+    assert "GITHUB_APP_ID" in done.stderr
