@@ -69,6 +69,7 @@ bench: $(STAMP) sandbox
 	$(PY) bench/confinement.py
 	$(PY) bench/scheduled_ci.py
 	$(PY) bench/scheduled_pages.py
+	$(PY) bench/benchmarks_page.py
 	$(PY) bench/codeowners_match.py
 	$(PY) bench/model_lib.py
 

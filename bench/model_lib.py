@@ -12,7 +12,11 @@ Peak memory is measured with each implementation loaded alone in its own process
 one process holding both, the two taking turns call by call, so a burst of load from another
 process on a shared machine slows both alike rather than deciding the comparison.
 
-    python bench/model_lib.py [--models gpt2,bert] [--repeats 3] [--threads N]
+`--json PATH` also writes this library's figures (not transformers') in github-action-
+benchmark's custom format, the format `bot benchmark` and the bot's `[benchmarks]` read:
+forward latency per architecture and batch in ms, generation throughput in tokens/s.
+
+    python bench/model_lib.py [--models gpt2,bert] [--repeats 3] [--threads N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -251,11 +255,41 @@ def report(model_name: str, ours: dict, theirs: dict | None, work: Path) -> None
     print("  ratio: time ours / theirs (throughput theirs / ours); <= 1.00 means no slower")
 
 
+def metrics(model_name: str, ours: dict[str, float], extra: str) -> list[dict[str, Any]]:
+    """One model's figures as github-action-benchmark custom-format entries. The names stay
+    fixed from run to run, since a comparison matches metrics by name."""
+    entries = [
+        {
+            "name": f"{model_name} forward b{batch}x{SEQUENCE}",
+            "unit": "ms",
+            "value": ours[f"forward_b{batch}_s"] * 1000.0,
+            "extra": extra,
+        }
+        for batch in (1, 8)
+    ]
+    if "generate_tokens_per_s" in ours:
+        entries.append(
+            {
+                "name": f"{model_name} generate {SEQUENCE}+{NEW_TOKENS}",
+                "unit": "tokens/s",
+                "value": ours["generate_tokens_per_s"],
+                "extra": extra,
+            }
+        )
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="gpt2,bert", help="comma-separated: gpt2,bert,llama")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per figure")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="also write the figures here as custom-format JSON",
+    )
     parser.add_argument("--worker", choices=["memory", "timing"], help=argparse.SUPPRESS)
     parser.add_argument("--impls", default="ours", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -289,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not compare:
         print("transformers is not installed: measuring this library only")
+    extra = (
+        f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads,"
+        f" fastest of {args.repeats} calls"
+    )
+    found: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="model-lib-bench-") as tmp:
         work = Path(tmp)
         for model_name in models:
@@ -301,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             figures = {impl: {**timing[impl], **memory[impl]} for impl in impls}
             report(model_name, figures["ours"], figures.get("hf"), work)
+            found += metrics(model_name, figures["ours"], extra)
+    if args.json is not None:
+        # Written only once every model was measured: a partial file would compare as
+        # metrics gone missing rather than as the failed run it is.
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 
 

@@ -9,6 +9,7 @@ checks, `app.yml`'s test) is derived from `FEATURES`, so adding a feature is a f
 from __future__ import annotations
 
 import handlers.actions_follow
+import handlers.benchmarks
 import handlers.help
 import handlers.new_model
 import handlers.reviewers
@@ -25,6 +26,7 @@ FEATURES: tuple[Feature, ...] = (
     handlers.new_model.FEATURE,
     handlers.slow_ci.FEATURE,
     handlers.scheduled_ci.FEATURE,
+    handlers.benchmarks.FEATURE,
     handlers.actions_follow.FEATURE,
     handlers.style.FEATURE,
 )

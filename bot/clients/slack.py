@@ -19,6 +19,13 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.clients.backoff import retry_after as retry_after_header
 from bot.config import Settings
 
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters escaped: nothing a value holds (a PR title, a test's
+    name, an error line) becomes a link, a mention or a `<!channel>`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 log = logging.getLogger("bot.clients.slack")
 
 #: Slack errors that no retry can fix: the message itself or the channel must change.

@@ -6,6 +6,9 @@ import these, so a feature's command reads a config file and fails the same way 
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 from bot.clients.git import GitError, run_git
@@ -33,6 +36,18 @@ def local_config(path: str | None) -> RepoConfig:
     if Path(CONFIG_PATH).exists():
         return read_config_file(CONFIG_PATH)
     return RepoConfig()
+
+
+def local_python() -> str:
+    """The interpreter local commands run a checkout's tests or benchmarks with:
+    `BOT_TEST_PYTHON` (a name on PATH or a path), else the one running `bot`."""
+    value = os.environ.get("BOT_TEST_PYTHON", "").strip()
+    if not value:
+        return sys.executable
+    found = shutil.which(value) if "/" not in value else str(Path(value).expanduser().absolute())
+    if found is None or not os.access(found, os.X_OK):
+        raise UsageError(f"BOT_TEST_PYTHON={value!r} is not an interpreter here")
+    return found
 
 
 def repo_url() -> str:

@@ -1,5 +1,5 @@
 """The records a feature keeps beyond its runs: test verdicts, the flaky registry, an analysis's
-stored steps, and the fires of its schedules.
+stored steps, the fires of its schedules, and benchmark results.
 
 Features do not import the store; they reach these through `services.records`, whose methods
 each run one store operation in the group commit. The record types are the store's, re-exported
@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from bot.store import schedules, verdicts
+from bot.store import benchmarks, schedules, verdicts
+from bot.store.benchmarks import BenchmarkResult
 from bot.store.engine import Store
 from bot.store.schedules import FireRow, Schedule
 from bot.store.verdicts import Analysis, FlakyTest, Status, TestVerdict, Verdict
 
 __all__ = [
     "Analysis",
+    "BenchmarkResult",
     "FireRow",
     "FlakyTest",
     "Records",
@@ -117,4 +119,25 @@ class Records:
         """A schedule's fires, newest first, each with the run it started or why none."""
         return await self._store.call(
             lambda conn: schedules.fires_of(conn, repo, feature, name, limit), single=True
+        )
+
+    # ------------------------------------------------------------------ benchmark results
+
+    async def record_benchmarks(self, rows: Sequence[BenchmarkResult]) -> None:
+        """Writes each (run, commit, machine type, metric)'s repeats, replacing a row the same
+        run recorded before (a report repeated after a restart)."""
+        wanted = list(rows)
+        await self._store.call(lambda conn: benchmarks.record_results(conn, wanted))
+
+    async def benchmarks_of(self, run_id: int) -> list[BenchmarkResult]:
+        """What one run recorded: tells a repeated report that its results are already in."""
+        return await self._store.call(lambda conn: benchmarks.results_of(conn, run_id), single=True)
+
+    async def previous_benchmarks(
+        self, repo: str, branch: str, machine_type: str, before_run_id: int
+    ) -> list[BenchmarkResult]:
+        """The newest earlier push's results on `branch` and `machine_type`; [] for none."""
+        return await self._store.call(
+            lambda conn: benchmarks.latest_before(conn, repo, branch, machine_type, before_run_id),
+            single=True,
         )

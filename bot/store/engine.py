@@ -320,6 +320,31 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN thread_of TEXT;
     ALTER TABLE outbox ADD COLUMN sent_ts TEXT;
     """,
+    # Benchmark results (bot/store/benchmarks.py): every repeat's value of a metric as a JSON
+    # list, one row per run, commit, machine type and metric. `pull_number` is NULL for a
+    # branch's own results; `benchmark_results_branch` finds the previous push's results,
+    # `benchmark_results_series` a repository's metric over time for the pages, and
+    # `benchmark_results_recent` its newest results whatever the metric (the JSON and CSV exports).
+    """
+    CREATE TABLE benchmark_results (
+        repo         TEXT NOT NULL COLLATE NOCASE,
+        sha          TEXT NOT NULL,
+        branch       TEXT NOT NULL,
+        machine_type TEXT NOT NULL DEFAULT '',
+        metric       TEXT NOT NULL,
+        unit         TEXT NOT NULL,
+        value_list   TEXT NOT NULL,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        pull_number  INTEGER,
+        recorded_at  REAL NOT NULL,
+        regression   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, sha, machine_type, metric)
+    );
+    CREATE INDEX benchmark_results_branch
+        ON benchmark_results (repo, branch, machine_type, run_id) WHERE pull_number IS NULL;
+    CREATE INDEX benchmark_results_series ON benchmark_results (repo, metric, recorded_at);
+    CREATE INDEX benchmark_results_recent ON benchmark_results (repo, recorded_at);
+    """,
 )
 
 

@@ -1,6 +1,6 @@
 """The pages: a run as the commit status links to it, its logs, the list of runs, the
-overview, a schedule's runs, a test's history and the flaky tests, and the operator's
-deliveries, outbox and schedules.
+overview, a schedule's runs, a test's history and the flaky tests, a repository's benchmarks
+(a chart, and JSON and CSV for dashboards), and the operator's deliveries, outbox and schedules.
 
 Each handler reads records, asks `access` who may see them, and hands them to a template;
 nothing here writes except the three POST forms (replay a delivery, retry an outbox item, fire
@@ -28,6 +28,7 @@ from bot.jobs.records import ACTIVE_RUN_STATES, JobRecord, RunFilter, RunRecord
 from bot.kit.help import render_markdown
 from bot.logs import add_secret
 from bot.server.runtime import RUNTIME, Runtime
+from bot.store import benchmarks as benchmarks_db
 from bot.store import deliveries as deliveries_db
 from bot.store import engine as engine_db
 from bot.store import outbox as outbox_db
@@ -36,7 +37,7 @@ from bot.store import schedules as schedules_db
 from bot.store import verdicts as verdicts_db
 from bot.store.deliveries import DELIVERY_STATES
 from bot.store.schedules import FireRow, Schedule
-from bot.web import access, results, scheduled
+from bot.web import access, benchmarks, results, scheduled
 from bot.web.chart import folder_chart
 from bot.web.render import page, scrub
 
@@ -73,6 +74,7 @@ MISSING_RUN = (
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RESULTS = web.AppKey("results_cache", results.ResultsCache)
+BENCHMARK_CHARTS = web.AppKey("benchmark_charts", benchmarks.ChartCache)
 
 
 # ---------------------------------------------------------------------- the frame
@@ -808,6 +810,165 @@ async def flaky_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+# ---------------------------------------------------------------------- benchmarks
+
+
+def _json_of(handler: Handler) -> Handler:
+    """Answers an HTTP error from a JSON endpoint as JSON of the same status, so a dashboard
+    reads why (`{"error": ...}`) where it reads the data."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            headers = {
+                k: exc.headers[k] for k in ("WWW-Authenticate", "Retry-After") if k in exc.headers
+            }
+            message = (
+                exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+            )
+            return web.json_response(
+                {"error": message, "status": exc.status}, status=exc.status, headers=headers
+            )
+
+    return wrapped
+
+
+def _benchmarks_what(request: web.Request) -> str:
+    info = request.match_info
+    return f"the benchmarks of {info['owner']}/{info['repo']}"
+
+
+def _bench_query(request: web.Request) -> benchmarks.Query:
+    try:
+        return benchmarks.parse_query(request.query)
+    except benchmarks.BadQuery as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+async def _bench_results(
+    request: web.Request,
+) -> tuple[str, benchmarks.Query, list[benchmarks_db.BenchmarkResult], bool]:
+    """Who may see it first (401, then 404 alike for hidden and missing), then the filters."""
+    repo = await _visible_repo(request, _benchmarks_what(request))
+    query = _bench_query(request)
+    found, truncated = await _read(
+        _runtime(request), lambda conn: benchmarks.read_results(conn, repo, query)
+    )
+    return repo, query, found, truncated
+
+
+@_json_of
+async def benchmarks_json(request: web.Request) -> web.StreamResponse:
+    """A repository's results for dashboards: the newest `?limit=` that match, oldest first."""
+    repo, query, found, truncated = await _bench_results(request)
+
+    def encode() -> str:
+        return json.dumps(
+            {
+                "repo": repo,
+                "limit": query.limit,
+                "count": len(found),
+                "truncated": truncated,
+                "results": [benchmarks.result_json(r) for r in found],
+            }
+        )
+
+    # Ten thousand rows take a tenth of a second to write: kept off the event loop.
+    return web.Response(text=await asyncio.to_thread(encode), content_type="application/json")
+
+
+async def benchmarks_csv(request: web.Request) -> web.StreamResponse:
+    """The same rows as the JSON, one line a result, as a download."""
+    repo, _, found, truncated = await _bench_results(request)
+    text = await asyncio.to_thread(benchmarks.csv_text, found)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{benchmarks.csv_filename(repo)}"',
+        "X-Truncated": "true" if truncated else "false",
+    }
+    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers=headers)
+
+
+@_page_of
+async def benchmarks_page(request: web.Request) -> web.StreamResponse:
+    """Each metric along the default branch's commits, with pull requests' results marked."""
+    runtime = _runtime(request)
+    repo = await _visible_repo(request, _benchmarks_what(request))
+    query = _bench_query(request)
+    cache = request.app[BENCHMARK_CHARTS]
+    key = benchmarks.chart_key(repo, query)
+
+    def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        # The version is read before the rows: a result recorded in between makes the next
+        # view redraw, never keeps a chart older than its version.
+        version = benchmarks_db.results_version(conn, repo)
+        kept = cache.get(key, version)
+        if kept is not None:
+            return version, kept, None
+        branches = benchmarks_db.chart_branches(conn, repo)
+        branch = query.branch or (branches[0] if branches else "")
+        rows = benchmarks_db.BranchRows()
+        if branch:
+            rows = benchmarks_db.branch_rows(
+                conn, repo, branch, runs=benchmarks.CHART_RUNS, metrics=query.metrics
+            )
+        pulls = []
+        if len(rows):
+            pulls = benchmarks_db.pull_results_from(
+                conn,
+                repo,
+                first_run=min(rows.run_id),
+                metrics=query.metrics,
+                limit=benchmarks.MARKS_PER_PANEL * benchmarks.MAX_PANELS,
+            )
+        names = benchmarks_db.metric_names(conn, repo, benchmarks.MAX_CHOICES)
+        return version, None, (branches, branch, rows, pulls, names)
+
+    version, view, fresh = await _read(runtime, read)
+    if view is None:
+        branches, branch, rows, pulls, names = fresh
+        # Twenty thousand rows become geometry: CPU work, kept off the loop serving webhooks.
+        drawn = await asyncio.to_thread(
+            functools.partial(
+                benchmarks.chart,
+                rows,
+                pulls,
+                repo=repo,
+                web_url=runtime.settings.github_web_url,
+            )
+        )
+        view = benchmarks.ChartView(tuple(branches), branch, tuple(names), drawn)
+        cache.put(key, version, view)
+    branch = view.branch
+    if not view.names:
+        empty = (
+            f"No benchmark results are recorded for {repo} yet: they come from the"
+            " run-benchmark label on a pull request, pushes to the default branch, and"
+            " schedules with benchmarks = true."
+        )
+    elif not branch:
+        empty = f"{repo} has benchmark results of pull requests only, none of a branch yet."
+    else:
+        empty = f"No results of the chosen metrics on {branch}."
+    return page(
+        "benchmarks.html",
+        nav=await _nav(request),
+        repo=repo,
+        branch=branch,
+        branches=view.branches if branch in view.branches else (branch, *view.branches),
+        metrics=benchmarks.choices(view.names, query.metrics),
+        chart=view.chart,
+        empty=empty,
+        here=benchmarks.benchmarks_url(repo),
+        json_url=benchmarks.benchmarks_url(repo, ".json"),
+        csv_url=benchmarks.benchmarks_url(repo, ".csv"),
+        dots_up_to=benchmarks.DOTS_UP_TO,
+    )
+
+
 # ---------------------------------------------------------------------- help
 
 
@@ -833,6 +994,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     for secret in runtime.settings.secrets:  # masked on every page, as in the logs
         add_secret(secret)
     app[RESULTS] = results.ResultsCache()
+    app[BENCHMARK_CHARTS] = benchmarks.ChartCache()
     access.add_routes(app, runtime.settings)
     app.router.add_get("/", overview)
     app.router.add_get("/help", help_page)
@@ -848,4 +1010,8 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/schedules/{owner}/{repo}/{name}", schedule_page)
     app.router.add_get("/tests/{owner}/{repo}", test_history_page)
     app.router.add_get("/flaky/{owner}/{repo}", flaky_page)
+    # The exports first: the page's `{repo}` would take `name.json` too.
+    app.router.add_get("/benchmarks/{owner}/{repo}.json", benchmarks_json)
+    app.router.add_get("/benchmarks/{owner}/{repo}.csv", benchmarks_csv)
+    app.router.add_get("/benchmarks/{owner}/{repo}", benchmarks_page)
     app.router.add_post("/schedules/{owner}/{repo}/{feature}/{name}/fire", fire_schedule)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.clients.slack import escape_mrkdwn
 from handlers.new_model.config import NewModelConfig
 
 #: GitHub's `before` when a push creates the branch: there is nothing to compare with.
@@ -139,11 +140,6 @@ def attribution(commits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return found
 
 
-def slack_escape(text: str) -> str:
-    """Slack's three control characters; user-written text (PR titles) must not inject links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -166,20 +162,20 @@ def build_message(
 ) -> dict[str, Any]:
     """A valid Block Kit message plus the plain-text fallback notifications show."""
     commit_url = f"{repo_url}/commit/{model.commit}"
-    name = slack_escape(model.name)
+    name = escape_mrkdwn(model.name)
     lines = [f"*<{commit_url}|New model: {name}>*"]
     if pull is not None:
-        title = slack_escape(pull.title)
-        author = slack_escape(pull.author)
+        title = escape_mrkdwn(pull.title)
+        author = escape_mrkdwn(pull.author)
         lines.append(f"Merged in <{pull.url}|#{pull.number} {title}> by {author}")
     if mention:
-        lines.append(" ".join(f"<@{slack_escape(member)}>" for member in mention))
+        lines.append(" ".join(f"<@{escape_mrkdwn(member)}>" for member in mention))
     lines.append(f"commit SHA: `{model.commit}`")
     section = _clip("\n".join(lines), SECTION_LIMIT)
     # What notifications show; Slack reads `<!channel>` or `<@U123>` there as in the blocks.
     fallback = f"New model: {name}"
     if pull is not None:
-        fallback += f" (#{pull.number} {slack_escape(pull.title)} by {slack_escape(pull.author)})"
+        fallback += f" (#{pull.number} {escape_mrkdwn(pull.title)} by {escape_mrkdwn(pull.author)})"
     return {
         "channel": channel,
         "text": _clip(fallback, SECTION_LIMIT),

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from bot.clients.git import GitError, rev_parse, run_git
 from bot.config import CONFIG_PATH
 from bot.jobs.runners.junit import read_junit
 from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
-from bot.kit.checkout import UsageError, local_config
+from bot.kit.checkout import UsageError, local_config, local_python
 from handlers.scheduled_ci.bisect import Bisect
 from handlers.scheduled_ci.plan import FAILING, select_folders
 
@@ -134,7 +133,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if not args.timeout > 0:
         raise UsageError(f"--timeout takes a positive number of seconds, got {args.timeout}")
     root, good, bad, commits = _history(args.good, args.bad)
-    tester = _Tester(Path(root), _python(), args.timeout)
+    tester = _Tester(Path(root), local_python(), args.timeout)
     answers = run_bisect(tester, tests, good, bad, commits, args.reruns)
     if args.json:
         print(json.dumps([a.as_json() for a in answers], indent=2))
@@ -190,16 +189,6 @@ def _history(good_rev: str, bad_rev: str) -> tuple[str, str, str, list[str]]:
             " (the bisect follows the commits the branch itself made, merges as one)"
         )
     return root, good, bad, commits
-
-
-def _python() -> str:
-    value = os.environ.get("BOT_TEST_PYTHON", "").strip()
-    if not value:
-        return sys.executable
-    found = shutil.which(value) if "/" not in value else str(Path(value).expanduser().absolute())
-    if found is None or not os.access(found, os.X_OK):
-        raise UsageError(f"BOT_TEST_PYTHON={value!r} is not an interpreter here")
-    return found
 
 
 def run_bisect(

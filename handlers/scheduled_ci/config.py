@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from bot.config import ConfigError
+from bot.jobs.runners.base import machine_types_problem
 from bot.kit.cron import Cron, CronError, parse_cron
 from handlers.scheduled_ci.plan import MACHINE_TYPES, check_pattern
 
@@ -101,16 +102,9 @@ class Schedule:
                     "folders",
                     f'takes globs under tests/ (like "models/*"), got {pattern!r}: {problem}',
                 )
-        unknown = [m for m in self.machine_types if m not in MACHINE_TYPES]
-        if (
-            unknown
-            or not self.machine_types
-            or len(set(self.machine_types)) != len(self.machine_types)
-        ):
-            raise fail(
-                "machine_types",
-                f"takes single-gpu and multi-gpu, each once, got {list(self.machine_types)}",
-            )
+        problem = machine_types_problem(self.machine_types)
+        if problem is not None:
+            raise fail("machine_types", problem)
         if self.channel and not _CHANNEL.fullmatch(self.channel):
             raise fail("channel", f"must be a Slack channel's name or id, got {self.channel!r}")
         if not 1 <= self.reruns <= MAX_RERUNS:

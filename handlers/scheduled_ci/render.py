@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bot.clients.slack import escape_mrkdwn
 from bot.kit.markdown import one_line
 from handlers.scheduled_ci.plan import BreakingCommit, ResultRow, ScheduledReport
 
@@ -68,7 +69,7 @@ def summary_message(report: ScheduledReport) -> dict[str, Any]:
         models = sorted(report.by_model, key=lambda row: (-row.failures, row.name))
         blocks.append(_section(_table("model", models, report.run_url)))
     text = f"{report.schedule} on {report.repo}: {counts}"
-    return {"text": _text(text), "blocks": blocks}
+    return {"text": escape_mrkdwn(text), "blocks": blocks}
 
 
 def _table(title: str, rows: Sequence[ResultRow], more_url: str) -> str:
@@ -83,12 +84,12 @@ def _table(title: str, rows: Sequence[ResultRow], more_url: str) -> str:
         line = (
             f"{name:<{width}}  {row.passed:>6}  {row.failed:>6}  {row.errors:>6}  {row.skipped:>7}"
         )
-        if used + len(_text(line)) + 1 > MAX_SECTION_CHARS:
+        if used + len(escape_mrkdwn(line)) + 1 > MAX_SECTION_CHARS:
             break
         lines.append(line)
-        used += len(_text(line)) + 1
+        used += len(escape_mrkdwn(line)) + 1
         shown += 1
-    body = "```\n" + _text("\n".join(lines)) + "\n```"
+    body = "```\n" + escape_mrkdwn("\n".join(lines)) + "\n```"
     if shown < len(rows):
         body += "\n" + _more(len(rows) - shown, "row", more_url)
     return body
@@ -162,7 +163,7 @@ def new_failures_message(
         f" ({len(report.new_failures)} breaking commit{_s(len(report.new_failures))}),"
         f" {len(report.flaky)} flaky, {len(report.pre_existing)} pre-existing"
     )
-    return {"text": _text(text), "blocks": blocks}
+    return {"text": escape_mrkdwn(text), "blocks": blocks}
 
 
 def _commit_group(commit: BreakingCommit, mentions: Mapping[str, str], more_url: str) -> str:
@@ -244,17 +245,11 @@ def format_duration(seconds: float) -> str:
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
-def _text(text: str) -> str:
-    """Slack's three control characters escaped: nothing a value holds becomes a link, a
-    mention or a `<!channel>`."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _escaped(text: str, limit: int) -> str:
     """`text` on one line and escaped, at most `limit` characters once escaped: cut between
     characters, never inside an `&amp;`, with `…` saying it was cut."""
     flat = one_line(text)
-    whole = _text(flat)
+    whole = escape_mrkdwn(flat)
     if len(whole) <= limit:
         return whole
     pieces: list[str] = []

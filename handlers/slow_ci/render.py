@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bot.clients.slack import escape_mrkdwn
 from bot.kit.markdown import (
     clip,
     code_fence,
@@ -418,8 +419,8 @@ def slack_summary(
     icon = {"success": "✅", "failure": "❌", "pending": "⏳"}[state]
     fallback = f"run-slow {word} on {repo}#{number}: {job_tally(results)}"
     lines = [
-        f"{icon} *run-slow {word}* on <{pull_url}|{_slack(repo)}#{number}"
-        f" {_slack(one_line(title, 150))}>",
+        f"{icon} *run-slow {word}* on <{pull_url}|{escape_mrkdwn(repo)}#{number}"
+        f" {escape_mrkdwn(one_line(title, 150))}>",
         f"{job_tally(results)}"
         + (f" on `{short_sha(sha)}`" if sha else "")
         + f" · <{run_url}|run page>",
@@ -432,11 +433,6 @@ def slack_summary(
         "text": fallback,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
     }
-
-
-def _slack(text: str) -> str:
-    """Slack's control characters; a PR title must not become a link or a mention."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _slack_job_line(result: JobResult) -> str:
@@ -455,7 +451,7 @@ def _slack_job_line(result: JobResult) -> str:
 def _slack_code(text: str) -> str:
     """Text from a test as an inline code span: Slack formats nothing inside one, and as a
     span cannot hold a backtick, each becomes a quote."""
-    return "`" + _slack(text.replace("`", "'")) + "`"
+    return "`" + escape_mrkdwn(text.replace("`", "'")) + "`"
 
 
 # --------------------------------------------------------------------------- the reminder

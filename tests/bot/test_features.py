@@ -31,6 +31,8 @@ from handlers import FEATURES
 from handlers.slow_ci.config import SlowCiConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The bot's `bot.toml` sections, in the features' order.
+SECTIONS = ["reviewers", "new_model", "slow_ci", "scheduled_ci", "benchmarks", "style"]
 
 
 # --------------------------------------------------------------------------- the one list
@@ -59,9 +61,9 @@ def test_following_actions_runs_is_a_feature_with_help():
 
 
 def test_the_bots_sections_are_its_features_configs_in_order():
-    assert list(config_sections()) == ["reviewers", "new_model", "slow_ci", "scheduled_ci", "style"]
+    assert list(config_sections()) == SECTIONS
     headers = [line for line in default_config_toml().splitlines() if line.startswith("[")]
-    assert headers == ["[reviewers]", "[new_model]", "[slow_ci]", "[style]"]
+    assert headers == ["[reviewers]", "[new_model]", "[slow_ci]", "[benchmarks]", "[style]"]
 
 
 # --------------------------------------------------------------------------- a new feature
@@ -114,7 +116,7 @@ def test_a_new_features_section_is_read_validated_and_defaulted():
         parse_repo_config("[greeter]\ngreeting = 3\n", features=WITH_GREETER)
     with pytest.raises(ConfigError, match=r"unknown key 'greeter\.nope' \(known here: enabled,"):
         parse_repo_config("[greeter]\nnope = 1\n", features=WITH_GREETER)
-    with pytest.raises(ConfigError, match=r"known here: greeter, new_model, reviewers"):
+    with pytest.raises(ConfigError, match=r"known here: benchmarks, greeter, new_model, reviewers"):
         parse_repo_config("[nope]\n", features=WITH_GREETER)
     # The bot's own list does not have it: its section is an unknown key there.
     with pytest.raises(ConfigError, match=r"unknown key 'greeter'"):
@@ -182,7 +184,7 @@ def test_repo_config_keeps_the_shape_of_the_dataclass_it_replaces():
     assert config.reviewers.count == 2
     assert config == RepoConfig(slow_ci=SlowCiConfig(runner="github-actions"))
     assert config != RepoConfig()
-    assert list(config.sections) == ["reviewers", "new_model", "slow_ci", "scheduled_ci", "style"]
+    assert list(config.sections) == SECTIONS
     assert repr(config).startswith("RepoConfig(reviewers=ReviewersConfig(enabled=True,")
     assert copy.deepcopy(config) == config
     with pytest.raises(dataclasses.FrozenInstanceError):

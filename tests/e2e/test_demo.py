@@ -44,3 +44,10 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     async with aiohttp.ClientSession() as session, session.get(f"{harness.url}/runs/1") as page:
         text = await page.text()
     assert page.status == 200 and '<span class="state passed">passed</span>' in text
+
+
+def test_the_demo_copy_leaves_out_only_the_benchmarks_table():
+    from tests.sandbox.scenario import without_section
+
+    config = '[slow_ci]\nextras = ["models"]\n\n[benchmarks]\ncommand = ["x"]\n# note\n\n[style]\n'
+    assert without_section(config, "benchmarks") == '[slow_ci]\nextras = ["models"]\n\n[style]\n'

@@ -62,6 +62,18 @@ def _owners(root: Path) -> list[str]:
     return found
 
 
+def without_section(toml: str, name: str) -> str:
+    """`toml` without its `[name]` table: from that header to the next one."""
+    kept, skipping = [], False
+    for line in toml.splitlines(keepends=True):
+        header = line.strip()
+        if header.startswith("["):
+            skipping = header == f"[{name}]"
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
 def operator(root: Path) -> str:
     """The maintainer who asks for the slow run, and may see the operator's pages."""
     owners = _owners(root)
@@ -82,6 +94,17 @@ async def scenario(harness: Harness, root: Path) -> None:
     github = harness.github
     owners = _owners(root)
     github.create_repo(REPO, source=root, collaborators=dict.fromkeys(owners, "write"))
+    # This repository benchmarks GPT-2-sized models on every push to main, minutes of CPU the
+    # demo's merge in step 4 should not spend: its copy leaves [benchmarks] out.
+    stored = github.git(REPO).read("main", ".github/bot.toml")
+    config = stored.decode() if stored is not None else ""
+    if "[benchmarks]" in config:
+        github.commit(
+            REPO,
+            "main",
+            {".github/bot.toml": without_section(config, "benchmarks")},
+            message="The demo measures no benchmarks",
+        )
     _say(f"sandbox GitHub at {github.url}: {REPO}, a copy of this checkout")
     _say(f"the bot at {harness.url} (/healthz, /metrics, /help)")
     _say()

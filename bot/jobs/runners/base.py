@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 JobState = Literal["passed", "failed", "error", "skipped", "timed_out", "cancelled"]
 MachineType = Literal["single-gpu", "multi-gpu"]
 MACHINE_TYPES: tuple[str, ...] = ("single-gpu", "multi-gpu")
+
+
+def machine_types_problem(values: Sequence[str]) -> str | None:
+    """What is wrong with a setting's list of machine types (None: nothing), in the words a
+    `bot.toml` error gives after the key."""
+    if not values or len(set(values)) != len(values) or set(values) - set(MACHINE_TYPES):
+        return f"takes single-gpu and multi-gpu, each once, got {list(values)}"
+    return None
+
+
 #: states after which the commit status may still be `success`
 OK_STATES: frozenset[str] = frozenset({"passed", "skipped"})
 
@@ -157,18 +167,78 @@ class RunRequest(JobRequest):
                 raise ValueError(f"test {node!r} is not a node id under tests/{self.folder}/")
         if isinstance(self.tests, list):
             object.__setattr__(self, "tests", tuple(self.tests))
-        if self.extras is not None:
-            # A stored spec holds a list; a name reaches pip's argv, so nothing but a name.
-            if isinstance(self.extras, str):
-                raise ValueError("extras must be a list of group names, not one string")
-            object.__setattr__(self, "extras", tuple(self.extras))
-            for extra in self.extras:
-                if not isinstance(extra, str) or not _EXTRA.match(extra):
-                    raise ValueError(f"not an optional dependency group: {extra!r}")
+        object.__setattr__(self, "extras", _extras(self.extras))
 
     @property
     def target(self) -> str:
         return f"tests/{self.folder}"
+
+
+def _extras(extras: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A request's optional dependency groups: a stored spec holds a list, and a name reaches
+    pip's argv, so nothing but a name."""
+    if extras is None:
+        return None
+    if isinstance(extras, str):
+        raise ValueError("extras must be a list of group names, not one string")
+    for extra in extras:
+        if not isinstance(extra, str) or not _EXTRA.match(extra):
+            raise ValueError(f"not an optional dependency group: {extra!r}")
+    return tuple(extras)
+
+
+#: The word of a benchmark's command that the path of its metrics file replaces (inside a word
+#: too: `--json={output}`).
+OUTPUT_PLACEHOLDER = "{output}"
+#: A benchmark command's first word that means the test environment's interpreter.
+PYTHON_WORD = "python"
+MAX_BENCHMARK_REPEATS = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkRequest(JobRequest):
+    """A benchmark: the repository's own command run `repeats` times on `head_sha` as it is (never
+    merged into anything), in the test environment, confined as tests are.
+
+    Each repeat writes its metrics to a fresh file whose path replaces `{output}`; a first word
+    `python` is the test environment's interpreter. The runner hands back each file's text and
+    never reads its shape: `check_metrics`, the feature's reader, says whether a file is usable
+    (it raises `ValueError` with what is wrong), so a file in no known format ends the job in
+    `error` where the run's page shows it, without the runner knowing any format.
+    """
+
+    command: tuple[str, ...]
+    repeats: int = 1
+    machine_type: str = "single-gpu"
+    #: the repository's `[slow_ci] extras`, as for a test run
+    extras: tuple[str, ...] | None = None
+    check_metrics: Callable[[bytes], object] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.command, str):
+            raise ValueError("command must be an argv list, not one string")
+        command = tuple(self.command)
+        if not command or not all(isinstance(w, str) and "\0" not in w for w in command):
+            raise ValueError("command must be a non-empty list of strings without NUL")
+        if not command[0] or not any(OUTPUT_PLACEHOLDER in w for w in command):
+            raise ValueError(f"command must name a program and {OUTPUT_PLACEHOLDER}")
+        object.__setattr__(self, "command", command)
+        if isinstance(self.repeats, bool) or not 1 <= self.repeats <= MAX_BENCHMARK_REPEATS:
+            raise ValueError(f"repeats must be between 1 and {MAX_BENCHMARK_REPEATS}")
+        if self.machine_type not in MACHINE_TYPES:
+            raise ValueError(f"machine_type must be one of {MACHINE_TYPES}")
+        if self.base_clone_url is not None:
+            raise ValueError("a benchmark runs its commit as it is: it takes no base to merge")
+        object.__setattr__(self, "extras", _extras(self.extras))
+
+    def argv(self, python: str, output: str) -> list[str]:
+        """The command as it runs: `{output}` replaced by `output`, a first word `python` by
+        the test environment's interpreter."""
+        words = [word.replace(OUTPUT_PLACEHOLDER, output) for word in self.command]
+        if self.command[0] == PYTHON_WORD:
+            words[0] = python
+        return words
 
 
 @dataclass(frozen=True)

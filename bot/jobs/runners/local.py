@@ -1,4 +1,5 @@
-"""The local runner: a pull request's tests in a subprocess on this machine.
+"""The local runner: a pull request's tests (or a repository's benchmark) in a subprocess on
+this machine.
 
 This is the only place the bot executes code from a pull request, so it is built to give that
 code nothing: a fresh checkout in a temporary directory, git with no user or system config and no
@@ -26,17 +27,20 @@ import stat
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.clients.git import git_env
 from bot.jobs.runners.base import (
+    OUTPUT_PLACEHOLDER,
+    BenchmarkRequest,
     BoundedLog,
     Captured,
     JobError,
     JobOutcome,
+    JobRequest,
     JobState,
     LogSink,
     RunRequest,
@@ -88,6 +92,12 @@ class LocalRunnerConfig:
     pytest_args: tuple[str, ...] = ()
     #: host paths every test run may read (a model cache, a data set); never the bot's own
     readonly_paths: tuple[Path, ...] = ()
+    #: what one repeat of a benchmark may write as its metrics file, and all repeats together:
+    #: the files travel in the job's row to the feature that reads them
+    metrics_limit_bytes: int = 1024 * 1024
+    metrics_total_bytes: int = 4 * 1024 * 1024
+    #: how much of a failing benchmark's output its job's reason quotes
+    reason_lines: int = 10
 
     def __post_init__(self) -> None:
         for name in self.extra_env:
@@ -192,7 +202,9 @@ class LocalRunner:
         await asyncio.wait({job.task}, timeout=self.config.kill_grace_s + 30)
         return True
 
-    async def run(self, request: RunRequest, on_log: LogSink | None = None) -> JobOutcome:
+    async def run(
+        self, request: RunRequest | BenchmarkRequest, on_log: LogSink | None = None
+    ) -> JobOutcome:
         """Run one job to its end; its own failures come back as the outcome, never raised."""
         if request.job_id in self._jobs:
             raise ValueError(f"job {request.job_id} is already running")
@@ -240,7 +252,11 @@ class LocalRunner:
         )
 
     async def _execute(
-        self, request: RunRequest, log: BoundedLog, timings: dict[str, float], started: float
+        self,
+        request: RunRequest | BenchmarkRequest,
+        log: BoundedLog,
+        timings: dict[str, float],
+        started: float,
     ) -> JobOutcome:
         refusal = self.refusal()
         if refusal is not None:
@@ -252,6 +268,8 @@ class LocalRunner:
             return self._outcome("skipped", reason, log, started, timings)
         workdir = make_workdir(self.config.work_dir, "bot-job-")
         try:
+            if isinstance(request, BenchmarkRequest):
+                return await self._benchmark(request, log, timings, started, workdir)
             return await self._in_workdir(request, log, timings, started, workdir)
         except (JobError, EnvBuildError, ConfinementUnavailable) as exc:
             reason = log.redact(str(exc))
@@ -269,6 +287,13 @@ class LocalRunner:
         finally:
             self._handed.discard(workdir)
             remove_tree(workdir)
+
+    def _waiting(self, log: BoundedLog) -> Callable[[int], Awaitable[None]]:
+        async def waiting(ahead: int) -> None:
+            what = "GPU" if self.pool.has_gpu else "turn on the CPU"
+            await log.note(f"waiting for a free {what} ({ahead} job(s) ahead)")
+
+        return waiting
 
     def _hand_over(self, workdir: Path) -> None:
         if workdir not in self._handed:
@@ -302,12 +327,7 @@ class LocalRunner:
         timings["env"] = round(time.monotonic() - phase, 3)
 
         phase = time.monotonic()
-
-        async def waiting(ahead: int) -> None:
-            what = "GPU" if self.pool.has_gpu else "turn on the CPU"
-            await log.note(f"waiting for a free {what} ({ahead} job(s) ahead)")
-
-        async with self.pool.lease(request.machine_type, on_wait=waiting) as lease:
+        async with self.pool.lease(request.machine_type, on_wait=self._waiting(log)) as lease:
             timings["wait"] = round(time.monotonic() - phase, 3)
             phase = time.monotonic()
             try:
@@ -349,7 +369,7 @@ class LocalRunner:
 
     # -- checkout -------------------------------------------------------------------------
 
-    async def _checkout(self, request: RunRequest, src: Path, home: Path, log: BoundedLog) -> str:
+    async def _checkout(self, request: JobRequest, src: Path, home: Path, log: BoundedLog) -> str:
         """Fetch and check out what the job tests; returns the commit id of HEAD."""
         check_url(request.head_clone_url)
         if request.base_clone_url:
@@ -437,7 +457,7 @@ class LocalRunner:
         return await self._verify(src, env, pinned, merged=True)
 
     async def _try_merge_ref(
-        self, request: RunRequest, src: Path, env: dict[str, str], token: str | None,
+        self, request: JobRequest, src: Path, env: dict[str, str], token: str | None,
         log: BoundedLog,
     ) -> str | None:  # fmt: skip
         """GitHub's own merge commit, when it is the merge of exactly the approved commit."""
@@ -613,12 +633,7 @@ class LocalRunner:
             gpus=lease.devices,
             limits=request.limits,
         )
-        await log.note(
-            "confined: this job's folder only, network "
-            + ("on" if request.network else "off (loopback only)")
-            if self.confinement.confined
-            else f"NOT confined: {self.confinement.reason}"
-        )
+        await log.note(self._confinement_note(request))
         code = await stream_process(
             self.confinement.wrap(argv, jail),
             env=self.test_env(env, lease, src, home, tmp),
@@ -644,13 +659,168 @@ class LocalRunner:
             return JUnitReport(error=f"the JUnit report is over {limit} bytes; not kept"), None
         return parse_junit(data, root=src), data.decode("utf-8", "replace")
 
-    def _keep(self, request: RunRequest, log: BoundedLog, junit_text: str | None) -> None:
+    def _confinement_note(self, request: JobRequest) -> str:
+        if not self.confinement.confined:
+            return f"NOT confined: {self.confinement.reason}"
+        network = "on" if request.network else "off (loopback only)"
+        return f"confined: this job's folder only, network {network}"
+
+    def _keep(self, request: JobRequest, log: BoundedLog, junit_text: str | None) -> None:
         if request.artifacts_dir is None:
             return
         request.artifacts_dir.mkdir(parents=True, exist_ok=True)
         (request.artifacts_dir / "log.txt").write_text(log.text())
         if junit_text is not None:
             (request.artifacts_dir / "junit.xml").write_text(junit_text)
+
+    # -- benchmarks -----------------------------------------------------------------------
+
+    async def _benchmark(
+        self,
+        request: BenchmarkRequest,
+        log: BoundedLog,
+        timings: dict[str, float],
+        started: float,
+        workdir: Path,
+    ) -> JobOutcome:
+        """The repository's benchmark command, `repeats` times on the pinned commit as it is,
+        each repeat as confined as a test run and within the job's time limit; the outcome's
+        `result` holds every repeat's metrics file as text, in order."""
+        home = workdir / "home"
+        tmp = workdir / "tmp"
+        home.mkdir()
+        tmp.mkdir()
+        src = workdir / "src"
+
+        phase = time.monotonic()
+        await log.note(
+            f"job {request.job_id}: benchmark {' '.join(request.command)}"
+            f" × {request.repeats} on {request.machine_type}"
+        )
+        tested = await self._checkout(request, src, home, log)
+        self._hand_over(workdir)
+        timings["checkout"] = round(time.monotonic() - phase, 3)
+
+        phase = time.monotonic()
+        env = await self.envs.ensure(
+            request.repo, src, log.note, network=request.network, extras=request.extras
+        )
+        timings["env"] = round(time.monotonic() - phase, 3)
+
+        phase = time.monotonic()
+        outputs: list[str] = []
+        async with self.pool.lease(request.machine_type, on_wait=self._waiting(log)) as lease:
+            timings["wait"] = round(time.monotonic() - phase, 3)
+            phase = time.monotonic()
+            for repeat in range(1, request.repeats + 1):
+                text, problem = await self._repeat(
+                    request, repeat, env, lease, src, home, tmp, workdir, log
+                )
+                if problem is not None:
+                    timings["benchmark"] = round(time.monotonic() - phase, 3)
+                    reason = log.redact(problem)
+                    await log.note(f"error: {reason}")
+                    self._keep(request, log, None)
+                    return self._outcome("error", reason, log, started, timings, tested_sha=tested)
+                outputs.append(text)
+                if sum(len(o) for o in outputs) > self.config.metrics_total_bytes:
+                    timings["benchmark"] = round(time.monotonic() - phase, 3)
+                    reason = (
+                        f"the metrics files of {repeat} repeats are over"
+                        f" {self.config.metrics_total_bytes} bytes together; not kept"
+                    )
+                    await log.note(f"error: {reason}")
+                    self._keep(request, log, None)
+                    return self._outcome("error", reason, log, started, timings, tested_sha=tested)
+            timings["benchmark"] = round(time.monotonic() - phase, 3)
+        reason = f"{request.repeats} repeat(s) measured"
+        await log.note(f"passed: {reason}")
+        self._keep(request, log, None)
+        return self._outcome(
+            "passed",
+            reason,
+            log,
+            started,
+            timings,
+            tested_sha=tested,
+            exit_code=0,
+            result={"outputs": outputs},
+        )
+
+    async def _repeat(
+        self,
+        request: BenchmarkRequest,
+        repeat: int,
+        env: PythonEnv,
+        lease: Lease,
+        src: Path,
+        home: Path,
+        tmp: Path,
+        workdir: Path,
+        log: BoundedLog,
+    ) -> tuple[str, str | None]:
+        """One run of the command: the text of the metrics file it wrote, or why there is
+        none (what the command printed first, for the run's page)."""
+        which = f"repeat {repeat} of {request.repeats}"
+        output = workdir / f"metrics-{repeat}.json"
+        clear_path(output)  # an earlier repeat could have put something there
+        argv = request.argv(str(env.python), str(output))
+        jail = Jail(
+            cwd=src,
+            writable=[workdir],
+            readonly=[*python_roots(env.python), *self.config.readonly_paths],
+            network=request.network,
+            gpus=lease.devices,
+            limits=request.limits,
+        )
+        if repeat == 1:
+            await log.note(self._confinement_note(request))
+        await log.note(f"{which}: $ {' '.join(argv)}")
+        printed: list[str] = []
+
+        async def on_line(line: str) -> None:
+            if len(printed) < self.config.reason_lines:
+                printed.append(line[:300])
+            await log.write(line)
+
+        def began() -> str:
+            lines = [ln for ln in printed if ln.strip()]
+            return "; its output began:\n" + "\n".join(lines) if lines else "; it printed nothing"
+
+        try:
+            code = await stream_process(
+                self.confinement.wrap(argv, jail),
+                env=self.test_env(env, lease, src, home, tmp),
+                cwd=src,
+                on_line=on_line,
+                timeout_s=request.timeout_s,
+                kill_grace_s=self.config.kill_grace_s,
+            )
+        except TimeoutError:
+            return "", f"{which} timed out after {request.timeout_s:g} s{began()}"
+        if code != 0:
+            return "", f"{which}: the benchmark command exited with {code}{began()}"
+        limit = self.config.metrics_limit_bytes
+        try:
+            data = await asyncio.to_thread(read_untrusted, output, limit)
+        except FileNotFoundError:
+            return "", (
+                f"{which} wrote no metrics file (the command's {OUTPUT_PLACEHOLDER} names where"
+                f" it goes){began()}"
+            )
+        except OSError as exc:
+            return "", f"{which}: its metrics file could not be read: {exc.strerror}"
+        if len(data) > limit:
+            return "", f"{which}: its metrics file is over {limit} bytes; not kept"
+        if request.check_metrics is not None:
+            try:
+                await asyncio.to_thread(request.check_metrics, data)
+            except ValueError as exc:
+                return "", f"{which}: {exc}{_file_began(data, self.config.reason_lines)}"
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return "", f"{which}: its metrics file is not UTF-8 text"
 
 
 def _check_tip(ref: str, tip: str | None, pinned: str) -> None:
@@ -682,6 +852,21 @@ def _missing_hint(request: RunRequest, env: PythonEnv) -> str:
         " dependency group in pyproject.toml; `[slow_ci] extras` in .github/bot.toml chooses"
         f" the groups the test environment installs ({chosen})"
     )
+
+
+def _file_began(data: bytes, lines: int) -> str:
+    """The first lines of a metrics file nobody can read, as the job's reason quotes them."""
+    shown = [ln[:300] for ln in data[:4096].decode("utf-8", "replace").splitlines()[:lines]]
+    shown = [ln for ln in shown if ln.strip()]
+    return "; the file began:\n" + "\n".join(shown) if shown else "; the file is empty"
+
+
+def clear_path(path: Path) -> None:
+    """Nothing at `path` any more, whatever a job left there (a file, a link, a folder)."""
+    if path.is_dir() and not path.is_symlink():
+        remove_tree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def make_workdir(parent: Path | None, prefix: str) -> Path:

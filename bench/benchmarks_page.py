@@ -1,0 +1,271 @@
+"""Render time of the benchmarks chart page, and of its JSON and CSV exports, for a repository
+with 1,000 commits of the default branch × 20 metrics.
+
+The store is seeded straight through `record_results`: 1,000 push runs on `main`, each
+recording 20 metrics of 5 repeats (one result in 50 flagged a regression), and 100 pull
+requests' runs between them, each measuring its head and its base (4,000 more rows). `bot
+serve`'s application is served on loopback; each figure is the median of repeated GETs, timed at
+the client (reading the store, drawing, rendering and the HTTP round trip), with the page's
+parts timed alone beside it. The page keeps its chart until a result is recorded, so it is
+timed both ways: unchanged (the cached chart, rendered), and with a push recording its results
+before each GET (read and drawn again). The first GET also decodes every stored repeat, which
+later reads find decoded.
+
+    python bench/benchmarks_page.py [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import Settings  # noqa: E402
+from bot.server import serving  # noqa: E402
+from bot.server.app import create_app  # noqa: E402
+from bot.server.runtime import Runtime  # noqa: E402
+from bot.store import benchmarks as benchmarks_db  # noqa: E402
+from bot.store.benchmarks import BenchmarkResult  # noqa: E402
+from bot.store.engine import Store  # noqa: E402
+from bot.store.runs import insert_run  # noqa: E402
+from bot.web import benchmarks  # noqa: E402
+from bot.web.access import Viewer  # noqa: E402
+from bot.web.render import render  # noqa: E402
+
+REPO = "acme/models"
+COMMITS = 1_000
+METRICS = [
+    f"{arch}/{what}"
+    for arch in ("bert", "gpt2", "llama", "t5", "vit")
+    for what in (
+        "forward_latency_cpu",
+        "forward_latency_gpu",
+        "generate_tokens_per_s_cpu",
+        "generate_tokens_per_s_gpu",
+    )
+]
+REPEATS = 5
+PULLS = 100
+HOUR = 3600.0
+
+
+def _run(conn, sha: str, number: int | None, at: float) -> int:
+    run_id, _ = insert_run(
+        conn,
+        kind="benchmarks",
+        repo=REPO,
+        number=number,
+        head_sha=sha,
+        base_ref="main",
+        requested_by=None,
+        requested_at=at,
+        private=False,
+        runner="local",
+        spec={},
+        jobs=[],
+        key=None,
+        now=at,
+    )
+    return run_id
+
+
+def _rows(
+    sha: str, branch: str, run_id: int, at: float, pull: int | None, rng: random.Random, k: int
+) -> list[BenchmarkResult]:
+    out = []
+    for m, metric in enumerate(METRICS):
+        base = 10.0 + m + 0.002 * k
+        out.append(
+            BenchmarkResult(
+                repo=REPO,
+                sha=sha,
+                branch=branch,
+                machine_type="single-gpu",
+                metric=metric,
+                unit="tokens/s" if "tokens" in metric else "ms",
+                values=tuple(rng.gauss(base, 0.2) for _ in range(REPEATS)),
+                run_id=run_id,
+                pull_number=pull,
+                recorded_at=at,
+                regression=pull is None and (k * 7 + m) % 50 == 0,
+            )
+        )
+    return out
+
+
+def _seed(database: str) -> None:
+    store = Store(database)
+    rng = random.Random(23)
+    start = time.time() - COMMITS * HOUR
+
+    def write(conn) -> None:
+        for k in range(COMMITS):
+            at = start + k * HOUR
+            sha = f"{k:040x}"
+            rows = _rows(sha, "main", _run(conn, sha, None, at), at, None, rng, k)
+            if k % (COMMITS // PULLS) == 5:
+                number = 1 + k // (COMMITS // PULLS)
+                pull_run = _run(conn, f"{k:039x}f", number, at + 60)
+                rows += _rows(f"{k:039x}f", f"pr-{number}", pull_run, at + 60, number, rng, k)
+                rows += _rows(sha, "main", pull_run, at + 60, number, rng, k)
+            benchmarks_db.record_results(conn, rows)
+
+    try:
+        store.call_sync(write)
+    finally:
+        store.close()
+
+
+async def _time_get(url: str, repeats: int) -> tuple[float, float, int]:
+    """The first GET and the median of the rest, in ms, and the answer's size."""
+    async with aiohttp.ClientSession() as session:
+        begin = time.perf_counter()
+        async with session.get(url) as first:
+            body = await first.read()
+            assert first.status == 200, (first.status, body[:500])
+        cold = (time.perf_counter() - begin) * 1000
+        times = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            async with session.get(url) as response:
+                await response.read()
+            times.append((time.perf_counter() - begin) * 1000)
+    return cold, statistics.median(times), len(body)
+
+
+async def _time_redrawn(runtime: Runtime, url: str, repeats: int) -> float:
+    """The median GET, in ms, when a push recorded its results just before: the chart is
+    read and drawn again each time, as on the first view after a new result."""
+    rng = random.Random(5)
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(repeats):
+            k = COMMITS + i
+
+            def record(conn, k: int = k) -> None:
+                sha = f"{k:040x}"
+                at = time.time()
+                run_id = _run(conn, sha, None, at)
+                benchmarks_db.record_results(conn, _rows(sha, "main", run_id, at, None, rng, k))
+
+            await runtime.store.call(record)
+            begin = time.perf_counter()
+            async with session.get(url) as response:
+                body = await response.read()
+                assert response.status == 200, body[:500]
+            times.append((time.perf_counter() - begin) * 1000)
+    return statistics.median(times)
+
+
+async def _time_parts(runtime: Runtime, repeats: int) -> tuple[float, float, float, int]:
+    """The page's parts alone, in ms: the store's reads, the chart, the template."""
+    nav = {
+        "handle": "bot",
+        "viewer": Viewer(login=None, operator=False, via="anonymous"),
+        "csrf": "",
+        "web_url": "https://github.com",
+        "public_url": "",
+        "here": "/",
+    }
+    reads, charts, renders = [], [], []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+
+        def read(conn):
+            branches = benchmarks_db.chart_branches(conn, REPO)
+            rows = benchmarks_db.branch_rows(conn, REPO, branches[0], runs=benchmarks.CHART_RUNS)
+            pulls = benchmarks_db.pull_results_from(conn, REPO, first_run=min(rows.run_id))
+            return rows, pulls, benchmarks_db.metric_names(conn, REPO)
+
+        rows, pulls, names = await runtime.store.call(read, single=True)
+        reads.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        chart = benchmarks.chart(rows, pulls, repo=REPO, web_url="https://github.com")
+        charts.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        render(
+            "benchmarks.html",
+            nav=nav,
+            refresh=None,
+            repo=REPO,
+            branch="main",
+            branches=["main"],
+            metrics=benchmarks.choices(names, ()),
+            chart=chart,
+            empty="",
+            here="/",
+            json_url="/",
+            csv_url="/",
+            dots_up_to=benchmarks.DOTS_UP_TO,
+        )
+        renders.append((time.perf_counter() - begin) * 1000)
+    assert chart.commits == COMMITS and len(chart.panels) == len(METRICS), chart.commits
+    marks = sum(len(p.pulls) + len(p.regressions) for p in chart.panels)
+    return statistics.median(reads), statistics.median(charts), statistics.median(renders), marks
+
+
+async def main(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        database = str(Path(tmp) / "bot.sqlite3")
+        begin = time.perf_counter()
+        _seed(database)
+        rows = COMMITS * len(METRICS) + PULLS * 2 * len(METRICS)
+        print(
+            f"seeded {COMMITS} commits × {len(METRICS)} metrics × {REPEATS} repeats and"
+            f" {PULLS} pull requests ({rows} results) in {time.perf_counter() - begin:.1f} s"
+        )
+        settings = Settings(
+            webhook_secret="bench-secret-" + "x" * 20,
+            database=database,
+            job_work_dir=str(Path(tmp) / "jobs"),
+        )
+        runtime = Runtime(settings)
+        runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
+        try:
+            cold, warm, size = await _time_get(f"{base}/benchmarks/{REPO}", repeats)
+            print(
+                f"chart page, {COMMITS} commits × {len(METRICS)} metrics: {warm:.1f} ms a GET"
+                f" (median of {repeats}; target ≤ 50 ms), {size / 1024:.0f} KiB of HTML;"
+                f" first GET {cold:.1f} ms"
+            )
+            redrawn = await _time_redrawn(runtime, f"{base}/benchmarks/{REPO}", repeats)
+            print(
+                f"  redrawn after a new push's results each time (the chart's cache missed):"
+                f" {redrawn:.1f} ms a GET (median of {repeats})"
+            )
+            read_ms, chart_ms, render_ms, marks = await _time_parts(runtime, repeats)
+            print(
+                f"  of which: store reads {read_ms:.1f} ms, chart {chart_ms:.1f} ms (off the"
+                f" event loop), template {render_ms:.1f} ms; {marks} marks drawn"
+            )
+            for path, what in (
+                (".json", "JSON, default limit (1,000 rows)"),
+                (".json?limit=10000", "JSON, limit=10000 (the most)"),
+                (".csv", "CSV, default limit (1,000 rows)"),
+                (".csv?limit=10000", "CSV, limit=10000 (the most)"),
+                (f".json?metric={METRICS[3]}&since=2000-01-01", "JSON, one metric since a date"),
+            ):
+                cold, warm, size = await _time_get(f"{base}/benchmarks/{REPO}{path}", repeats)
+                print(
+                    f"{what}: {warm:.1f} ms a GET (median of {repeats}),"
+                    f" {size / 1024:.0f} KiB; first GET {cold:.1f} ms"
+                )
+        finally:
+            await runner.cleanup()
+            runtime.store.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    asyncio.run(main(parser.parse_args().repeats))
