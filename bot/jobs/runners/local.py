@@ -300,14 +300,17 @@ class LocalRunner:
             self.confinement.hand_over(workdir)
             self._handed.add(workdir)
 
-    async def _in_workdir(
+    async def _prepare(
         self,
-        request: RunRequest,
+        request: RunRequest | BenchmarkRequest,
+        what: str,
         log: BoundedLog,
         timings: dict[str, float],
-        started: float,
         workdir: Path,
-    ) -> JobOutcome:
+    ) -> tuple[Path, Path, Path, str, PythonEnv]:
+        """What every job on PR content starts with, tests or a benchmark: a private home and
+        tmp, the pinned commit checked out, the folder handed to the sandbox's user, and the
+        test environment built or reused; returns (home, tmp, src, tested sha, environment)."""
         home = workdir / "home"
         tmp = workdir / "tmp"
         home.mkdir()
@@ -315,7 +318,7 @@ class LocalRunner:
         src = workdir / "src"
 
         phase = time.monotonic()
-        await log.note(f"job {request.job_id}: tests/{request.folder} on {request.machine_type}")
+        await log.note(f"job {request.job_id}: {what}")
         tested = await self._checkout(request, src, home, log)
         self._hand_over(workdir)
         timings["checkout"] = round(time.monotonic() - phase, 3)
@@ -325,6 +328,18 @@ class LocalRunner:
             request.repo, src, log.note, network=request.network, extras=request.extras
         )
         timings["env"] = round(time.monotonic() - phase, 3)
+        return home, tmp, src, tested, env
+
+    async def _in_workdir(
+        self,
+        request: RunRequest,
+        log: BoundedLog,
+        timings: dict[str, float],
+        started: float,
+        workdir: Path,
+    ) -> JobOutcome:
+        what = f"tests/{request.folder} on {request.machine_type}"
+        home, tmp, src, tested, env = await self._prepare(request, what, log, timings, workdir)
 
         phase = time.monotonic()
         async with self.pool.lease(request.machine_type, on_wait=self._waiting(log)) as lease:
@@ -686,26 +701,10 @@ class LocalRunner:
         """The repository's benchmark command, `repeats` times on the pinned commit as it is,
         each repeat as confined as a test run and within the job's time limit; the outcome's
         `result` holds every repeat's metrics file as text, in order."""
-        home = workdir / "home"
-        tmp = workdir / "tmp"
-        home.mkdir()
-        tmp.mkdir()
-        src = workdir / "src"
-
-        phase = time.monotonic()
-        await log.note(
-            f"job {request.job_id}: benchmark {' '.join(request.command)}"
-            f" × {request.repeats} on {request.machine_type}"
+        what = (
+            f"benchmark {' '.join(request.command)} × {request.repeats} on {request.machine_type}"
         )
-        tested = await self._checkout(request, src, home, log)
-        self._hand_over(workdir)
-        timings["checkout"] = round(time.monotonic() - phase, 3)
-
-        phase = time.monotonic()
-        env = await self.envs.ensure(
-            request.repo, src, log.note, network=request.network, extras=request.extras
-        )
-        timings["env"] = round(time.monotonic() - phase, 3)
+        home, tmp, src, tested, env = await self._prepare(request, what, log, timings, workdir)
 
         phase = time.monotonic()
         outputs: list[str] = []
