@@ -30,6 +30,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from timing import time_get  # noqa: E402
+
 from bot.config import Settings  # noqa: E402
 from bot.server import serving  # noqa: E402
 from bot.server.app import create_app  # noqa: E402
@@ -37,10 +39,10 @@ from bot.server.runtime import Runtime  # noqa: E402
 from bot.store import benchmarks as benchmarks_db  # noqa: E402
 from bot.store.benchmarks import BenchmarkResult  # noqa: E402
 from bot.store.engine import Store  # noqa: E402
-from bot.store.runs import insert_run  # noqa: E402
 from bot.web import benchmarks  # noqa: E402
 from bot.web.access import Viewer  # noqa: E402
 from bot.web.render import render  # noqa: E402
+from tests.support.seed_runs import benchmark_run  # noqa: E402
 
 REPO = "acme/models"
 COMMITS = 1_000
@@ -60,23 +62,7 @@ HOUR = 3600.0
 
 
 def _run(conn, sha: str, number: int | None, at: float) -> int:
-    run_id, _ = insert_run(
-        conn,
-        kind="benchmarks",
-        repo=REPO,
-        number=number,
-        head_sha=sha,
-        base_ref="main",
-        requested_by=None,
-        requested_at=at,
-        private=False,
-        runner="local",
-        spec={},
-        jobs=[],
-        key=None,
-        now=at,
-    )
-    return run_id
+    return benchmark_run(conn, repo=REPO, sha=sha, number=number, at=at)
 
 
 def _rows(
@@ -124,23 +110,6 @@ def _seed(database: str) -> None:
         store.call_sync(write)
     finally:
         store.close()
-
-
-async def _time_get(url: str, repeats: int) -> tuple[float, float, int]:
-    """The first GET and the median of the rest, in ms, and the answer's size."""
-    async with aiohttp.ClientSession() as session:
-        begin = time.perf_counter()
-        async with session.get(url) as first:
-            body = await first.read()
-            assert first.status == 200, (first.status, body[:500])
-        cold = (time.perf_counter() - begin) * 1000
-        times = []
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            async with session.get(url) as response:
-                await response.read()
-            times.append((time.perf_counter() - begin) * 1000)
-    return cold, statistics.median(times), len(body)
 
 
 async def _time_redrawn(runtime: Runtime, url: str, repeats: int) -> float:
@@ -232,7 +201,7 @@ async def main(repeats: int) -> None:
         runtime = Runtime(settings)
         runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
         try:
-            cold, warm, size = await _time_get(f"{base}/benchmarks/{REPO}", repeats)
+            cold, warm, size = await time_get(f"{base}/benchmarks/{REPO}", repeats)
             print(
                 f"chart page, {COMMITS} commits × {len(METRICS)} metrics: {warm:.1f} ms a GET"
                 f" (median of {repeats}; target ≤ 50 ms), {size / 1024:.0f} KiB of HTML;"
@@ -255,7 +224,7 @@ async def main(repeats: int) -> None:
                 (".csv?limit=10000", "CSV, limit=10000 (the most)"),
                 (f".json?metric={METRICS[3]}&since=2000-01-01", "JSON, one metric since a date"),
             ):
-                cold, warm, size = await _time_get(f"{base}/benchmarks/{REPO}{path}", repeats)
+                cold, warm, size = await time_get(f"{base}/benchmarks/{REPO}{path}", repeats)
                 print(
                     f"{what}: {warm:.1f} ms a GET (median of {repeats}),"
                     f" {size / 1024:.0f} KiB; first GET {cold:.1f} ms"

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import time_get  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.jobs.records import JobLimits  # noqa: E402
@@ -55,23 +55,6 @@ def _seed(database: str, per_job: int) -> int:
         return seed_run(store, jobs=jobs, limits=JobLimits(results_bytes=256 * 1024 * 1024))
     finally:
         store.close()
-
-
-async def _time_page(url: str, repeats: int) -> tuple[float, float, int]:
-    """The first GET (results read from the store and parsed) and the median of the rest."""
-    async with aiohttp.ClientSession() as session:
-        start = time.perf_counter()
-        async with session.get(url) as first:
-            body = await first.read()
-            assert first.status == 200, first.status
-        cold = (time.perf_counter() - start) * 1000
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            async with session.get(url) as response:
-                await response.read()
-            times.append((time.perf_counter() - start) * 1000)
-    return cold, statistics.median(times), len(body)
 
 
 async def _time_render(runtime: Runtime, run_id: int, repeats: int) -> float:
@@ -124,9 +107,9 @@ async def main(repeats: int) -> None:
         runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
         try:
             # Templates compile on a process's first page, not on each run's.
-            await _time_page(f"{base}/runs/{warm_up}", 1)
+            await time_get(f"{base}/runs/{warm_up}", 1)
             for label, run_id in (("5,000 results", small), ("50,000 results", large)):
-                cold_ms, page_ms, size = await _time_page(f"{base}/runs/{run_id}", repeats)
+                cold_ms, page_ms, size = await time_get(f"{base}/runs/{run_id}", repeats)
                 print(
                     f"run page, 20 jobs, {label}: {page_ms:.1f} ms a GET (median of {repeats}),"
                     f" {size / 1024:.0f} KiB of HTML, {page_ms / BUDGET_MS:.2f}x the"
@@ -134,7 +117,7 @@ async def main(repeats: int) -> None:
                     f" {cold_ms:.1f} ms"
                     f" ({cold_ms / BUDGET_MS:.2f}x)"
                 )
-            _, filtered_ms, _ = await _time_page(f"{base}/runs/{large}?outcome=failed", repeats)
+            _, filtered_ms, _ = await time_get(f"{base}/runs/{large}?outcome=failed", repeats)
             print(f"run page, 50,000 results, failures only: {filtered_ms:.1f} ms a GET")
             render_ms = await _time_render(runtime, small, repeats)
             print(f"template alone, 5,000 results: {render_ms:.1f} ms")

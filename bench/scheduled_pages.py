@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import time_get  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.jobs.runners.junit import TestResult  # noqa: E402
@@ -110,23 +110,6 @@ def _seed(database: str) -> None:
         store.close()
 
 
-async def _time_get(url: str, repeats: int) -> tuple[float, float, int]:
-    """The first GET and the median of the rest, in ms, and the page's size."""
-    async with aiohttp.ClientSession() as session:
-        begin = time.perf_counter()
-        async with session.get(url) as first:
-            body = await first.read()
-            assert first.status == 200, (first.status, body[:500])
-        cold = (time.perf_counter() - begin) * 1000
-        times = []
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            async with session.get(url) as response:
-                await response.read()
-            times.append((time.perf_counter() - begin) * 1000)
-    return cold, statistics.median(times), len(body)
-
-
 async def _time_parts(runtime: Runtime, repeats: int) -> tuple[float, float, float]:
     """The history page's parts alone, in ms: the store's read, decoding, the template."""
     reads, decodes, renders = [], [], []
@@ -185,7 +168,7 @@ async def main(repeats: int) -> None:
         runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
         try:
             history = f"{base}/tests/{REPO}?" + urlencode({"test": TARGET})
-            cold, warm, size = await _time_get(history, repeats)
+            cold, warm, size = await time_get(history, repeats)
             print(
                 f"test history, {RUNS} runs ({RUNS * len(MACHINES)} jobs' results read):"
                 f" {warm:.1f} ms a GET (median of {repeats}), {size / 1024:.0f} KiB of HTML;"
@@ -196,7 +179,7 @@ async def main(repeats: int) -> None:
                 f"  of which: store read {read_ms:.1f} ms (on the store's connection),"
                 f" decoding {decode_ms:.1f} ms (off the event loop), template {render_ms:.1f} ms"
             )
-            cold, warm, size = await _time_get(f"{base}/schedules/{REPO}/nightly", repeats)
+            cold, warm, size = await time_get(f"{base}/schedules/{REPO}/nightly", repeats)
             print(
                 f"schedule page, newest 100 of {RUNS} runs: {warm:.1f} ms a GET"
                 f" (median of {repeats}), {size / 1024:.0f} KiB of HTML; first GET {cold:.1f} ms"

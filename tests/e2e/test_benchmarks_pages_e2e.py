@@ -25,11 +25,11 @@ from multidict import MultiDict
 
 from bot.store import benchmarks as benchmarks_db
 from bot.store.benchmarks import BenchmarkResult, BranchRows
-from bot.store.runs import insert_run
 from bot.web import benchmarks
 from tests.e2e.conftest import PAGES_ADMIN
 from tests.sandbox.harness import Harness
 from tests.support.browser import count_colour, dump_dom, screenshot
+from tests.support.seed_runs import benchmark_run
 
 AUTH = {"Authorization": f"Bearer {PAGES_ADMIN}"}
 HTML = {"Accept": "text/html"}
@@ -58,22 +58,7 @@ async def _record(
     """One run that measured `sha`, and its results as the benchmarks feature records them."""
 
     def write(conn) -> int:
-        run_id, _ = insert_run(
-            conn,
-            kind="benchmarks",
-            repo=repo,
-            number=number,
-            head_sha=sha,
-            base_ref="main",
-            requested_by=None,
-            requested_at=at,
-            private=private,
-            runner="local",
-            spec={},
-            jobs=[],
-            key=None,
-            now=at,
-        )
+        run_id = benchmark_run(conn, repo=repo, sha=sha, at=at, number=number, private=private)
         benchmarks_db.record_results(
             conn,
             [

@@ -181,3 +181,33 @@ def write_scheduled_run(
         finish_job(conn, job_id, outcome, JobLimits(), now)
     conn.execute("UPDATE runs SET reported_version = version WHERE id = ?", (run_id,))
     return run_id
+
+
+def benchmark_run(
+    conn: sqlite3.Connection,
+    *,
+    repo: str,
+    sha: str,
+    at: float,
+    number: int | None = None,
+    private: bool = False,
+) -> int:
+    """An ended benchmarks run that measured `sha` (a push's, or PR `number`'s), for results to
+    be recorded against; its id."""
+    run_id, _ = insert_run(
+        conn,
+        kind="benchmarks",
+        repo=repo,
+        number=number,
+        head_sha=sha,
+        base_ref="main",
+        requested_by=None,
+        requested_at=at,
+        private=private,
+        runner="local",
+        spec={},
+        jobs=[],
+        key=None,
+        now=at,
+    )
+    return run_id
