@@ -48,11 +48,15 @@ openapi:
 			@octokit/openapi@$(OPENAPI_REST_VERSION) \
 			@octokit/openapi-webhooks@$(OPENAPI_HOOKS_VERSION)
 
+# The suite mostly waits (on servers, git, confined subprocesses), so it runs in more worker
+# processes than a small machine has cores; `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 4
+
 ## Lint, format check and the whole test suite.
 test: $(STAMP) browser sandbox openapi
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -8,18 +8,22 @@ serve`'s application is served on loopback; each figure is the median of repeate
 the client (reading the store, drawing, rendering and the HTTP round trip), with the page's
 parts timed alone beside it. The page keeps its chart until a result is recorded, so it is
 timed both ways: unchanged (the cached chart, rendered), and with a push recording its results
-before each GET (read and drawn again). The first GET also decodes every stored repeat, which
-later reads find decoded.
+before each GET (read and drawn again), with that GET's parts timed alone after a push too.
 
-    python bench/benchmarks_page.py [--repeats 10]
+`--against REV` measures REV first, from a temporary `git worktree` of it, then this tree, in one
+run, and prints both with their ratios.
+
+    python bench/benchmarks_page.py [--repeats 10] [--against HEAD]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +31,16 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _root() -> Path:
+    """The tree whose bot is measured: this one, or the one `--root` names (how `--against`
+    measures its baseline with this same script). Read before the bot is imported."""
+    if "--root" in sys.argv[:-1]:
+        return Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+ROOT = _root()
 sys.path.insert(0, str(ROOT))
 
 from timing import time_get  # noqa: E402
@@ -63,6 +76,14 @@ HOUR = 3600.0
 
 def _run(conn, sha: str, number: int | None, at: float) -> int:
     return benchmark_run(conn, repo=REPO, sha=sha, number=number, at=at)
+
+
+def _record_push(conn, k: int, rng: random.Random) -> None:
+    """Push number `k` on `main`, measured now."""
+    sha = f"{k:040x}"
+    at = time.time()
+    run_id = _run(conn, sha, None, at)
+    benchmarks_db.record_results(conn, _rows(sha, "main", run_id, at, None, rng, k))
 
 
 def _rows(
@@ -112,22 +133,16 @@ def _seed(database: str) -> None:
         store.close()
 
 
-async def _time_redrawn(runtime: Runtime, url: str, repeats: int) -> float:
+async def _time_redrawn(runtime: Runtime, url: str, repeats: int, pushes: list[int]) -> float:
     """The median GET, in ms, when a push recorded its results just before: the chart is
     read and drawn again each time, as on the first view after a new result."""
     rng = random.Random(5)
     times = []
     async with aiohttp.ClientSession() as session:
-        for i in range(repeats):
-            k = COMMITS + i
-
-            def record(conn, k: int = k) -> None:
-                sha = f"{k:040x}"
-                at = time.time()
-                run_id = _run(conn, sha, None, at)
-                benchmarks_db.record_results(conn, _rows(sha, "main", run_id, at, None, rng, k))
-
-            await runtime.store.call(record)
+        for _ in range(repeats):
+            k = COMMITS + len(pushes)
+            pushes.append(k)
+            await runtime.store.call(lambda conn, k=k: _record_push(conn, k, rng))
             begin = time.perf_counter()
             async with session.get(url) as response:
                 body = await response.read()
@@ -136,8 +151,9 @@ async def _time_redrawn(runtime: Runtime, url: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-async def _time_parts(runtime: Runtime, repeats: int) -> tuple[float, float, float, int]:
-    """The page's parts alone, in ms: the store's reads, the chart, the template."""
+async def _time_parts(runtime: Runtime, repeats: int, pushes: list[int]) -> dict[str, float]:
+    """The parts of a GET after a push, alone, in ms: the store's reads, the chart, the
+    template."""
     nav = {
         "handle": "bot",
         "viewer": Viewer(login=None, operator=False, via="anonymous"),
@@ -146,22 +162,42 @@ async def _time_parts(runtime: Runtime, repeats: int) -> tuple[float, float, flo
         "public_url": "",
         "here": "/",
     }
-    reads, charts, renders = [], [], []
+    rng = random.Random(7)
+    parts: dict[str, list[float]] = {}
+
+    def timed(name: str, begin: float) -> float:
+        now = time.perf_counter()
+        parts.setdefault(name, []).append((now - begin) * 1000)
+        return now
+
     for _ in range(repeats):
-        begin = time.perf_counter()
+        k = COMMITS + len(pushes)
+        pushes.append(k)
+        await runtime.store.call(lambda conn, k=k: _record_push(conn, k, rng))
 
         def read(conn):
+            begin = time.perf_counter()
+            benchmarks_db.results_version(conn, REPO)
+            begin = timed("results_version", begin)
             branches = benchmarks_db.chart_branches(conn, REPO)
+            begin = timed("chart_branches", begin)
             rows = benchmarks_db.branch_rows(conn, REPO, branches[0], runs=benchmarks.CHART_RUNS)
-            pulls = benchmarks_db.pull_results_from(conn, REPO, first_run=min(rows.run_id))
-            return rows, pulls, benchmarks_db.metric_names(conn, REPO)
+            begin = timed("branch_rows", begin)
+            pulls = benchmarks_db.pull_results_from(
+                conn,
+                REPO,
+                first_run=min(rows.run_id),
+                limit=benchmarks.MARKS_PER_PANEL * benchmarks.MAX_PANELS,
+            )
+            begin = timed("pull_results_from", begin)
+            names = benchmarks_db.metric_names(conn, REPO, benchmarks.MAX_CHOICES)
+            timed("metric_names", begin)
+            return rows, pulls, names
 
         rows, pulls, names = await runtime.store.call(read, single=True)
-        reads.append((time.perf_counter() - begin) * 1000)
         begin = time.perf_counter()
         chart = benchmarks.chart(rows, pulls, repo=REPO, web_url="https://github.com")
-        charts.append((time.perf_counter() - begin) * 1000)
-        begin = time.perf_counter()
+        begin = timed("chart", begin)
         render(
             "benchmarks.html",
             nav=nav,
@@ -177,13 +213,14 @@ async def _time_parts(runtime: Runtime, repeats: int) -> tuple[float, float, flo
             csv_url="/",
             dots_up_to=benchmarks.DOTS_UP_TO,
         )
-        renders.append((time.perf_counter() - begin) * 1000)
+        timed("template", begin)
     assert chart.commits == COMMITS and len(chart.panels) == len(METRICS), chart.commits
-    marks = sum(len(p.pulls) + len(p.regressions) for p in chart.panels)
-    return statistics.median(reads), statistics.median(charts), statistics.median(renders), marks
+    return {name: statistics.median(times) for name, times in parts.items()}
 
 
-async def main(repeats: int) -> None:
+async def measure(repeats: int) -> dict[str, float]:
+    """Every figure of this tree's bot, in ms, printed as it is measured."""
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         database = str(Path(tmp) / "bot.sqlite3")
         begin = time.perf_counter()
@@ -202,20 +239,24 @@ async def main(repeats: int) -> None:
         runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
         try:
             cold, warm, size = await time_get(f"{base}/benchmarks/{REPO}", repeats)
+            figures.update({"page, first GET": cold, "page, unchanged (cached chart)": warm})
             print(
                 f"chart page, {COMMITS} commits × {len(METRICS)} metrics: {warm:.1f} ms a GET"
-                f" (median of {repeats}; target ≤ 50 ms), {size / 1024:.0f} KiB of HTML;"
-                f" first GET {cold:.1f} ms"
+                f" (median of {repeats}), {size / 1024:.0f} KiB of HTML; first GET {cold:.1f} ms"
             )
-            redrawn = await _time_redrawn(runtime, f"{base}/benchmarks/{REPO}", repeats)
+            pushes: list[int] = []
+            redrawn = await _time_redrawn(runtime, f"{base}/benchmarks/{REPO}", repeats, pushes)
+            figures["page, after a push (redrawn)"] = redrawn
             print(
-                f"  redrawn after a new push's results each time (the chart's cache missed):"
-                f" {redrawn:.1f} ms a GET (median of {repeats})"
+                f"  after a new push's results each time (the chart drawn again):"
+                f" {redrawn:.1f} ms a GET (median of {repeats}; target ≤ 50 ms)"
             )
-            read_ms, chart_ms, render_ms, marks = await _time_parts(runtime, repeats)
+            parts = await _time_parts(runtime, repeats, pushes)
+            figures.update({f"  part: {name}": ms for name, ms in parts.items()})
             print(
-                f"  of which: store reads {read_ms:.1f} ms, chart {chart_ms:.1f} ms (off the"
-                f" event loop), template {render_ms:.1f} ms; {marks} marks drawn"
+                "  of which, alone after a push: "
+                + ", ".join(f"{name} {ms:.1f} ms" for name, ms in parts.items())
+                + " (the chart is drawn off the event loop)"
             )
             for path, what in (
                 (".json", "JSON, default limit (1,000 rows)"),
@@ -225,6 +266,7 @@ async def main(repeats: int) -> None:
                 (f".json?metric={METRICS[3]}&since=2000-01-01", "JSON, one metric since a date"),
             ):
                 cold, warm, size = await time_get(f"{base}/benchmarks/{REPO}{path}", repeats)
+                figures[what] = warm
                 print(
                     f"{what}: {warm:.1f} ms a GET (median of {repeats}),"
                     f" {size / 1024:.0f} KiB; first GET {cold:.1f} ms"
@@ -232,9 +274,56 @@ async def main(repeats: int) -> None:
         finally:
             await runner.cleanup()
             runtime.store.close()
+    return figures
+
+
+def against(rev: str, repeats: int) -> dict[str, float]:
+    """The figures of `rev`, measured by this script in a temporary worktree of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        figures = Path(tmp) / "figures.json"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(tree), rev], check=True)
+        try:
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--root",
+                    str(tree),
+                    "--repeats",
+                    str(repeats),
+                    "--figures",
+                    str(figures),
+                ],
+                check=True,
+            )
+            return json.loads(figures.read_text())
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--against", metavar="REV", help="measure REV first, then this tree")
+    parser.add_argument("--root", help="measure the bot of this tree (what --against runs)")
+    parser.add_argument("--figures", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    before = None
+    if args.against:
+        print(f"== {args.against} (a worktree of it)")
+        before = against(args.against, args.repeats)
+        print(f"== this tree ({ROOT})")
+    after = asyncio.run(measure(args.repeats))
+    if args.figures:
+        Path(args.figures).write_text(json.dumps(after))
+    if before is not None:
+        print(f"\n{'':38} {args.against:>10} {'this tree':>10}  ratio (before/after)")
+        for name, ms in after.items():
+            if name in before:
+                print(f"{name:38} {before[name]:8.1f}ms {ms:8.1f}ms  {before[name] / ms:5.2f}×")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    asyncio.run(main(parser.parse_args().repeats))
+    main()

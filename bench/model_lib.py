@@ -12,22 +12,30 @@ Peak memory is measured with each implementation loaded alone in its own process
 one process holding both, the two taking turns call by call, so a burst of load from another
 process on a shared machine slows both alike rather than deciding the comparison.
 
+Speed is measured on each device of `--devices`: by default the CPU, and the GPU too when CUDA
+is available (timed calls wait for the GPU's queued work to finish, before and after). Peak
+memory and the logits' agreement are the CPU's.
+
 `--json PATH` also writes this library's figures (not transformers') in github-action-
 benchmark's custom format, the format `bot benchmark` and the bot's `[benchmarks]` read:
-forward latency per architecture and batch in ms, generation throughput in tokens/s.
+forward latency per architecture and batch in ms, generation throughput in tokens/s; the GPU's
+metrics are named for it (`gpt2 forward b1x128 on GPU`), the CPU's keep their names.
 
     python bench/model_lib.py [--models gpt2,bert] [--repeats 3] [--threads N] [--json PATH]
+                              [--devices auto|cpu|cuda|cpu,cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +74,41 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 DECODERS = frozenset({"gpt2", "llama"})
+#: What a device's metrics add to their names. The CPU's keep the names they had before the
+#: GPU was measured too, so their history still compares.
+DEVICE_NAMES = {"cpu": "", "cuda": " on GPU"}
+
+
+def devices_to_measure(asked: str, cuda_available: bool) -> list[str]:
+    """The devices `--devices` names: "auto" is the CPU, and the GPU when CUDA is available."""
+    if asked == "auto":
+        return ["cpu", "cuda"] if cuda_available else ["cpu"]
+    devices = list(dict.fromkeys(d.strip() for d in asked.split(",") if d.strip()))
+    unknown = [d for d in devices if d not in DEVICE_NAMES]
+    if unknown or not devices:
+        raise ValueError(f"unknown devices {unknown}; choose from auto, {', '.join(DEVICE_NAMES)}")
+    if "cuda" in devices and not cuda_available:
+        raise ValueError("cuda was asked for, but torch finds no CUDA device here")
+    return devices
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """What a timing waits on around a call: CUDA queues a call's kernels and returns before
+    they ran, so the clock would stop early; the CPU's work is done when the call returns."""
+    if device == "cpu":
+        return lambda: None
+    import torch
+
+    return functools.partial(torch.cuda.synchronize, device)
+
+
+def time_call(call: Callable[[], Any], synchronize: Callable[[], None]) -> float:
+    """Seconds `call` takes, its device's earlier work finished first and its own waited for."""
+    synchronize()
+    start = time.perf_counter()
+    call()
+    synchronize()
+    return time.perf_counter() - start
 
 
 def peak_rss_mib() -> float:
@@ -116,12 +159,15 @@ def load(impl: str, model_name: str, folder: Path) -> Any:
     return model
 
 
-def make_inputs(model_name: str) -> dict[str, Any]:
+def make_inputs(model_name: str, device: str = "cpu") -> dict[str, Any]:
+    """The same token ids on every device (drawn on the CPU, then moved)."""
     import torch
 
     vocab = SIZES[model_name]["vocab_size"]
     generator = torch.Generator().manual_seed(1)
-    return {b: torch.randint(0, vocab, (b, SEQUENCE), generator=generator) for b in (1, 8)}
+    return {
+        b: torch.randint(0, vocab, (b, SEQUENCE), generator=generator).to(device) for b in (1, 8)
+    }
 
 
 def generate_fn(impl: str, model: Any, prompt: Any) -> Any:
@@ -149,16 +195,19 @@ def memory_worker(impl: str, model_name: str, folder: Path, out: Path) -> None:
     out.with_suffix(".json").write_text(json.dumps(figures))
 
 
-def timing_worker(impls: list[str], model_name: str, folder: Path, out: Path, repeats: int) -> None:
-    """Time the implementations in one process, taking turns call by call.
+def timing_worker(
+    impls: list[str], model_name: str, folder: Path, out: Path, repeats: int, device: str = "cpu"
+) -> None:
+    """Time the implementations in one process on `device`, taking turns call by call.
 
     Alternating means a burst of load from elsewhere on a shared machine slows both alike;
     each figure keeps the fastest call, the one least disturbed.
     """
     import torch
 
-    models = {impl: load(impl, model_name, folder) for impl in impls}
-    ids = make_inputs(model_name)
+    models = {impl: load(impl, model_name, folder).to(device) for impl in impls}
+    ids = make_inputs(model_name, device)
+    synchronize = synchronizer(device)
     workloads: dict[str, dict[str, Any]] = {
         f"forward_b{batch}_s": {impl: (lambda m=m, b=b: m(b)) for impl, m in models.items()}
         for batch, b in ids.items()
@@ -170,12 +219,10 @@ def timing_worker(impls: list[str], model_name: str, folder: Path, out: Path, re
         for name, calls in workloads.items():
             times: dict[str, list[float]] = {impl: [] for impl in impls}
             for call in calls.values():
-                call()  # warm-up
+                time_call(call, synchronize)  # warm-up
             for _ in range(repeats):
                 for impl, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    times[impl].append(time.perf_counter() - start)
+                    times[impl].append(time_call(call, synchronize))
             for impl in impls:
                 figures[impl][name] = min(times[impl])
     for impl in impls:
@@ -184,8 +231,10 @@ def timing_worker(impls: list[str], model_name: str, folder: Path, out: Path, re
     out.with_suffix(".json").write_text(json.dumps(figures))
 
 
-def run_worker(kind: str, impls: list[str], model_name: str, work: Path, args: Any) -> Any:
-    out = work / f"{model_name}-{kind}-{'-'.join(impls)}"
+def run_worker(
+    kind: str, impls: list[str], model_name: str, work: Path, args: Any, device: str = "cpu"
+) -> Any:
+    out = work / f"{model_name}-{kind}-{'-'.join(impls)}-{device}"
     command = [
         sys.executable,
         __file__,
@@ -201,12 +250,16 @@ def run_worker(kind: str, impls: list[str], model_name: str, work: Path, args: A
         str(out),
         "--repeats",
         str(args.repeats),
+        "--devices",
+        device,
     ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"  {kind} run of {impls} on {model_name} failed:\n{result.stderr[-2000:]}")
+        print(
+            f"  {kind} run of {impls} on {model_name} ({device}) failed:\n{result.stderr[-2000:]}"
+        )
         return None
     return json.loads(out.with_suffix(".json").read_text())
 
@@ -217,10 +270,14 @@ def has_transformers() -> bool:
     return importlib.util.find_spec("transformers") is not None
 
 
-def report(model_name: str, ours: dict, theirs: dict | None, work: Path) -> None:
+def report(
+    model_name: str, ours: dict, theirs: dict | None, work: Path, device: str = "cpu"
+) -> None:
+    """The table of one model on one device; the CPU's also has memory and the logits' check."""
     import torch
 
-    print(f"\n{model_name} ({SIZES[model_name]['vocab_size']} vocab, random weights, float32)")
+    on = DEVICE_NAMES[device]
+    print(f"\n{model_name}{on} ({SIZES[model_name]['vocab_size']} vocab, random weights, float32)")
     header = f"  {'metric':<28}{'ours':>12}{'transformers':>14}{'ratio':>8}"
     print(header)
     rows = [
@@ -242,10 +299,10 @@ def report(model_name: str, ours: dict, theirs: dict | None, work: Path) -> None
                 ratio = other / mine if higher_is_better else mine / other
                 line += f"{ratio:>8.2f}"
         print(line)
-    if theirs is None:
+    if theirs is None or device != "cpu":
         return
-    mine_out = torch.load(work / f"{model_name}-memory-ours.pt")
-    their_out = torch.load(work / f"{model_name}-memory-hf.pt")
+    mine_out = torch.load(work / f"{model_name}-memory-ours-cpu.pt")
+    their_out = torch.load(work / f"{model_name}-memory-hf-cpu.pt")
     diff = (mine_out["logits"] - their_out["logits"]).abs().max().item()
     verdict = "ok" if diff <= 1e-4 else "TOO LARGE"
     print(f"  max |logits difference| (b8 x 128): {diff:.2e} ({verdict}, limit 1e-4)")
@@ -255,12 +312,15 @@ def report(model_name: str, ours: dict, theirs: dict | None, work: Path) -> None
     print("  ratio: time ours / theirs (throughput theirs / ours); <= 1.00 means no slower")
 
 
-def metrics(model_name: str, ours: dict[str, float], extra: str) -> list[dict[str, Any]]:
-    """One model's figures as github-action-benchmark custom-format entries. The names stay
-    fixed from run to run, since a comparison matches metrics by name."""
+def metrics(
+    model_name: str, ours: dict[str, float], extra: str, device: str = "cpu"
+) -> list[dict[str, Any]]:
+    """One model's figures on one device as github-action-benchmark custom-format entries. The
+    names stay fixed from run to run, since a comparison matches metrics by name."""
+    on = DEVICE_NAMES[device]
     entries = [
         {
-            "name": f"{model_name} forward b{batch}x{SEQUENCE}",
+            "name": f"{model_name} forward b{batch}x{SEQUENCE}{on}",
             "unit": "ms",
             "value": ours[f"forward_b{batch}_s"] * 1000.0,
             "extra": extra,
@@ -270,7 +330,7 @@ def metrics(model_name: str, ours: dict[str, float], extra: str) -> list[dict[st
     if "generate_tokens_per_s" in ours:
         entries.append(
             {
-                "name": f"{model_name} generate {SEQUENCE}+{NEW_TOKENS}",
+                "name": f"{model_name} generate {SEQUENCE}+{NEW_TOKENS}{on}",
                 "unit": "tokens/s",
                 "value": ours["generate_tokens_per_s"],
                 "extra": extra,
@@ -289,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="PATH",
         help="also write the figures here as custom-format JSON",
+    )
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="where to time: auto (the CPU, and the GPU when CUDA is available), cpu, cuda,"
+        " or cpu,cuda",
     )
     parser.add_argument("--worker", choices=["memory", "timing"], help=argparse.SUPPRESS)
     parser.add_argument("--impls", default="ours", help=argparse.SUPPRESS)
@@ -310,10 +376,17 @@ def main(argv: list[str] | None = None) -> int:
         memory_worker(args.impls, models[0], args.folder, args.out)
         return 0
     if args.worker == "timing":
-        timing_worker(args.impls.split(","), models[0], args.folder, args.out, args.repeats)
+        timing_worker(
+            args.impls.split(","), models[0], args.folder, args.out, args.repeats, args.devices
+        )
         return 0
 
     import torch
+
+    try:
+        devices = devices_to_measure(args.devices, torch.cuda.is_available())
+    except ValueError as exc:
+        parser.error(str(exc))
 
     compare = has_transformers()
     print(
@@ -323,10 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not compare:
         print("transformers is not installed: measuring this library only")
-    extra = (
-        f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads,"
+    extras = {
+        "cpu": f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads,"
         f" fastest of {args.repeats} calls"
-    )
+    }
+    if "cuda" in devices:
+        extras["cuda"] = (
+            f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__},"
+            f" fastest of {args.repeats} calls"
+        )
+        print(f"GPU: {torch.cuda.get_device_name()}")
     found: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="model-lib-bench-") as tmp:
         work = Path(tmp)
@@ -335,12 +414,15 @@ def main(argv: list[str] | None = None) -> int:
             make_checkpoint(model_name, folder)
             impls = ["ours", "hf"] if compare else ["ours"]
             memory = {impl: run_worker("memory", [impl], model_name, work, args) for impl in impls}
-            timing = run_worker("timing", impls, model_name, work, args)
-            if timing is None or any(figures is None for figures in memory.values()):
+            timing = {d: run_worker("timing", impls, model_name, work, args, d) for d in devices}
+            if any(f is None for f in [*timing.values(), *memory.values()]):
                 return 1
-            figures = {impl: {**timing[impl], **memory[impl]} for impl in impls}
-            report(model_name, figures["ours"], figures.get("hf"), work)
-            found += metrics(model_name, figures["ours"], extra)
+            for device in devices:
+                figures = {impl: timing[device][impl] for impl in impls}
+                if device == "cpu":
+                    figures = {impl: {**figures[impl], **memory[impl]} for impl in impls}
+                report(model_name, figures["ours"], figures.get("hf"), work, device)
+                found += metrics(model_name, figures["ours"], extras[device], device)
     if args.json is not None:
         # Written only once every model was measured: a partial file would compare as
         # metrics gone missing rather than as the failed run it is.

@@ -1,9 +1,12 @@
-"""The two shipped workflows: the slow tests the Actions runner dispatches, and the bot without a
-server. Read as YAML for what they promise (inputs, permissions, where tokens go), their shell
-scripts run for what they check, and actionlint over both where it is installed."""
+"""The shipped workflows: the slow tests and the benchmarks the Actions runner dispatches, and the
+bot without a server. Read as YAML for what they promise (inputs, permissions, where tokens go),
+their shell scripts run for what they check and what they run, and actionlint over all of them
+where it is installed. The sandbox's Actions runs the dispatched workflows' steps in Python: the
+scripts run here are held to the same argv and the same words, so the two cannot drift."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -15,12 +18,23 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.jobs.runners.actions import ARTIFACT_PREFIX, WORKFLOW_INPUTS
+from bot.jobs.runners.actions import (
+    ARTIFACT_PREFIX,
+    BENCHMARK_ARTIFACT_PREFIX,
+    BENCHMARK_INPUTS,
+    BENCHMARK_WORKFLOW,
+    ERROR_MARK,
+    REPEAT_MARK,
+    WORKFLOW_INPUTS,
+)
+from bot.jobs.runners.base import benchmark_argv
 from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
+from tests.sandbox.actions_runner import refused_benchmark_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 SLOW_TESTS = WORKFLOWS / "slow-tests.yml"
+BENCHMARKS = WORKFLOWS / BENCHMARK_WORKFLOW
 MAINTAINER_BOT = WORKFLOWS / "maintainer-bot.yml"
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -61,6 +75,11 @@ def uses(workflow: dict[str, Any], action: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def slow() -> dict[str, Any]:
     return load(SLOW_TESTS)
+
+
+@pytest.fixture(scope="module")
+def bench() -> dict[str, Any]:
+    return load(BENCHMARKS)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +186,7 @@ def test_the_report_artifact_is_named_by_the_correlation_and_kept_always(slow):
     }
 
 
-@pytest.mark.parametrize("path", [SLOW_TESTS, MAINTAINER_BOT], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [SLOW_TESTS, BENCHMARKS, MAINTAINER_BOT], ids=lambda p: p.name)
 def test_no_script_splices_an_expression(path):
     """An input or an event field spliced into `run:` is script injection: only env: may."""
     for step in steps(load(path)):
@@ -289,6 +308,298 @@ def test_nothing_collected_is_a_succeeded_step_any_other_exit_is_the_steps(
     assert run_script(step["run"], env, tmp_path).returncode == step_code
 
 
+# ---------------------------------------------------------------------------- benchmarks.yml
+
+BENCH_INPUTS = {
+    "SHA": SHA,
+    "REPEATS": "3",
+    "TIMEOUT_S": "60",
+    "MACHINE_TYPE": "single-gpu",
+    "CORRELATION": "c0ffee12ab34cd56",
+    "LC_ALL": "C",
+}
+BENCH_COMMAND = ["python", "bench.py", "--json", "{output}"]
+
+
+def test_benchmarks_declares_exactly_the_inputs_the_runner_sends(bench):
+    inputs = triggers(bench)["workflow_dispatch"]["inputs"]
+    assert tuple(inputs) == BENCHMARK_INPUTS
+    for name, spec in inputs.items():
+        assert spec["type"] == "string" and spec["required"] is True, name
+    assert set(triggers(bench)) == {"workflow_dispatch"}
+
+
+def test_benchmarks_run_name_carries_the_correlation_and_the_token_is_read_only(bench):
+    assert bench["name"] == "benchmarks"
+    assert "[${{ inputs.correlation }}]" in bench["run-name"]
+    assert bench["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in bench["jobs"].values())
+    # Nowhere in the workflow (its comments aside): no step could hand one on.
+    text = yaml.safe_dump(bench)
+    assert "secrets." not in text and "github.token" not in text and "GITHUB_TOKEN" not in text
+
+
+def test_benchmarks_run_on_the_labels_the_runner_chose_past_the_bots_own_limit(bench):
+    (job,) = bench["jobs"].values()
+    assert job["runs-on"] == "${{ fromJSON(inputs.runner_labels) }}"
+    # Self-hosted jobs may run five days; the bot cancels a run past its repeats' time first.
+    assert 0 < job["timeout-minutes"] <= 5 * 24 * 60
+
+
+def test_benchmarks_check_their_inputs_before_anything_and_the_pinned_checkout_after(bench):
+    checkout = uses(bench, "actions/checkout")
+    assert checkout["with"] == {
+        "ref": "${{ inputs.sha }}",
+        "persist-credentials": False,
+        "fetch-depth": 1,
+    }
+    verify = step_named(bench, "Check that the checkout is the commit asked for")
+    assert "git rev-parse HEAD" in verify["run"] and verify["env"] == {"SHA": "${{ inputs.sha }}"}
+    order = [step.get("name") or step["uses"] for step in steps(bench)]
+    assert order[:2] == ["Start the report", "Check the inputs"]
+    assert (
+        order.index("Read the command")
+        < order.index(checkout["uses"])
+        < order.index(verify["name"])
+    )
+    assert order[-2:] == ["Run the benchmark", "Keep the metrics"]
+
+
+def test_benchmarks_install_the_environment_slow_tests_do(slow, bench):
+    """A benchmark's `python` is the interpreter of the run-slow jobs: the same steps, the same
+    cache, so an environment built by one is used by the other."""
+    for action in ("actions/setup-python", "actions/cache/restore", "actions/cache/save"):
+        assert uses(bench, action) == uses(slow, action), action
+    for name in ("Build the test environment", "Install this checkout into the environment"):
+        assert step_named(bench, name) == step_named(slow, name), name
+
+
+def test_the_benchmark_step_gets_no_secret_and_the_command_only_as_a_file(bench):
+    assert step_named(bench, "Run the benchmark")["env"] == {
+        "REPEATS": "${{ inputs.repeats }}",
+        "TIMEOUT_S": "${{ inputs.timeout_s }}",
+    }
+    assert step_named(bench, "Read the command")["env"] == {"COMMAND": "${{ inputs.command }}"}
+
+
+def test_the_metrics_artifact_is_named_by_the_correlation_and_kept_always(bench):
+    upload = uses(bench, "actions/upload-artifact")
+    assert upload["if"] == "always()"
+    assert upload["with"] == {
+        "name": BENCHMARK_ARTIFACT_PREFIX + "${{ inputs.correlation }}",
+        "path": "${{ runner.temp }}/benchmarks/",
+        "retention-days": 14,
+        "if-no-files-found": "error",
+    }
+    # The folder the upload takes is the first thing the run makes, so a run a runner finished
+    # always has an artifact: one without it lost its runner.
+    (first, *_) = steps(bench)
+    assert first["name"] == "Start the report" and "if" not in first
+    assert 'mkdir -p "$RUNNER_TEMP/benchmarks"' in first["run"]
+
+
+def bench_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    """A step's environment as a runner gives it: its temporary folder, the report's folder made
+    by the first step, and `python` on the PATH as setup-python leaves it."""
+    temp = tmp_path / "runner-temp"
+    (temp / "benchmarks").mkdir(parents=True, exist_ok=True)
+    bin_dir = tmp_path / "setup-python"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "python").exists():
+        (bin_dir / "python").symlink_to(sys.executable)
+    return {
+        "RUNNER_TEMP": str(temp),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        **values,
+    }
+
+
+def bench_log(tmp_path: Path) -> list[str]:
+    return (tmp_path / "runner-temp" / "benchmarks" / "log.txt").read_text().splitlines()
+
+
+@bash
+@pytest.mark.parametrize(
+    "changes", [{}, {"MACHINE_TYPE": "multi-gpu"}, {"REPEATS": "100"}, {"TIMEOUT_S": "86400"}]
+)
+def test_the_benchmark_inputs_check_passes_what_the_runner_sends(bench, tmp_path, changes):
+    script = step_named(bench, "Check the inputs")["run"]
+    result = run_script(script, bench_env(tmp_path, **{**BENCH_INPUTS, **changes}), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@bash
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"SHA": SHA[:-1]},
+        {"SHA": "$(touch pwned)"},
+        {"SHA": SHA + "\ntouch pwned"},
+        {"CORRELATION": "C0FFEE12AB34CD56"},
+        {"REPEATS": "0"},
+        {"REPEATS": "101"},
+        {"REPEATS": "007"},
+        {"REPEATS": "3; touch pwned"},
+        # Read as arithmetic, this would run its command substitution.
+        {"REPEATS": "a[$(touch pwned)]"},
+        {"TIMEOUT_S": "1e3"},
+        {"TIMEOUT_S": "-k 1 9"},
+        {"MACHINE_TYPE": "cpu"},
+        {"MACHINE_TYPE": "single-gpu`touch pwned`"},
+    ],
+)
+def test_the_benchmark_inputs_check_refuses_in_the_sandboxs_words(bench, tmp_path, changes):
+    inputs = {**BENCH_INPUTS, **changes}
+    script = step_named(bench, "Check the inputs")["run"]
+    result = run_script(script, bench_env(tmp_path, **inputs), tmp_path)
+    expected = refused_benchmark_inputs(
+        {
+            "sha": inputs["SHA"],
+            "correlation": inputs["CORRELATION"],
+            "repeats": inputs["REPEATS"],
+            "timeout_s": inputs["TIMEOUT_S"],
+            "machine_type": inputs["MACHINE_TYPE"],
+            "command": json.dumps(BENCH_COMMAND),
+        }
+    )
+    assert expected is not None
+    assert (result.returncode, result.stdout) == (1, f"::error::{expected}\n")
+    assert bench_log(tmp_path) == [f"{ERROR_MARK}{expected}"]
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def read_command(
+    bench: dict[str, Any], tmp_path: Path, command: str
+) -> subprocess.CompletedProcess:
+    script = step_named(bench, "Read the command")["run"]
+    return run_script(script, bench_env(tmp_path, COMMAND=command), tmp_path)
+
+
+@bash
+@pytest.mark.parametrize(
+    "command",
+    [
+        BENCH_COMMAND,
+        ["./bench", "--out={output}", "", "$(touch pwned)", "a b\tc", "*", "é"],
+    ],
+)
+def test_the_command_becomes_argv_words_as_written(bench, tmp_path, command):
+    result = read_command(bench, tmp_path, json.dumps(command))
+    assert result.returncode == 0, result.stdout + result.stderr
+    argv = (tmp_path / "runner-temp" / "benchmark-argv").read_bytes()
+    assert argv.decode().split("\0") == [*command, ""]
+
+
+@bash
+@pytest.mark.parametrize(
+    "command",
+    [
+        "python bench.py {output}",
+        '"python"',
+        "[]",
+        '["python", 3, "{output}"]',
+        '["python", "a\\u0000b", "{output}"]',
+        '["", "{output}"]',
+        '["python", "bench.py"]',
+        json.dumps(["{output}"] * 65),
+    ],
+)
+def test_a_command_the_runner_would_never_send_is_refused_in_the_sandboxs_words(
+    bench, tmp_path, command
+):
+    result = read_command(bench, tmp_path, command)
+    inputs = {k.lower(): v for k, v in BENCH_INPUTS.items()}
+    expected = refused_benchmark_inputs({**inputs, "command": command})
+    assert expected is not None and expected.startswith("command: ")
+    assert (result.returncode, result.stdout) == (1, f"::error::{expected}\n")
+    assert bench_log(tmp_path) == [f"{ERROR_MARK}{expected}"]
+
+
+FAKE_ENV_PYTHON = """\
+#!{python}
+# The test environment's interpreter as the benchmark step sees it: it keeps its argv, prints,
+# writes the metrics file named after --json, and exits as $FAKE_EXIT says for repeat $FAKE_AT.
+import json, os, pathlib, sys, time
+
+record = pathlib.Path(os.environ["RECORD"])
+record.mkdir(exist_ok=True)
+repeat = len(list(record.iterdir())) + 1
+(record / str(repeat)).write_text(json.dumps(sys.argv))
+print("printed by repeat", repeat, flush=True)
+if os.environ.get("FAKE_AT") == str(repeat):
+    if os.environ.get("FAKE_SLEEP"):
+        time.sleep(30)
+    if os.environ.get("FAKE_NO_FILE"):
+        sys.exit(0)
+    sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+pathlib.Path(sys.argv[sys.argv.index("--json") + 1]).write_text("[]")
+"""
+
+
+def run_benchmark_step(
+    bench: dict[str, Any], tmp_path: Path, command: list[str], **env: str
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    assert read_command(bench, tmp_path, json.dumps(command)).returncode == 0
+    venv = tmp_path / "runner-temp" / "slow-tests-venv" / "bin"
+    venv.mkdir(parents=True, exist_ok=True)
+    fake = venv / "python"
+    fake.write_text(FAKE_ENV_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    record = tmp_path / "record"
+    step = step_named(bench, "Run the benchmark")
+    values = {**step["env"], "REPEATS": "3", "TIMEOUT_S": "60", "RECORD": str(record), **env}
+    result = run_script(step["run"], bench_env(tmp_path, **values), tmp_path)
+    runs = sorted(record.iterdir(), key=lambda p: int(p.name)) if record.exists() else []
+    return result, [json.loads(path.read_text()) for path in runs]
+
+
+@bash
+def test_each_repeat_runs_the_argv_every_runner_runs(bench, tmp_path):
+    command = ["python", "bench.py", "--json", "{output}", "--also={output}", "$(touch pwned)"]
+    result, runs = run_benchmark_step(bench, tmp_path, command)
+    assert result.returncode == 0, result.stdout + result.stderr
+    temp = tmp_path / "runner-temp"
+    env_python = str(temp / "slow-tests-venv" / "bin" / "python")
+    outputs = [str(temp / "benchmarks" / f"metrics-{n}.json") for n in (1, 2, 3)]
+    # The interpreter runs the fake as a script: its argv[0] is the script's path.
+    assert runs == [benchmark_argv(command, env_python, output) for output in outputs]
+    assert all((temp / "benchmarks" / f"metrics-{n}.json").read_text() == "[]" for n in (1, 2, 3))
+    log = bench_log(tmp_path)
+    marks = [line for line in log if line.startswith(REPEAT_MARK)]
+    assert marks == [
+        f"{REPEAT_MARK}{n} of 3: $ {' '.join(benchmark_argv(command, env_python, outputs[n - 1]))}"
+        for n in (1, 2, 3)
+    ]
+    assert "printed by repeat 2" in log
+    assert not list(tmp_path.rglob("pwned"))
+
+
+@bash
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"FAKE_AT": "2", "FAKE_EXIT": "3"}, "repeat 2 of 3: the benchmark command exited with 3"),
+        (
+            {"FAKE_AT": "1", "FAKE_NO_FILE": "1"},
+            "repeat 1 of 3 wrote no metrics file (the command's {output} names where it goes)",
+        ),
+        (
+            {"FAKE_AT": "1", "FAKE_SLEEP": "1", "TIMEOUT_S": "1"},
+            "repeat 1 of 3 timed out after 1 s",
+        ),
+    ],
+)
+def test_a_repeat_that_fails_stops_the_run_with_the_line_the_runner_reads(
+    bench, tmp_path, env, error
+):
+    result, runs = run_benchmark_step(bench, tmp_path, BENCH_COMMAND, **env)
+    assert result.returncode == 1
+    assert result.stdout.endswith(f"::error::{error}\n")
+    log = bench_log(tmp_path)
+    assert log[-1] == f"{ERROR_MARK}{error}"
+    assert len(runs) == int(env["FAKE_AT"])  # nothing ran after it
+
+
 # ---------------------------------------------------------------------------- maintainer-bot.yml
 
 
@@ -369,7 +680,7 @@ def test_actionlint_finds_nothing():
     if binary is None:
         pytest.skip("actionlint is not installed")
     result = subprocess.run(
-        [binary, "-no-color", str(SLOW_TESTS), str(MAINTAINER_BOT)],
+        [binary, "-no-color", str(SLOW_TESTS), str(BENCHMARKS), str(MAINTAINER_BOT)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -256,6 +256,15 @@ class GitHubClients:
             return token.value
 
 
+def checks_refused(exc: gidgethub.HTTPException) -> bool:
+    """GitHub will not take check runs from this credential (a personal token: 403; no access:
+    404), as opposed to a rate limit's 403, which passes."""
+    if int(exc.status_code) not in (403, 404) or isinstance(exc, gidgethub.RateLimitExceeded):
+        return False
+    headers = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
+    return "retry-after" not in headers
+
+
 def _parse_time(value: str | None) -> float:
     if not value:
         return time.time() + 3600

@@ -6,7 +6,9 @@ pushes the bot saw) and the job system's records by their names here, never thro
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -62,6 +64,20 @@ class ScheduleSync(Protocol):
     def default_branch_pushed(
         self, repo: str, installation_id: int | None, default_branch: str, *, config_changed: bool
     ) -> None: ...
+
+
+class RunLocks:
+    """One report of a run at a time: the job system reports a run after each change, and a
+    report that read the rows earlier must never land after one that read them later."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, run_id: int) -> asyncio.Lock:
+        found = self._locks.get(run_id)
+        if found is None:
+            found = self._locks[run_id] = asyncio.Lock()
+        return found
 
 
 @dataclass

@@ -35,6 +35,16 @@ NO_RUNNER_REPLY = (
 )
 
 
+def by_a_bot(data: dict[str, Any]) -> bool:
+    """An event a bot caused (its sender, or the comment's author): never a person's request,
+    so the bot never answers itself or another App into a loop."""
+    sender = data.get("sender") or {}
+    author = (data.get("comment") or {}).get("user") or {}
+    return "Bot" in (sender.get("type"), author.get("type")) or str(
+        sender.get("login", "")
+    ).endswith("[bot]")
+
+
 def job_refusal(jobs: JobSystem, runner: str, hint: str) -> str | None:
     """Why a command's job cannot be queued here, or None when it can; `hint` says what would
     make it work (a setting, or the server)."""

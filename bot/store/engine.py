@@ -345,6 +345,57 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX benchmark_results_series ON benchmark_results (repo, metric, recorded_at);
     CREATE INDEX benchmark_results_recent ON benchmark_results (repo, recorded_at);
     """,
+    # Benchmark results keep their repeats' summary (lowest, median, highest, how many) beside
+    # the values, so a chart reads numbers instead of decoding JSON; the copy computes it for
+    # the rows already there, with the median as statistics.median takes it. Ids never come
+    # back (AUTOINCREMENT) and a result recorded again gets a new one, so the number of a
+    # branch's rows and their highest id tell a reader exactly whether anything changed.
+    # `benchmark_results_chart` holds all a chart reads of a branch, in the runs' order;
+    # `benchmark_results_pulls` finds pull requests' results without walking the branches'. The
+    # partial indexes end with `pull_number`, so SQLite reads them without the table's rows.
+    """
+    CREATE TABLE benchmark_results_summarised (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo         TEXT NOT NULL COLLATE NOCASE,
+        sha          TEXT NOT NULL,
+        branch       TEXT NOT NULL,
+        machine_type TEXT NOT NULL DEFAULT '',
+        metric       TEXT NOT NULL,
+        unit         TEXT NOT NULL,
+        value_list   TEXT NOT NULL,
+        value_low    REAL NOT NULL,
+        value_median REAL NOT NULL,
+        value_high   REAL NOT NULL,
+        value_count  INTEGER NOT NULL,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        pull_number  INTEGER,
+        recorded_at  REAL NOT NULL,
+        regression   INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (run_id, sha, machine_type, metric)
+    );
+    INSERT INTO benchmark_results_summarised (id, repo, sha, branch, machine_type, metric, unit,
+        value_list, value_low, value_median, value_high, value_count, run_id, pull_number,
+        recorded_at, regression)
+    SELECT rowid, repo, sha, branch, machine_type, metric, unit, value_list,
+        (SELECT MIN(value) FROM json_each(value_list)),
+        (SELECT AVG(value) FROM (SELECT value, ROW_NUMBER() OVER (ORDER BY value) AS k,
+            COUNT(*) OVER () AS n FROM json_each(value_list))
+            WHERE k IN ((n + 1) / 2, (n + 2) / 2)),
+        (SELECT MAX(value) FROM json_each(value_list)),
+        json_array_length(value_list), run_id, pull_number, recorded_at, regression
+    FROM benchmark_results ORDER BY rowid;
+    DROP TABLE benchmark_results;
+    ALTER TABLE benchmark_results_summarised RENAME TO benchmark_results;
+    CREATE INDEX benchmark_results_branch ON benchmark_results (repo, branch, machine_type,
+        run_id, pull_number) WHERE pull_number IS NULL;
+    CREATE INDEX benchmark_results_series ON benchmark_results (repo, metric, recorded_at);
+    CREATE INDEX benchmark_results_recent ON benchmark_results (repo, recorded_at);
+    CREATE INDEX benchmark_results_chart ON benchmark_results (repo, branch, run_id, machine_type,
+        metric, unit, sha, recorded_at, regression, value_low, value_median, value_high,
+        value_count, pull_number) WHERE pull_number IS NULL;
+    CREATE INDEX benchmark_results_pulls ON benchmark_results (repo, run_id, sha, machine_type,
+        metric, pull_number) WHERE pull_number IS NOT NULL;
+    """,
 )
 
 

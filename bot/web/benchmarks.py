@@ -3,10 +3,11 @@ for dashboards, and a chart of each metric along the default branch's commits as
 (no script, no image request).
 
 Pure apart from `read_results`, which takes the store's connection like the store's own
-functions: queries in, rows and geometry out; the templates only print them. The chart reads
-every stored repeat of a thousand commits, so it is built from columns (`BranchRows`), draws
-at most `MAX_BUCKETS` positions across (commits that share one are drawn as the median of their
-medians, the band as the spread of all their repeats), marks only what is a link (a
+functions: queries in, rows and geometry out; the templates only print them. The chart draws
+the summary of every result of a thousand commits, so it is built from columns (`BranchRows`),
+takes a series as every n-th row where the store's runs lay them out alike (`_run_width`),
+draws at most `MAX_BUCKETS` positions across (commits that share one are drawn as the median of
+their medians, the band as the spread of all their repeats), marks only what is a link (a
 regression, a pull request's result, or each commit when they are few), and is kept in a
 `ChartCache` until a result is recorded.
 """
@@ -14,6 +15,7 @@ regression, a pull request's result, or each commit when they are few), and is k
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import sqlite3
@@ -24,7 +26,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from itertools import compress
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from multidict import MultiMapping
 
@@ -101,7 +105,9 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _day(timestamp: float) -> str:
+    """Kept: a run's results share its time, so a chart names the same few days many times."""
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
@@ -368,14 +374,7 @@ def choices(names: Sequence[str], chosen: Sequence[str]) -> list[Choice]:
 
 
 SeriesKey = tuple[str, str, str]
-
-
-def _middle(values: Sequence[float]) -> float:
-    if len(values) == 1:
-        return values[0]
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+T = TypeVar("T")
 
 
 def chart(rows: BranchRows, pulls: Sequence[BenchmarkResult], *, repo: str, web_url: str) -> Chart:
@@ -384,39 +383,33 @@ def chart(rows: BranchRows, pulls: Sequence[BenchmarkResult], *, repo: str, web_
     marked among the commits by their runs' order, off the line."""
     if not len(rows):
         return Chart()
+    width = _run_width(rows)
+    runs, shas, times = rows.run_id, rows.sha, rows.recorded_at
+    if width:  # a row a run stands for them all
+        runs, shas, times = runs[::width], shas[::width], times[::width]
     # Each commit's first run and time; a run measures one commit, so this is a few thousand
     # distinct triples out of the rows, found without a Python step a row.
     first_run: dict[str, int] = {}
     first_at: dict[str, float] = {}
-    for run_id, sha, at in sorted(set(zip(rows.run_id, rows.sha, rows.recorded_at, strict=True))):
+    for run_id, sha, at in sorted(set(zip(runs, shas, times, strict=True))):
         if sha not in first_run:
             first_run[sha], first_at[sha] = run_id, at
     order = sorted(first_run, key=lambda sha: (first_run[sha], sha))
-    commit_of = {sha: k for k, sha in enumerate(order)}
-    commits = list(map(commit_of.__getitem__, rows.sha))
-    series: dict[SeriesKey, list[int]] = {}
-    found = series.get
-    for i, key in enumerate(zip(rows.metric, rows.unit, rows.machine_type, strict=True)):
-        indices = found(key)
-        if indices is None:
-            series[key] = [i]
-        else:
-            indices.append(i)
     pulls_of: dict[SeriesKey, list[BenchmarkResult]] = {}
     for result in pulls:
         pulls_of.setdefault((result.metric, result.unit, result.machine_type), []).append(result)
     axis = _Axis(order, [first_run[sha] for sha in order], [first_at[sha] for sha in order])
+    if width and list(shas) == order:
+        series = _every_run_alike(rows, width, len(order))
+    else:
+        commit_of = {sha: k for k, sha in enumerate(order)}
+        series = _series(rows, list(map(commit_of.__getitem__, rows.sha)))
     keys = sorted(series)
-    panels = []
-    for key in keys[:MAX_PANELS]:
-        indices = series[key]
-        # A commit's row; when a commit was measured by several runs, the newest one's.
-        by_commit = dict(zip([commits[i] for i in indices], indices, strict=True))
-        if len(by_commit) < len(indices):
-            indices.sort(key=rows.run_id.__getitem__)
-            by_commit = dict(zip([commits[i] for i in indices], indices, strict=True))
-        commit_url = f"{web_url}/{repo}/commit/"
-        panels.append(axis.panel(key, by_commit, rows, pulls_of.get(key, []), commit_url))
+    commit_url = f"{web_url}/{repo}/commit/"
+    panels = [
+        axis.panel(key, *series[key](), rows, pulls_of.get(key, []), commit_url)
+        for key in keys[:MAX_PANELS]
+    ]
     return Chart(
         panels=tuple(panels),
         commits=len(order),
@@ -426,9 +419,77 @@ def chart(rows: BranchRows, pulls: Sequence[BenchmarkResult], *, repo: str, web_
     )
 
 
+#: A series' commits (sorted) and the row drawn at each, worked out when its panel is drawn.
+SeriesRows = Callable[[], tuple[Sequence[int], Sequence[int]]]
+
+
+def _series(rows: BranchRows, commits: list[int]) -> dict[SeriesKey, SeriesRows]:
+    """Each series' rows, whatever their order: a commit measured by several runs is drawn at
+    its newest run."""
+    series: dict[SeriesKey, list[int]] = {}
+    found = series.get
+    for i, key in enumerate(zip(rows.metric, rows.unit, rows.machine_type, strict=True)):
+        indices = found(key)
+        if indices is None:
+            series[key] = [i]
+        else:
+            indices.append(i)
+
+    def rows_of(indices: list[int]) -> tuple[Sequence[int], Sequence[int]]:
+        by_commit = dict(zip(map(commits.__getitem__, indices), indices, strict=True))
+        if len(by_commit) < len(indices):
+            indices.sort(key=rows.run_id.__getitem__)
+            by_commit = dict(zip(map(commits.__getitem__, indices), indices, strict=True))
+        ks = sorted(by_commit)
+        return ks, list(map(by_commit.__getitem__, ks))
+
+    return {key: functools.partial(rows_of, indices) for key, indices in series.items()}
+
+
+def _run_width(rows: BranchRows) -> int:
+    """How many rows each run has where the rows are runs one after another, each of one
+    commit at one time, and every run measured the same series in the same order (as
+    `branch_rows` reads a branch whose benchmark did not change); 0 where they are not laid out
+    so. Found by comparing whole columns, not by a Python step a row."""
+    n = len(rows)
+    width = rows.run_id.count(rows.run_id[0])
+    if n % width:
+        return 0
+    for column in (rows.run_id, rows.sha, rows.recorded_at):
+        head = column[::width]
+        if any(column[j::width] != head for j in range(1, width)):
+            return 0
+    columns = (rows.metric, rows.unit, rows.machine_type)
+    if any(column[width:] != column[:-width] for column in columns):
+        return 0
+    if len(set(zip(*(column[:width] for column in columns), strict=True))) < width:
+        return 0
+    return width
+
+
+def _every_run_alike(rows: BranchRows, width: int, n_commits: int) -> dict[SeriesKey, SeriesRows]:
+    """The series' rows where runs of `width` rows (`_run_width`) measured one commit each, in
+    the commits' order: series j is every `width`-th row from row j, one a commit."""
+    n = len(rows)
+    every = range(n_commits)
+
+    def rows_of(j: int) -> tuple[Sequence[int], Sequence[int]]:
+        return every, range(j, n, width)
+
+    first = zip(rows.metric[:width], rows.unit[:width], rows.machine_type[:width], strict=True)
+    return {key: functools.partial(rows_of, j) for j, key in enumerate(first)}
+
+
+def _pick(column: Sequence[T], chosen: Sequence[int]) -> Sequence[T]:
+    if isinstance(chosen, range):
+        return column[chosen.start : chosen.stop : chosen.step]
+    return list(map(column.__getitem__, chosen))
+
+
 class _Axis:
     """The x axis the panels share: commits to positions, many commits to one position when
-    there are more of them than `MAX_BUCKETS`."""
+    there are more of them than `MAX_BUCKETS`. A series measured at every commit (the usual
+    one) takes its positions' bounds from here, worked out once for all the panels."""
 
     def __init__(self, shas: list[str], runs: list[int], times: list[float]) -> None:
         self.shas, self.runs, self.times = shas, runs, times
@@ -437,47 +498,60 @@ class _Axis:
         self.bucket_of = [k * self.buckets // n for k in range(n)]
         step = PLOT_W / self.buckets
         self.bucket_x = [round(PLOT_X + (b + 0.5) * step) for b in range(self.buckets)]
+        self.every_commit = self._spans(list(range(n)))
 
     def pull_x(self, run_id: int) -> int:
         """Between the last commit first measured before the pull request's run and the next."""
         return round(PLOT_X + PLOT_W * bisect_right(self.runs, run_id) / len(self.shas))
 
-    def _positions(
-        self, ks: list[int], summaries: list[Summary]
-    ) -> tuple[list[int], list[float], list[float], list[float]]:
-        """Per position drawn: its x, the lowest repeat, the median of the commits' medians,
-        and the highest repeat of the commits `ks` (sorted) that share it."""
-        lows, medians, highs, _ = zip(*summaries, strict=True)
-        xs = self.bucket_x
-        if len(self.shas) <= MAX_BUCKETS:  # a position a commit
-            return [xs[k] for k in ks], list(lows), list(medians), list(highs)
-        # Where each position's commits begin among `ks`, and end.
+    def _spans(self, ks: Sequence[int]) -> tuple[list[int], list[slice]]:
+        """The x of each position the commits `ks` (sorted) are drawn at, and which of them
+        share it, as a slice of `ks`."""
         bucket_of = self.bucket_of
         starts = [0] + [i for i in range(1, len(ks)) if bucket_of[ks[i]] != bucket_of[ks[i - 1]]]
         ends = [*starts[1:], len(ks)]
+        xs = [self.bucket_x[bucket_of[ks[a]]] for a in starts]
+        return xs, [slice(a, b) for a, b in zip(starts, ends, strict=True)]
+
+    def _positions(
+        self, ks: Sequence[int], summaries: Sequence[Summary]
+    ) -> tuple[list[int], list[float], list[float], list[float]]:
+        """Per position drawn: its x, the lowest repeat, the median of the commits' medians,
+        and the highest repeat of the commits `ks` (sorted) that share it."""
+        lows, medians, highs = (list(map(itemgetter(i), summaries)) for i in range(3))
+        if len(self.shas) <= MAX_BUCKETS:  # a position a commit
+            return list(map(self.bucket_x.__getitem__, ks)), lows, medians, highs
+        xs, spans = self.every_commit if len(ks) == len(self.shas) else self._spans(ks)
+        shared = [sorted(medians[span]) for span in spans]
         return (
-            [xs[bucket_of[ks[a]]] for a in starts],
-            [min(lows[a:b]) for a, b in zip(starts, ends, strict=True)],
-            [_middle(medians[a:b]) for a, b in zip(starts, ends, strict=True)],
-            [max(highs[a:b]) for a, b in zip(starts, ends, strict=True)],
+            xs,
+            list(map(min, map(lows.__getitem__, spans))),
+            [
+                ordered[n // 2]
+                if (n := len(ordered)) % 2
+                else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+                for ordered in shared
+            ],
+            list(map(max, map(highs.__getitem__, spans))),
         )
 
     def panel(
         self,
         key: SeriesKey,
-        by_commit: dict[int, int],
+        ks: Sequence[int],
+        chosen: Sequence[int],
         rows: BranchRows,
         pulls: list[BenchmarkResult],
         commit_url: str,
     ) -> Panel:
+        """The series `key`: the commits `ks` (sorted), drawn at the rows `chosen`."""
         metric, unit, machine_type = key
-        ks = sorted(by_commit)
-        chosen = [by_commit[k] for k in ks]
-        summaries = list(map(rows.summary.__getitem__, chosen))
+        summaries = _pick(rows.summary, chosen)
         at, lows, medians, highs = self._positions(ks, summaries)
         pulls = pulls[-MARKS_PER_PANEL:]
-        bottom = min([*lows, *(p.median for p in pulls)])
-        top = max([*highs, *(p.median for p in pulls)])
+        pull_medians = [p.median for p in pulls]
+        bottom = min([*lows, *pull_medians])
+        top = max([*highs, *pull_medians])
         pad = (top - bottom) * 0.05 or abs(top) * 0.05 or 1.0
         bottom, top = bottom - pad, top + pad
         scale = PLOT_H / (top - bottom)
@@ -506,32 +580,28 @@ class _Axis:
                 )
                 for k, row, summary in zip(ks, chosen, summaries, strict=True)
             )
-        flagged = [
-            (k, row, summary)
-            for k, row, summary in zip(ks, chosen, summaries, strict=True)
-            if rows.regression[row]
-        ][-MARKS_PER_PANEL:]
+        flagged = list(compress(range(len(chosen)), _pick(rows.regression, chosen)))
         regressions = tuple(
             Regression(
-                xs[bucket_of[k]],
-                y(summary[1]),
-                self.shas[k],
-                commit_url + self.shas[k],
-                rows.run_id[row],
-                "regression: " + self._title(k, row, rows, shown_unit),
+                xs[bucket_of[ks[j]]],
+                y(summaries[j][1]),
+                self.shas[ks[j]],
+                commit_url + self.shas[ks[j]],
+                rows.run_id[chosen[j]],
+                "regression: " + self._title(ks[j], chosen[j], rows, shown_unit),
             )
-            for k, row, summary in flagged
+            for j in flagged[-MARKS_PER_PANEL:]
         )
         marks = tuple(
             Mark(
                 self.pull_x(p.run_id),
-                y(p.median),
+                y(median),
                 f"/runs/{p.run_id}",
-                f"#{p.pull_number}, {p.sha[:7]} {_day(p.recorded_at)}: {_num(p.median)}"
+                f"#{p.pull_number}, {p.sha[:7]} {_day(p.recorded_at)}: {_num(median)}"
                 f" {shown_unit} ({_num(min(p.values))}–{_num(max(p.values))},"
                 f" {len(p.values)}×) run {p.run_id}",
             )
-            for p in pulls
+            for p, median in zip(pulls, pull_medians, strict=True)
         )
         return Panel(
             metric=shown(metric),
@@ -576,9 +646,8 @@ ChartKey = tuple[str, str | None, tuple[str, ...]]
 class ChartCache:
     """Charts drawn lately, each kept with the `results_version` of its repository when it was
     read: a dashboard shown on a wall redraws a thousand commits only when a result was recorded
-    or removed since. A run that records the same rows again replaces them in place without
-    changing that version, so an entry is also redrawn after `max_age_s`. Bounded: the least
-    recently shown goes first."""
+    (again) or removed since; and after `max_age_s` in any case. Bounded: the least recently
+    shown goes first."""
 
     def __init__(
         self,

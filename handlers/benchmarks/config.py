@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.config import ConfigError
-from bot.jobs.runners.base import machine_types_problem
+from bot.jobs.runners.actions import BENCHMARK_WORKFLOW, WORKFLOW_FILE
+from bot.jobs.runners.base import benchmark_argv, machine_types_problem
 
 #: The word in `command` the path of the metrics file replaces (inside a word too:
 #: `--json={output}`).
@@ -51,6 +52,9 @@ class BenchmarksConfig:
     fail_on_regression: bool = False
     #: Per run of the command.
     timeout_seconds: int = 3600
+    #: With `[slow_ci] runner = "github-actions"`: the workflow each benchmark job dispatches
+    #: (in `.github/workflows/`, on the default branch; the bot's own is the model).
+    workflow: str = BENCHMARK_WORKFLOW
 
     def validate(self, source: str, prefix: str) -> None:
         """What the types allow but a benchmark cannot use; `prefix` is `benchmarks.`."""
@@ -78,14 +82,17 @@ class BenchmarksConfig:
                 "timeout_seconds",
                 f"must be between 1 and {MAX_TIMEOUT_SECONDS}, got {self.timeout_seconds}",
             )
+        if not WORKFLOW_FILE.fullmatch(self.workflow):
+            raise fail(
+                "workflow",
+                f"must be a file name in .github/workflows (like {BENCHMARK_WORKFLOW}),"
+                f" got {self.workflow!r}",
+            )
 
     def argv(self, python: str, output: str) -> list[str]:
         """The command to run: `{output}` replaced by `output` wherever it appears, and a
         first word `python` by `python` (the test environment's interpreter)."""
-        words = [word.replace(OUTPUT, output) for word in self.command]
-        if words and self.command[0] == PYTHON:
-            words[0] = python
-        return words
+        return benchmark_argv(self.command, python, output)
 
 
 def command_problem(command: Sequence[object]) -> str | None:

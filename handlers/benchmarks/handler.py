@@ -3,8 +3,9 @@ head, records every repeat, compares it with the previous push, and tells Slack 
 
 A push to the default branch of a repository whose `[benchmarks] command` is set becomes one run
 on the job system (one job per machine type), keyed by the delivery so a delivery handled twice
-starts one run. The local runner runs the command confined, `repeats` times, and hands back each
-repeat's metrics file as text; it knows no format. When the run ends, its reporter reads the
+starts one run. The runner (the local one, confined; or the repository's GitHub Actions
+runners, through `benchmarks.yml`) runs the command `repeats` times and hands back each repeat's
+metrics file as text; it knows no format. When the run ends, its reporter reads the
 files with `read_metrics` (the runner already refused, with the job's error, a file that
 `read_metrics` refuses), records them, compares each machine type with the newest earlier push
 that recorded anything, and queues one Slack message for the run when a metric got slower. The
@@ -24,28 +25,42 @@ from gidgethub.sansio import Event
 
 from bot.clients.github import GitHubAPI
 from bot.clients.slack import escape_mrkdwn
+from bot.config import RepoConfig
 from bot.jobs.runners.base import BenchmarkRequest, TokenProvider
 from bot.jobs.system import build_request
 from bot.kit.context import Context, JobRecord, RunRecord, Services
 from bot.kit.conversation import job_refusal
+from bot.kit.help import Help
 from bot.kit.markdown import one_line
 from bot.kit.records import BenchmarkResult
-from handlers.benchmarks.compare import Comparison, Series, collect, compare
+from handlers.benchmarks.compare import Comparison, Series, compare
 from handlers.benchmarks.config import BenchmarksConfig
-from handlers.benchmarks.metrics import MetricsError, read_metrics
+from handlers.benchmarks.metrics import read_metrics
+from handlers.benchmarks.pulls import LABEL, report_lock, report_pull
 from handlers.benchmarks.render import text_table
+from handlers.benchmarks.series import measured_series
+from handlers.benchmarks.start import KIND, Side, job_rows, request_spec, runner_refusal
 from handlers.new_model.plan import is_default_branch_push
 from handlers.scheduled_ci.client import CommitPull, ScheduledCiGitHub
 
 log = logging.getLogger(__name__)
 
-KIND = "benchmarks"
-#: Where benchmarks run: only the local runner runs a command of the repository's choosing.
-RUNNER = "local"
 #: Slack's limit for one section's text; the table of regressions is cut to fit it.
 MAX_SECTION_CHARS = 3000
 
 router = Router()
+
+HELP = Help(
+    name="benchmarks",
+    summary=(
+        "Measures the repository's benchmark command (`[benchmarks]` in `.github/bot.toml`) on"
+        " the pull request's head and base, with one comment and a `benchmarks` check run that"
+        " compare every metric; pushes to the default branch are measured too."
+    ),
+    trigger=f"the `{LABEL}` label (later pushes are measured while it stays)",
+    who="maintainers: the same people who may run slow tests",
+    commands=(),
+)
 
 
 # ---------------------------------------------------------------------- the push
@@ -58,7 +73,7 @@ async def on_push(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> Non
 
 async def benchmark_push(payload: Mapping[str, Any], ctx: Context) -> RunRecord | None:
     """Starts the benchmark run of a push to the default branch; None when there is none to
-    start (another branch, no command, no local runner), with the reason in the log."""
+    start (another branch, no command, no runner that can take it), with the reason in the log."""
     if not is_default_branch_push(payload):
         return None
     config = await ctx.repo_config()
@@ -66,54 +81,77 @@ async def benchmark_push(payload: Mapping[str, Any], ctx: Context) -> RunRecord 
     if not bench.command:
         return None
     slow = config.slow_ci
-    if slow.runner != RUNNER:
-        ctx.log.info(
-            "benchmarks of %s not run: they run on the local runner only, and [slow_ci] runner"
-            " is %s (GitHub Actions is not supported for benchmarks yet)",
-            ctx.repo,
-            slow.runner,
-        )
-        return None
-    jobs = ctx.services.jobs
-    refusal = job_refusal(jobs, slow.runner, "the [slow_ci] runner setting")
+    refusal = runner_refusal(slow) or job_refusal(
+        ctx.services.jobs, slow.runner, "the [slow_ci] runner setting"
+    )
     if refusal is not None:
         ctx.log.warning("benchmarks of %s not run: %s", ctx.repo, refusal)
         return None
     repository = payload["repository"]
     installation = payload.get("installation")
-    sha = str(payload["after"])
-    run = await jobs.create_run(
-        KIND,
+    return await start_branch_run(
+        ctx.services,
         repo=ctx.repo,
+        sha=str(payload["after"]),
+        branch=ctx.default_branch,
+        clone_url=repository["clone_url"],
+        private=repository.get("private") is not False,
+        installation_id=installation.get("id") if isinstance(installation, dict) else None,
+        config=config,
+        trigger="push",
+        key=f"{KIND}:push:{ctx.delivery_id}",
+        requested_by=(payload.get("sender") or {}).get("login"),
+    )
+
+
+async def start_branch_run(
+    services: Services,
+    *,
+    repo: str,
+    sha: str,
+    branch: str,
+    clone_url: str,
+    private: bool,
+    installation_id: int | None,
+    config: RepoConfig,
+    trigger: str,
+    key: str,
+    requested_by: str | None = None,
+    requested_at: float | None = None,
+    channel: str = "",
+) -> RunRecord:
+    """The benchmark run of a commit of a branch (a push, a schedule): one job per machine type,
+    keyed so that the same push or fire starts one run however often it is handled; compared,
+    once it ends, with the branch's previous result."""
+    bench: BenchmarksConfig = config.benchmarks
+    slow = config.slow_ci
+    head = Side("head", sha, clone_url)
+    run = await services.jobs.create_run(
+        KIND,
+        repo=repo,
         number=None,
         head_sha=sha,
-        private=repository.get("private") is not False,
+        private=private,
         runner=slow.runner,
-        jobs=[(machine, {"machine_type": machine}) for machine in bench.machine_types],
-        requested_by=(payload.get("sender") or {}).get("login"),
-        key=f"{KIND}:push:{ctx.delivery_id}",
+        jobs=job_rows([head], bench.machine_types),
+        requested_by=requested_by,
+        requested_at=requested_at,
+        key=key,
         spec={
-            "trigger": "push",
-            "branch": ctx.default_branch,
-            "installation_id": installation.get("id") if isinstance(installation, dict) else None,
+            "trigger": trigger,
+            "branch": branch,
+            "installation_id": installation_id,
             "threshold": bench.threshold,
-            "channel": bench.channel,
-            "request": {
-                "head_clone_url": repository["clone_url"],
-                "command": list(bench.command),
-                "repeats": bench.repeats,
-                "timeout_s": float(bench.timeout_seconds),
-                "network": slow.network,
-                "limits": slow.limits.as_json(),
-                "extras": None if slow.extras is None else list(slow.extras),
-            },
+            "channel": bench.channel or channel,
+            "request": request_spec(bench, slow, default_branch=branch, run_key=key),
         },
     )
-    ctx.log.info(
-        "benchmark run %s of %s at %s: %s",
+    log.info(
+        "benchmark run %s of %s at %s (%s): %s",
         run.id,
-        ctx.repo,
+        repo,
         sha[:12],
+        trigger,
         ", ".join(bench.machine_types),
     )
     return run
@@ -203,28 +241,6 @@ async def report_benchmarks(services: Services, run: RunRecord, rows: list[JobRe
     )
 
 
-def measured_series(job: JobRecord) -> dict[str, Series] | str:
-    """A job's metrics per name, every repeat's value in order; or why there are none. The files
-    come from the benchmarked code: they are read again here, never trusted for their shape."""
-    if job.state != "passed":
-        return f"the job ended {job.state}: {job.reason or 'no reason given'}"
-    outputs = (job.result or {}).get("outputs")
-    if not isinstance(outputs, list) or not outputs:
-        return "the job handed back no metrics files"
-    runs = []
-    for number, text in enumerate(outputs, 1):
-        if not isinstance(text, str):
-            return f"repeat {number}'s metrics file is not text"
-        try:
-            runs.append(read_metrics(text.encode("utf-8")))
-        except MetricsError as exc:
-            return f"repeat {number}: {exc}"
-    try:
-        return collect(runs)
-    except MetricsError as exc:
-        return str(exc)
-
-
 def regression_message(
     repo: str,
     branch: str,
@@ -302,13 +318,18 @@ def _url(services: Services, path: str) -> str:
 
 
 def register_jobs(jobs: Any, services: Services) -> None:
-    """Benchmark runs report to `report_benchmarks`; their fetch token is the installation's,
+    """Benchmark runs of a branch report to `report_benchmarks`, a pull request's to
+    `report_pull`; their fetch token is the installation's,
     as `run-slow`'s, and their jobs are `BenchmarkRequest`s."""
 
     async def token(run: RunRecord) -> str | None:
         return await services.github.fetch_token(run.spec.get("installation_id"))
 
     async def reporter(run: RunRecord, rows: list[JobRecord]) -> None:
-        await report_benchmarks(services, run, rows)
+        if run.number is None:
+            await report_benchmarks(services, run, rows)
+            return
+        async with report_lock(run.id):
+            await report_pull(services, run, rows)
 
     jobs.register(KIND, reporter, token_provider=token, build_request=benchmark_request)

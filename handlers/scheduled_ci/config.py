@@ -56,6 +56,9 @@ class Schedule:
     #: GitHub login → Slack member id, so the report mentions a breaking commit's author.
     mentions: Mapping[str, str] = field(default_factory=dict)
     job_timeout_seconds: int = 7200
+    #: Also measure the head with the repository's `[benchmarks] command` at each fire: the
+    #: daily benchmark of the default branch, recorded and compared like a push's.
+    benchmarks: bool = False
 
     @classmethod
     def example(cls) -> Schedule:

@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-import weakref
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -35,10 +35,20 @@ import gidgethub
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from bot.clients.github import GitHubAPI
+from bot.clients.github import GitHubAPI, checks_refused
+from bot.kit.approval import label_push_approval
 from bot.kit.command_job import Command, NewRun, Refusal, carry_out, may_ask, read_command
 from bot.kit.comments import marker
-from bot.kit.context import Context, JobRecord, JobSystem, ReportState, RunRecord, Services
+from bot.kit.context import (
+    Context,
+    JobRecord,
+    JobSystem,
+    ReportState,
+    RunLocks,
+    RunRecord,
+    Services,
+)
+from bot.kit.conversation import by_a_bot
 from bot.kit.help import Help, HelpCommand
 from handlers.slow_ci import verdicts, verify
 from handlers.slow_ci.checks import CHECK_NAME, RERUN_FAILED, CheckRunPlan, ReportedTest
@@ -67,8 +77,6 @@ from handlers.slow_ci.plan import (
     parse_commit_message_trigger,
     parse_trigger,
     plan_reminder,
-    push_approval,
-    pushes_since_approval,
 )
 from handlers.slow_ci.render import (
     not_authorised_reply,
@@ -118,18 +126,10 @@ HELP = Help(
 # ---------------------------------------------------------------------- triggers
 
 
-def _by_a_bot(data: dict[str, Any]) -> bool:
-    sender = data.get("sender") or {}
-    author = (data.get("comment") or {}).get("user") or {}
-    return "Bot" in (sender.get("type"), author.get("type")) or str(
-        sender.get("login", "")
-    ).endswith("[bot]")
-
-
 @router.register("issue_comment", action="created")
 async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
     data = event.data
-    if "pull_request" not in data["issue"] or _by_a_bot(data):
+    if "pull_request" not in data["issue"] or by_a_bot(data):
         return
     trigger = parse_trigger(data["comment"]["body"])
     if trigger is None:
@@ -157,7 +157,7 @@ async def on_comment(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> 
 async def on_label(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> None:
     """The label approves the head at the moment it is added, by whoever added it."""
     data = event.data
-    if (data.get("label") or {}).get("name") != LABEL or _by_a_bot(data):
+    if (data.get("label") or {}).get("name") != LABEL or by_a_bot(data):
         return
     await _label_run(event, gh, ctx, approver=data["sender"]["login"])
 
@@ -167,7 +167,7 @@ async def on_push(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any) -> Non
     """A push to a labelled PR runs only when its pusher may approve runs themselves."""
     data = event.data
     labels = {label.get("name") for label in data["pull_request"].get("labels") or ()}
-    if LABEL in labels and not _by_a_bot(data):
+    if LABEL in labels and not by_a_bot(data):
         await _label_run(event, gh, ctx, approver=data["sender"]["login"], push=True)
 
 
@@ -240,7 +240,7 @@ async def on_check_action(event: Event, gh: GitHubAPI, *, ctx: Context, **_: Any
     check = data["check_run"]
     if (data.get("requested_action") or {}).get("identifier") != RERUN_FAILED:
         return
-    if _by_a_bot(data):
+    if by_a_bot(data):
         return
     run = await _run_of_check(ctx, check)
     if run is None or run.number is None:
@@ -308,22 +308,19 @@ async def _push_approval(
 ) -> PushApproval:
     """Whether a push to a labelled PR runs: who pushed since the last head a maintainer
     approved (recorded approvals and the PR's runs), each of whom must be allowed to approve."""
-    repo = ctx.repo
-    pushes = await ctx.push_records(number)
-    shas = {sha for push in pushes for sha in (push.sha, push.before) if sha}
-    keys = {_approved_key(repo, number, sha): sha for sha in shas}
-    done = await ctx.done_of(keys)
-    runs = await ctx.services.jobs.runs_of(repo, number, kind=KIND)
-    approved = {keys[key] for key in done} | {run.head_sha for run in runs}
-    chain = pushes_since_approval(head_sha, pushes, approved)
-    senders = list(dict.fromkeys(push.sender for push in chain or ()))
-    allowed = await asyncio.gather(
-        *(
-            may_ask(github, login, min_permission=config.min_permission, allow=config.allow)
-            for login in senders
-        )
+    runs = await ctx.services.jobs.runs_of(ctx.repo, number, kind=KIND)
+
+    def may_approve(login: str) -> Awaitable[bool]:
+        return may_ask(github, login, min_permission=config.min_permission, allow=config.allow)
+
+    return await label_push_approval(
+        ctx,
+        number=number,
+        head_sha=head_sha,
+        approved_key=lambda sha: _approved_key(ctx.repo, number, sha),
+        run_heads=[run.head_sha for run in runs],
+        may_approve=may_approve,
     )
-    return push_approval(chain, [login for login, ok in zip(senders, allowed, strict=True) if ok])
 
 
 async def start_run(github: SlowCiGitHub, ctx: Context, config: SlowCiConfig, ask: Ask) -> str:
@@ -519,15 +516,6 @@ async def _remember(services: Services, run_id: int, **changes: int) -> ReportSt
     )
 
 
-def _checks_refused(exc: gidgethub.HTTPException) -> bool:
-    """GitHub will not take check runs from this credential (a personal token: 403; no access:
-    404), as opposed to a rate limit's 403, which passes."""
-    if int(exc.status_code) not in (403, 404) or isinstance(exc, gidgethub.RateLimitExceeded):
-        return False
-    headers = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
-    return "retry-after" not in headers
-
-
 async def _report_check(
     services: Services, github: SlowCiGitHub, run: RunRecord, plan: CheckRunPlan, url: str
 ) -> None:
@@ -565,7 +553,7 @@ async def _report_check(
             sent += len(batch)
             await _remember(services, run.id, annotations_sent=sent)
     except gidgethub.HTTPException as exc:
-        if not _checks_refused(exc):
+        if not checks_refused(exc):
             raise
         log.warning(
             "GitHub refused the check run of run %s (%s %s); the run is reported without one"
@@ -585,13 +573,7 @@ def register_jobs(jobs: JobSystem, services: Services) -> None:
     ends: one report of a run at a time, so a report that read the checks earlier never lands
     after one that read them done.
     """
-    locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def lock(run_id: int) -> asyncio.Lock:
-        found = locks.get(run_id)
-        if found is None:
-            found = locks[run_id] = asyncio.Lock()
-        return found
+    lock = RunLocks()
 
     async def reporter(run: RunRecord, rows: list[JobRecord]) -> None:
         async with lock(run.id):

@@ -36,8 +36,9 @@ import statistics
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple
 
+from bot.kit.approval import Push, PushApproval, push_approval, pushes_since_approval
 from bot.kit.markdown import code_span, one_line, short_sha
 
 __all__ = [
@@ -219,23 +220,6 @@ def check_name(name: str) -> str | None:
 Verdict = Literal["approved", "stale", "unknown"]
 
 
-class Push(Protocol):
-    """A delivery that told the bot a pull request's head became `sha` (the store's record).
-
-    Everything but `received_at` is what GitHub signed; `received_at` is the bot's own clock
-    when the delivery arrived. Neither is written by the pull request's author.
-    """
-
-    @property
-    def sha(self) -> str: ...
-    @property
-    def received_at(self) -> float: ...
-    @property
-    def sender(self) -> str: ...
-    @property
-    def before(self) -> str | None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class MergeCommit:
     """GitHub's test merge of a pull request (its `merge_commit_sha`), as the commits API shows
@@ -321,57 +305,6 @@ def comment_approval(
             return Approval("approved", f"GitHub's test merge of {head} predates the comment")
         return Approval("unknown", "GitHub's test merge of it is not older than the comment")
     return Approval("unknown", "it has no record of the push that made it the head")
-
-
-@dataclass(frozen=True, slots=True)
-class PushApproval:
-    """Whether a push to a pull request with the `run-slow` label runs: `approved`, `refused`
-    (with the pushers since the last approved head who may not approve, in push order) or
-    `unknown` (the bot's records do not reach back to an approved head)."""
-
-    verdict: Literal["approved", "refused", "unknown"]
-    refused: tuple[str, ...] = ()
-
-
-def pushes_since_approval(
-    head_sha: str, pushes: Sequence[Push], approved: Collection[str]
-) -> tuple[Push, ...] | None:
-    """The pushes from the last approved head to `head_sha`, newest first; None when the
-    records do not lead back to an approved head.
-
-    Each push is followed to the head it replaced (`before`, as GitHub signed it), not by
-    arrival order, which GitHub does not promise. `approved` holds the heads a maintainer
-    approved (a run, the label, a comment): a SHA names its content, so a push back to an
-    approved head is approved content again. An `opened` or `reopened` record ends the chain:
-    what came before it is not known.
-    """
-    last_push_to: dict[str, Push] = {}
-    for push in pushes:
-        last_push_to[push.sha] = push
-    chain: list[Push] = []
-    sha = head_sha
-    while sha not in approved:
-        push = last_push_to.pop(sha, None)  # popped: a cycle of pushes ends here
-        if push is None:
-            return None
-        chain.append(push)
-        if push.before is None:
-            return None
-        sha = push.before
-    return tuple(chain)
-
-
-def push_approval(chain: Sequence[Push] | None, may_approve: Collection[str]) -> PushApproval:
-    """A push runs only when every push since the last approved head was made by someone who
-    may approve runs (`may_approve`, logins): a maintainer's push on top of an outsider's
-    refused one would otherwise run the outsider's code."""
-    if chain is None:
-        return PushApproval("unknown")
-    allowed = {login.casefold() for login in may_approve}
-    refused = [push.sender for push in reversed(chain) if push.sender.casefold() not in allowed]
-    if refused:
-        return PushApproval("refused", tuple(dict.fromkeys(refused)))
-    return PushApproval("approved")
 
 
 # --------------------------------------------------------------------------- selection

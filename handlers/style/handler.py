@@ -21,7 +21,7 @@ from bot.kit.command_job import Command, NewRun, carry_out, read_command
 from bot.kit.commands import parse_commands
 from bot.kit.comments import MARKER_PREFIX, marker
 from bot.kit.context import Context, JobRecord, JobSystem, RunRecord, Services
-from bot.kit.conversation import Conversation
+from bot.kit.conversation import Conversation, by_a_bot
 from bot.kit.help import Help, HelpCommand
 from handlers.style.config import StyleConfig
 from handlers.style.plan import KIND, RUNNER, StyleFacts, StyleResult, plan_run, render_comment
@@ -43,17 +43,9 @@ HELP = Help(
 )
 
 
-def _by_a_bot(data: dict[str, Any]) -> bool:
-    sender = data.get("sender") or {}
-    author = (data.get("comment") or {}).get("user") or {}
-    return "Bot" in (sender.get("type"), author.get("type")) or str(
-        sender.get("login", "")
-    ).endswith("[bot]")
-
-
 def wants_style(data: dict[str, Any], handle: str) -> bool:
     """A person's comment on a pull request that asks for `/style` outside quotes and code."""
-    if "pull_request" not in data.get("issue", {}) or _by_a_bot(data):
+    if "pull_request" not in data.get("issue", {}) or by_a_bot(data):
         return False
     body = (data.get("comment") or {}).get("body") or ""
     if MARKER_PREFIX in body:

@@ -75,7 +75,7 @@ def _status(harness, number: int) -> dict:
 
 
 async def test_run_slow_dispatches_a_workflow_run_per_job_and_reports_its_junit(polling):
-    number = open_slow_pull(polling, FILES, config=CONFIG)
+    number = open_slow_pull(polling, FILES, config=CONFIG, reruns=None)
     sha = head(polling, number)
     await _run_slow(polling, number, "run-slow: toy, broken")
     await _finish(polling)

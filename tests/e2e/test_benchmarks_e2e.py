@@ -17,36 +17,13 @@ import aiohttp
 
 from bot.store.deliveries import replay_delivery
 from handlers.benchmarks.handler import report_benchmarks
+from tests.support.benchmarks import BENCH, BENCHMARKS, bench_files
 from tests.support.scheduled import posted
 
 REPO = "acme/models"
 CHANNEL = "ci-benchmarks"
-BENCH = """\
-import json, sys
-
-out = sys.argv[sys.argv.index("--json") + 1]
-value = float(open("latency.txt").read())
-print("measured", value, "ms")
-with open(out, "w") as f:
-    json.dump([{"name": "latency", "unit": "ms", "value": value}], f)
-"""
-CONFIG = f"""\
-[slow_ci]
-reminder = false
-
-[benchmarks]
-command = ["python", "bench.py", "--json", "{{output}}"]
-machine_types = ["single-gpu"]
-repeats = 3
-threshold = 0.05
-channel = "{CHANNEL}"
-"""
-FILES = {
-    "README.md": "toy\n",
-    "bench.py": BENCH,
-    "latency.txt": "10\n",
-    ".github/bot.toml": CONFIG,
-}
+CONFIG = f'[slow_ci]\nreminder = false\n\n{BENCHMARKS}threshold = 0.05\nchannel = "{CHANNEL}"\n'
+FILES = bench_files(CONFIG)
 
 
 async def merge(harness: Any, branch: str, changes: dict[str, str], author: str) -> dict[str, Any]:
@@ -155,7 +132,7 @@ async def test_a_push_delivered_again_or_replayed_runs_once(harness):
     assert len(await runtime.jobs.jobs_of(run.id)) == 1
 
 
-async def test_a_push_to_another_branch_or_on_actions_runs_nothing(harness):
+async def test_a_push_to_another_branch_runs_nothing_and_actions_needs_the_workflow(harness):
     actions = CONFIG.replace("[slow_ci]\n", '[slow_ci]\nrunner = "github-actions"\n')
     harness.github.create_repo(REPO, files={**FILES, ".github/bot.toml": actions})
     git = harness.github
@@ -163,12 +140,19 @@ async def test_a_push_to_another_branch_or_on_actions_runs_nothing(harness):
     sha = git.commit(REPO, "feature", {"README.md": "elsewhere\n"}, author="dave")
     sent = await harness.deliver("push", git.push_payload(REPO, "refs/heads/feature", before, sha))
     assert sent.status == 202
-    await merge(harness, "docs", {"README.md": "toy, documented\n"}, "dave")
-    assert await benchmark_runs(harness) == []
+    merged = await merge(harness, "docs", {"README.md": "toy, documented\n"}, "dave")
+    # Only the default branch's push runs; on Actions, in a repository without the workflow
+    # (tests/e2e/test_benchmarks_actions_e2e.py runs one that has it), the job says so.
+    (run,) = await benchmark_runs(harness)
+    assert (run.head_sha, run.runner) == (merged["sha"], "github-actions")
+    (job,) = await harness.runtime.jobs.jobs_of(run.id)
+    assert job.state == "error"
+    assert "the workflow .github/workflows/benchmarks.yml was not found on main" in job.reason
+    assert await harness.runtime.services.records.benchmarks_of(run.id) == []
 
 
 async def test_a_restart_mid_benchmark_runs_the_job_again_and_records_one_set_of_repeats(harness):
-    slow = BENCH.replace("import json, sys", "import json, sys, time\ntime.sleep(0.5)")
+    slow = BENCH.replace("import json, os, sys", "import json, os, sys, time\ntime.sleep(0.5)")
     harness.github.create_repo(REPO, files={**FILES, "bench.py": slow})
     git = harness.github
     git.commit(REPO, "docs", {"README.md": "toy, documented\n"}, author="dave")

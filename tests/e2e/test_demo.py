@@ -38,6 +38,12 @@ async def test_the_demo_scenario_on_this_checkout(harness, capsys):
     assert "0 failures out of 2 tests" in nightly
     assert "1 failure out of 2 tests" in nightly
     assert "test_scale: new, first failing at" in nightly
+    # The run-benchmark label: fifty times the work is slower, and the check run says so
+    # without failing the pull request.
+    bench = out.split("8. A maintainer")[1]
+    assert re.search(r"\| sum of squares \| ms \| .* \| slower \|", bench), bench
+    assert "check run benchmarks: neutral (1 metric slower)" in bench
+    assert "/benchmarks/maintainer-bot/bench-demo.json" in bench
     handled = re.search(r"(\d+) of (\d+) deliveries handled", out)
     assert handled and handled.group(1) == handled.group(2), handled
     # The run page it printed answers, with the run's real counts.

@@ -88,7 +88,7 @@ def pull(harness, counter) -> int:
         "tests/models/broken/test_broken.py": "def test_sums():\n    assert 6 == 7\n",
         "tests/models/flaky/test_flaky.py": FLAKY_TEST.replace("{url}", counter.url),
     }
-    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\n')
+    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\n', reruns=None)
     harness.github.commit(
         REPO, "feature", {"limit.txt": "2\n"}, author="carol", date=PAST, pushed_at=PAST
     )
@@ -196,7 +196,7 @@ async def test_reruns_zero_starts_no_checks(harness):
         "README.md": "toy\n",
         "tests/models/broken/test_broken.py": "def test_sums():\n    assert 6 == 7\n",
     }
-    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\nreruns = 0\n')
+    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\n', reruns=0)
     await _run_slow(harness, number, "run-slow: broken")
     (comment,) = bot_comments(harness, number)
     assert "Finished, failed" in comment and "checked" not in comment.lower()
@@ -223,7 +223,7 @@ async def test_odd_node_ids_stay_inert_and_tests_renamed_per_run_are_not_blamed(
         "tests/models/odd/test_odd.py": ODD_TEST,
         "tests/models/renamed/test_renamed.py": RENAMED_TEST,
     }
-    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\n')
+    number = open_slow_pull(harness, files, config='machine_types = ["single-gpu"]\n', reruns=None)
     harness.github.commit(
         REPO, "feature", {"limit.txt": "2\n"}, author="carol", date=PAST, pushed_at=PAST
     )
@@ -263,7 +263,7 @@ async def test_on_actions_each_copy_is_its_own_workflow_run_and_the_labels_come_
         "tests/models/toy/test_toy.py": TOY,
         "tests/models/broken/test_broken.py": "def test_sums():\n    assert 6 == 7\n",
     }
-    number = open_slow_pull(harness, files, config=ACTIONS)
+    number = open_slow_pull(harness, files, config=ACTIONS, reruns=None)
     harness.github.commit(
         REPO, "feature", {"limit.txt": "2\n"}, author="carol", date=PAST, pushed_at=PAST
     )

@@ -13,6 +13,16 @@ minimal environment (no token, nothing of the bot's), within a time limit. The r
 completed). Exit 0 or 5 (nothing collected) is `success`, a time-out `timed_out`, a cancel
 through the API kills the process group and ends `cancelled`, anything else is `failure`.
 
+A workflow whose inputs are `benchmarks.yml`'s runs that workflow's steps instead: its report
+folder first (so its upload always has something), the inputs checked with the workflow's own
+messages, the pinned checkout, then the command `repeats` times with `{output}` and a first word
+`python` in place (`benchmark_argv`, the argv every runner of the bot runs), each repeat within
+its time limit, its output in `log.txt` after a `[benchmark] repeat` line and one
+`[benchmark] error:` line where it stopped; the artifact `benchmarks-<correlation>` holds the
+metrics files and `log.txt`. A test can make the next runs lose their runner
+(`SandboxGitHub.lose_runner`): picked up, then gone before any step, the job failed or cancelled
+with GitHub's words for it and no artifact.
+
 Everything here runs on the event loop, with subprocesses awaited, so the sandbox keeps
 answering while tests run; a semaphore bounds how many run at once, as a pool of runners would.
 Webhooks go to the target the harness set (`SandboxGitHub.webhook_target`), signed, in order per
@@ -26,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -44,7 +55,20 @@ import aiohttp
 from aiohttp import web
 
 from bot.clients.git import git_env
-from bot.jobs.runners.base import BoundedLog, run_captured, stream_process
+from bot.jobs.runners.actions import (
+    ARTIFACT_PREFIX,
+    BENCHMARK_ARTIFACT_PREFIX,
+    BENCHMARK_INPUTS,
+    ERROR_MARK,
+    REPEAT_MARK,
+)
+from bot.jobs.runners.base import (
+    OUTPUT_PLACEHOLDER,
+    BoundedLog,
+    benchmark_argv,
+    run_captured,
+    stream_process,
+)
 from bot.jobs.runners.pytest_command import PYTEST_ENV, pytest_argv
 from tests.sandbox.http import LoopbackServer
 from tests.sandbox.state import Artifact, RunHold, WebhookDelivery, WorkflowRun, now_iso
@@ -64,6 +88,22 @@ DELIVERY_TIMEOUT_S = 10.0
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
 _CORRELATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_REPEATS = re.compile(r"^[1-9][0-9]{0,2}$")
+_SECONDS = re.compile(r"^[1-9][0-9]{0,5}$")
+#: What GitHub says of a job whose runner went away, by the conclusion it gives the job.
+RUNNER_LOST = {
+    "failure": (
+        "The self-hosted runner: {runner} lost communication with the server. Verify the"
+        " machine is running and has a healthy network connection. Anything in your workflow"
+        " that terminates the runner process, starves it for CPU/Memory, or blocks its network"
+        " access can cause this error."
+    ),
+    "cancelled": (
+        "The runner has received a shutdown signal. This can happen when the runner service is"
+        " stopped, or a manually started runner is canceled."
+    ),
+}
 _AZURE_ERROR = (
     '<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
     "<Message>{message}</Message></Error>"
@@ -154,7 +194,12 @@ class _Execution:
     workspace: Path
     job_log: BoundedLog = field(default_factory=lambda: BoundedLog(LOG_LIMIT_BYTES))
     test_log: BoundedLog = field(default_factory=lambda: BoundedLog(LOG_LIMIT_BYTES))
-    tests_started: bool = False
+    #: the reports folder exists, so the `if: always()` upload has something to upload
+    reports_made: bool = False
+    #: the artifact's name before the correlation id
+    artifact_prefix: str = ARTIFACT_PREFIX
+    #: the runner went away: no step after that one ran, the upload neither
+    lost: bool = False
 
     @property
     def reports(self) -> Path:
@@ -317,6 +362,16 @@ class Actions:
             slot = self._free.pop(0)
             try:
                 await self._pick_up(execution, slot)
+                with hub.lock:
+                    lost = hub.take_lost_runner()
+                    inputs = self._run(execution.full_name, execution.run_id).inputs
+                if lost is not None:
+                    execution.lost = True
+                    message = RUNNER_LOST[lost].format(runner=f"sandbox-runner-{slot}")
+                    await execution.say(f"##[error]{message}")
+                    return lost
+                if set(BENCHMARK_INPUTS) <= set(inputs):
+                    return await self._benchmark_step(execution, f"sandbox-runner-{slot}")
                 return await self._test_step(execution)
             finally:
                 self._free.append(slot)
@@ -358,7 +413,7 @@ class Actions:
             (execution.reports / "junit.xml").write_text(junit)
             for line in text.splitlines():
                 await execution.test_output(line)
-            execution.tests_started = True
+            execution.reports_made = True
             return "success" if code in (0, 5) else "failure"
         if not await self._checkout(execution, bare, src, home, sha):
             return "failure"
@@ -375,7 +430,7 @@ class Actions:
         shown = [*(f"{k}={v}" for k, v in PYTEST_ENV.items()), *as_written]
         await execution.say(f"##[group]Run {' '.join(shown)}")
         await execution.say("##[endgroup]")
-        execution.tests_started = True
+        execution.reports_made = True
         try:
             code = await stream_process(
                 argv,
@@ -394,6 +449,69 @@ class Actions:
             return "success"
         await execution.say(f"##[error]Process completed with exit code {code}.")
         return "failure"
+
+    async def _benchmark_step(self, execution: _Execution, runner: str) -> str:
+        """`benchmarks.yml` from its first step to its last before the upload."""
+        hub = self.hub
+        with hub.lock:
+            repo = hub.repo(execution.full_name)
+            inputs = dict(repo.workflow_runs[execution.run_id].inputs)
+            bare = repo.git.path
+            python = hub.actions_python
+        execution.artifact_prefix = BENCHMARK_ARTIFACT_PREFIX
+        execution.reports.mkdir(parents=True, exist_ok=True)
+        execution.reports_made = True
+        await execution.test_log.write(f"[benchmark] on runner {runner}")
+
+        async def fail(problem: str) -> str:
+            await execution.say(f"##[error]{problem}")
+            await execution.test_log.write(f"{ERROR_MARK}{problem}")
+            return "failure"
+
+        problem = refused_benchmark_inputs(inputs)
+        if problem is not None:
+            return await fail(problem)
+        command = json.loads(inputs["command"])
+        home, src = execution.workspace / "home", execution.workspace / "src"
+        for folder_path in (home, src):
+            folder_path.mkdir(parents=True, exist_ok=True)
+        if not await self._checkout(execution, bare, src, home, inputs["sha"]):
+            return "failure"
+        repeats, timeout_s = int(inputs["repeats"]), inputs["timeout_s"]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(home),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        for repeat in range(1, repeats + 1):
+            which = f"repeat {repeat} of {repeats}"
+            output = execution.reports / f"metrics-{repeat}.json"
+            output.unlink(missing_ok=True)
+            argv = benchmark_argv(command, python, str(output))
+            await execution.test_output(f"{REPEAT_MARK}{repeat} of {repeats}: $ {' '.join(argv)}")
+            try:
+                code = await stream_process(
+                    argv,
+                    env=env,
+                    cwd=src,
+                    on_line=execution.test_output,
+                    timeout_s=float(timeout_s),
+                    kill_grace_s=KILL_GRACE_S,
+                )
+            except TimeoutError:
+                return await fail(f"{which} timed out after {timeout_s} s")
+            except OSError as exc:  # as `timeout` says it: 127 not found, 126 not runnable
+                await execution.test_output(f"timeout: failed to run command {argv[0]!r}: {exc}")
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+            if code != 0:
+                status = 128 - code if code < 0 else code  # a signal, as bash counts it
+                return await fail(f"{which}: the benchmark command exited with {status}")
+            if output.is_symlink() or not output.is_file():
+                return await fail(
+                    f"{which} wrote no metrics file (the command's {OUTPUT_PLACEHOLDER} names"
+                    " where it goes)"
+                )
+        return "success"
 
     async def _checkout(
         self, execution: _Execution, bare: Path, src: Path, home: Path, sha: str
@@ -440,7 +558,7 @@ class Actions:
         complete, each announced after the change is visible."""
         hub = self.hub
         full_name, run_id = execution.full_name, execution.run_id
-        if execution.tests_started:
+        if execution.reports_made and not execution.lost:
             data = _zip_reports(execution.reports, execution.test_log.text())
             with hub.lock:
                 repo = hub.repo(full_name)
@@ -450,7 +568,7 @@ class Actions:
                 stamp = datetime.now(UTC)
                 artifact = Artifact(
                     id=hub.next_id(),
-                    name=f"slow-tests-{suffix}",
+                    name=f"{execution.artifact_prefix}{suffix}",
                     run_id=run_id,
                     data=data,
                     digest="sha256:" + hashlib.sha256(data).hexdigest(),
@@ -534,12 +652,43 @@ def _refused_inputs(sha: str, folder: str, tests: str) -> str | None:
     return None
 
 
+def refused_benchmark_inputs(inputs: dict[str, str]) -> str | None:
+    """The checks `benchmarks.yml` makes before it checks anything out, in its words (a test
+    runs the workflow's own scripts on the same inputs and compares)."""
+    if not _SHA.match(inputs.get("sha", "")):
+        return "sha: expected 40 lowercase hex digits"
+    if not _HEX16.match(inputs.get("correlation", "")):
+        return "correlation: expected 16 hex digits"
+    repeats = inputs.get("repeats", "")
+    if not _REPEATS.match(repeats) or int(repeats) > 100:
+        return "repeats: expected a number from 1 to 100"
+    if not _SECONDS.match(inputs.get("timeout_s", "")):
+        return "timeout_s: expected a number of seconds"
+    if inputs.get("machine_type") not in ("single-gpu", "multi-gpu"):
+        return "machine_type: expected single-gpu or multi-gpu"
+    try:
+        words = json.loads(inputs.get("command", ""))
+    except ValueError:
+        return "command: expected a JSON array of words"
+    if not isinstance(words, list) or not words or len(words) > 64:
+        return "command: expected a JSON array of 1 to 64 words"
+    if not all(isinstance(word, str) and "\0" not in word for word in words):
+        return "command: expected words that are strings without NUL"
+    if not words[0]:
+        return "command: the first word must name the program to run"
+    if not any(OUTPUT_PLACEHOLDER in word for word in words):
+        return "command: no word names {output}, where a repeat writes its metrics"
+    return None
+
+
 def _zip_reports(reports: Path, log_text: str) -> bytes:
-    """`reports/` as upload-artifact zips it: its files at the root, `log.txt` the tee'd output."""
+    """The report folder as upload-artifact zips it: its files at the root (a link or a folder
+    left out), `log.txt` the tee'd output."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        junit = reports / "junit.xml"
         with contextlib.suppress(OSError):
-            archive.writestr("junit.xml", junit.read_bytes())
+            for path in sorted(reports.iterdir()):
+                if path.name != "log.txt" and path.is_file() and not path.is_symlink():
+                    archive.writestr(path.name, path.read_bytes())
         archive.writestr("log.txt", log_text)
     return buffer.getvalue()

@@ -154,6 +154,8 @@ class SandboxGitHub(PullRequests, LoopbackServer):
         #: header of `GET /app` shows it.
         self.clock_skew_s = 0.0
         self.run_holds: list[RunHold] = []
+        #: The conclusions of the next runs whose runner goes away (`lose_runner`), in order.
+        self.lost_runners: list[str] = []
         self.dropped_webhooks: list[DroppedWebhooks] = []
         self.lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
@@ -368,6 +370,22 @@ class SandboxGitHub(PullRequests, LoopbackServer):
     def take_run_hold(self) -> RunHold | None:
         """The hold a new run must wait on (called under the lock)."""
         return self.run_holds.pop(0) if self.run_holds else None
+
+    def lose_runner(self, conclusion: str = "failure", *, times: int = 1) -> None:
+        """The runner of each of the next `times` runs to be picked up goes away before any
+        step: the job ends `conclusion` with GitHub's words for it (`failure`: the runner lost
+        communication with the server; `cancelled`: it received a shutdown signal), and
+        nothing is uploaded."""
+        if conclusion not in ("failure", "cancelled"):
+            raise ValueError("a lost runner's job ends failure or cancelled")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self.lock:
+            self.lost_runners.extend([conclusion] * times)
+
+    def take_lost_runner(self) -> str | None:
+        """The conclusion of a run whose runner is lost now, or None (called under the lock)."""
+        return self.lost_runners.pop(0) if self.lost_runners else None
 
     def drop_webhooks(self, event: str, action: str | None = None, *, times: int = 1) -> None:
         """The next `times` deliveries of `event` (with `action`; None: any) are lost, as a

@@ -65,7 +65,9 @@ class Harness:
             if self._overrides is not None
             else str(self.root / "bot.sqlite3"),
         )
-        self._session = aiohttp.ClientSession()
+        # A connection per delivery, as GitHub makes them: a kept-alive one that the bot's server
+        # closes after a quiet spell would otherwise be reset under the next delivery.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         await self.start_bot(port=port, host=host)
 
     async def start_bot(self, *, port: int = 0, host: str = "127.0.0.1") -> None:

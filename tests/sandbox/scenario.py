@@ -37,6 +37,28 @@ machine_types = ["single-gpu"]
 channel = "ci-daily"
 reruns = 2
 """
+#: The repository a maintainer's `run-benchmark` label measures, in the last step.
+BENCH_REPO = "maintainer-bot/bench-demo"
+BENCH_TOML = """[slow_ci]
+reminder = false
+
+[benchmarks]
+command = ["python", "bench.py", "--json", "{output}"]
+machine_types = ["single-gpu"]
+repeats = 3
+"""
+#: A benchmark in github-action-benchmark's custom format: the time of a loop whose length the
+#: pull request changes.
+BENCH_PY = """import json, sys, time
+
+out = sys.argv[sys.argv.index("--json") + 1]
+n = int(open("work.txt").read())
+start = time.perf_counter()
+total = sum(i * i for i in range(n))
+elapsed = (time.perf_counter() - start) * 1000
+with open(out, "w") as f:
+    json.dump([{"name": "sum of squares", "unit": "ms", "value": elapsed}], f)
+"""
 MODELS = "model_lib/models"
 
 
@@ -200,6 +222,8 @@ async def scenario(harness: Harness, root: Path) -> None:
     await _on_actions(harness, root)
     _say()
     await _nightly(harness)
+    _say()
+    await _benchmark_label(harness)
     deliveries = await harness.runtime.store.call(lambda conn: deliveries_db.list_deliveries(conn))
     done = sum(d.status == "done" for d in deliveries)
     _say()
@@ -288,7 +312,12 @@ async def _nightly(harness: Harness) -> None:
     _, merged = github.merge_pull(NIGHTLY_REPO, number, merged_by="maintainer")
     _say(f"   .. #{number} by new-contributor is merged as {merged[:12]}; the next night:")
     second = await _fire(harness, NIGHTLY_REPO, "nightly")
-    messages = await posted(harness, "ci-daily", 3)
+    messages = await posted(
+        harness,
+        "ci-daily",
+        3,
+        until=lambda found: any(m["text"].startswith("New failures") for m in found),
+    )
     _say(f"   -> run {second}: Slack #ci-daily: {messages[1]['text']}")
     news = next(m for m in messages[1:] if m["text"].startswith("New failures"))
     _say(f"   -> Slack #ci-daily: {news['text']}")
@@ -298,6 +327,37 @@ async def _nightly(harness: Harness) -> None:
             f" {(verdict.first_bad or '?')[:12]}"
         )
     _say(f"   -> {harness.url}/runs/{second}, and the schedules at {harness.url}/schedules")
+
+
+async def _benchmark_label(harness: Harness) -> None:
+    """A fourth repository's benchmark: a pull request that does fifty times the work, measured
+    at its head and base once a maintainer adds the `run-benchmark` label."""
+    github = harness.github
+    _say(
+        "8. A maintainer adds the run-benchmark label to a pull request ([benchmarks] in bot.toml)."
+    )
+    files = {".github/bot.toml": BENCH_TOML, "bench.py": BENCH_PY, "work.txt": "100000\n"}
+    github.create_repo(BENCH_REPO, files=files, collaborators={"maintainer": "write"})
+    github.commit(BENCH_REPO, "more-work", {"work.txt": "5000000\n"}, author="contributor")
+    number = github.open_pull(BENCH_REPO, "more-work", title="More work", author="contributor")
+    await harness.deliver("pull_request", github.pull_request_payload(BENCH_REPO, number, "opened"))
+    github.add_label(BENCH_REPO, number, "run-benchmark")
+    labeled = github.pull_request_payload(
+        BENCH_REPO, number, "labeled", sender="maintainer", label="run-benchmark"
+    )
+    await harness.deliver("pull_request", labeled)
+    await harness.settle()
+    await harness.settle_runs(within=300)
+    (comment,) = [
+        c["body"] for c in github.comments(BENCH_REPO, number) if "### Benchmarks" in c["body"]
+    ]
+    for line in comment.splitlines():
+        if line.startswith(("Benchmarks of", "| sum of squares")):
+            _say(f"   -> #{number}: {line}")
+    head = github.pull(BENCH_REPO, number).head_sha
+    (check,) = [c for c in github.check_runs(BENCH_REPO, head) if c["name"] == "benchmarks"]
+    _say(f"   -> check run {check['name']}: {check['conclusion']} ({check['output']['title']})")
+    _say(f"   -> every repeat, recorded: {harness.url}/benchmarks/{BENCH_REPO}.json")
 
 
 async def _main(host: str, port: int) -> int:

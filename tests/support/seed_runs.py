@@ -15,7 +15,7 @@ from bot.jobs.records import JobLimits
 from bot.jobs.runners.base import JobOutcome
 from bot.jobs.runners.junit import TestResult
 from bot.store.engine import Store
-from bot.store.runs import end_run, finish_job, insert_run
+from bot.store.runs import end_run, finish_job, insert_run, mark_reported, read_run
 from bot.web.scheduled import SCHEDULED_KIND
 
 
@@ -192,8 +192,9 @@ def benchmark_run(
     number: int | None = None,
     private: bool = False,
 ) -> int:
-    """An ended benchmarks run that measured `sha` (a push's, or PR `number`'s), for results to
-    be recorded against; its id."""
+    """An ended and reported benchmarks run that measured `sha` (a push's, or PR `number`'s),
+    for results to be recorded against (a server started on the store has nothing to report);
+    its id."""
     run_id, _ = insert_run(
         conn,
         kind="benchmarks",
@@ -210,4 +211,6 @@ def benchmark_run(
         key=None,
         now=at,
     )
+    end_run(conn, run_id, state="finished", reason="", superseded_by=None, now=at)
+    mark_reported(conn, run_id, read_run(conn, run_id).version)
     return run_id

@@ -13,9 +13,16 @@ REPO = "acme/models"
 PAST = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def open_slow_pull(harness, files: Mapping[str, str], *, config: str = "") -> int:
+def open_slow_pull(
+    harness, files: Mapping[str, str], *, config: str = "", reruns: int | None = 0
+) -> int:
     """The repository with `files` (the reminder off), and a PR from `feature`, both pushed an
-    hour ago (the bot is sent no `opened`: the test merge is what dates the head); its number."""
+    hour ago (the bot is sent no `opened`: the test merge is what dates the head); its number.
+
+    A failed run's failures are re-run `reruns` times (None: the default), none unless a test
+    is about those checks: each costs jobs the test would only wait for."""
+    if reruns is not None:
+        config = f"reruns = {reruns}\n" + config
     harness.github.create_repo(
         REPO,
         files={**files, ".github/bot.toml": "[slow_ci]\nreminder = false\n" + config},

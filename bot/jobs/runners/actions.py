@@ -20,6 +20,13 @@ to a temporary file with its size capped, its zip directory checked before zipfi
 only stored or deflated members opened (their decompressors are the ones that stop after a
 chunk), every member streamed in chunks with the bytes it really yields counted against a cap,
 the log kept as head and tail while it streams, and all of that in a worker thread.
+
+A benchmark job (`BenchmarkRequest`) is one dispatch of `benchmarks.yml` the same way: the
+command as a JSON argv, the repeats and the commit as inputs, every repeat's `metrics-<n>.json`
+back in its artifact, judged by the feature's reader as the local runner judges them. That
+workflow uploads its artifact whatever happens after its first step, so a run that failed or was
+cancelled without one, after a runner took it, lost its runner: the job is dispatched once more
+(a second correlation id), and only a second loss ends it in `error`.
 """
 
 from __future__ import annotations
@@ -31,15 +38,17 @@ import hashlib
 import io
 import json
 import logging
+import math
+import re
 import struct
 import tempfile
 import time
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -47,15 +56,19 @@ import gidgethub
 
 from bot.clients.github import API_HEADERS, USER_AGENT, GitHubAPI, new_session
 from bot.jobs.runners.base import (
+    OUTPUT_PLACEHOLDER,
+    BenchmarkRequest,
     BoundedLog,
     JobOutcome,
+    JobRequest,
     JobState,
     LogSink,
     RunRequest,
+    judge_metrics,
     resolve_token,
 )
 from bot.jobs.runners.junit import MAX_JUNIT_BYTES, JUnitReport, parse_junit
-from bot.jobs.runners.verdict import Ending, verdict
+from bot.jobs.runners.verdict import WORKFLOW_CANCELLED, Ending, verdict
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +88,33 @@ WORKFLOW_INPUTS = (
 #: The artifact the workflow uploads: `junit.xml` and `log.txt` at the root of its zip.
 ARTIFACT_PREFIX = "slow-tests-"
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+#: A workflow a setting names: a file name in `.github/workflows/`, nothing that climbs out.
+WORKFLOW_FILE = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml")
+
+#: The workflow a benchmark job dispatches unless `[benchmarks] workflow` names another.
+BENCHMARK_WORKFLOW = "benchmarks.yml"
+#: The `workflow_dispatch` inputs of a benchmark job; `benchmarks.yml` declares exactly these.
+BENCHMARK_INPUTS = (
+    "sha",
+    "command",
+    "repeats",
+    "timeout_s",
+    "machine_type",
+    "runner_labels",
+    "run_id",
+    "job_id",
+    "correlation",
+)
+#: The benchmark's artifact: `metrics-<n>.json` per repeat and `log.txt` at the root of its zip.
+BENCHMARK_ARTIFACT_PREFIX = "benchmarks-"
+#: What `benchmarks.yml` writes into its `log.txt` before each repeat, and where it stopped; the
+#: runner reads them for the job's reason.
+REPEAT_MARK = "[benchmark] repeat "
+ERROR_MARK = "[benchmark] error: "
+#: What a benchmark run may take besides its repeats: the checkout and the test environment.
+BENCHMARK_SETUP_S = 3600.0
+#: How much of a failing command's output a benchmark job's reason quotes, as the local runner.
+REASON_LINES = 10
 
 _RUN_STATES = ("queued", "in_progress", "completed")
 
@@ -94,6 +134,10 @@ class ArtifactLimits:
     #: of `log.txt`, the head and the tail kept: under the job log's own 2 MiB bound, so that
     #: the log as stored shows one cut, the one said here
     log_keep_bytes: int = 1536 * 1024
+    #: a benchmark's `metrics-<n>.json` once decompressed, and all of its repeats' together:
+    #: they travel in the job's row, bounded as the local runner bounds them
+    metrics_bytes: int = 1024 * 1024
+    metrics_total_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -152,12 +196,21 @@ class _Watch:
 
 @dataclass
 class _Job:
-    """One job being run on Actions: what every step of following it needs."""
+    """One workflow run a job dispatches (a benchmark's second attempt is another): what every
+    step of starting and following it needs."""
 
     gh: GitHubAPI
-    request: RunRequest
+    request: JobRequest
     out: BoundedLog
     correlation: str
+    #: the dispatch's inputs, as the workflow declares them
+    inputs: dict[str, str]
+    #: what the run is for, in the log's note of its dispatch
+    what: str
+    #: how long the run may take once a runner took it
+    limit_s: float
+    #: where the workflow comes from and which setting names another, for a repository without it
+    adopt: str = "copy slow-tests.yml from the bot's repository, or set [slow_ci] workflow"
     started: float = field(default_factory=time.monotonic)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -173,6 +226,19 @@ class _Job:
         )
 
 
+@dataclass(frozen=True)
+class _RunnerLost:
+    """A workflow run that ended without its end: the runner went away before the workflow's
+    last step, so the run says nothing about the job and may be made again."""
+
+    reason: str
+
+
+_T = TypeVar("_T")
+#: What a job makes of its completed workflow run: its outcome, or that the runner was lost.
+_Collect = Callable[[_Job, _Watch], Awaitable[JobOutcome | _RunnerLost]]
+
+
 class DispatchRefused(Exception):
     """GitHub would not start the workflow; the message says why, for the PR."""
 
@@ -185,9 +251,14 @@ def correlation_id(request: RunRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def dispatch_inputs(request: RunRequest, correlation: str) -> dict[str, str]:
+def runner_labels(request: JobRequest, machine_type: str) -> str:
+    """The labels the machine type's runners carry, as the JSON array `runs-on` reads."""
     labels = request.options.get("labels") or {}
-    wanted = labels.get(request.machine_type) or ("self-hosted", request.machine_type)
+    wanted = labels.get(machine_type) or ("self-hosted", machine_type)
+    return json.dumps(list(wanted))
+
+
+def dispatch_inputs(request: RunRequest, correlation: str) -> dict[str, str]:
     inputs = {
         "folder": request.folder,
         "machine_type": request.machine_type,
@@ -195,11 +266,41 @@ def dispatch_inputs(request: RunRequest, correlation: str) -> dict[str, str]:
         "run_id": request.run_id,
         "job_id": request.job_id,
         "correlation": correlation,
-        "runner_labels": json.dumps(list(wanted)),
+        "runner_labels": runner_labels(request, request.machine_type),
         "tests": " ".join(request.tests),
         "pr": str(request.pull_number or ""),
     }
     assert tuple(inputs) == WORKFLOW_INPUTS
+    return inputs
+
+
+def benchmark_correlation(request: BenchmarkRequest, attempt: int = 1) -> str:
+    """As `correlation_id`, for one attempt of a benchmark job: the run's key, the machine type,
+    the commit and the branch it was approved on (a pull request's head and base differ in it
+    even at one commit); a second attempt after a lost runner is a run of its own."""
+    base = str(request.options.get("run_key") or f"{request.repo}:run-{request.run_id}")
+    text = (
+        f"{request.repo}|{base}|benchmarks|{request.machine_type}|{request.head_sha}"
+        f"|{request.head_ref or ''}|attempt {attempt}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def benchmark_inputs(request: BenchmarkRequest, correlation: str) -> dict[str, str]:
+    """The dispatch's inputs: the command as a JSON argv (the workflow never lets a shell read
+    it), and a repeat's time limit in whole seconds."""
+    inputs = {
+        "sha": request.head_sha,
+        "command": json.dumps(list(request.command)),
+        "repeats": str(request.repeats),
+        "timeout_s": str(max(1, math.ceil(request.timeout_s))),
+        "machine_type": request.machine_type,
+        "runner_labels": runner_labels(request, request.machine_type),
+        "run_id": request.run_id,
+        "job_id": request.job_id,
+        "correlation": correlation,
+    }
+    assert tuple(inputs) == BENCHMARK_INPUTS
     return inputs
 
 
@@ -217,32 +318,29 @@ class ActionsRunner:
 
     # -- what the job system calls ------------------------------------------------------
 
-    async def run(self, request: RunRequest, on_log: LogSink | None = None) -> JobOutcome:
+    async def run(
+        self, request: RunRequest | BenchmarkRequest, on_log: LogSink | None = None
+    ) -> JobOutcome:
         out = BoundedLog(sink=on_log)
         token = await resolve_token(request.token)
         if token:
             out.add_secret(token)
-        job = _Job(self._client(token), request, out, correlation_id(request))
+        gh = self._client(token)
+        if isinstance(request, BenchmarkRequest):
+            return await self._benchmark(gh, request, out)
+        correlation = correlation_id(request)
+        job = _Job(
+            gh,
+            request,
+            out,
+            correlation,
+            dispatch_inputs(request, correlation),
+            what=f"tests/{request.folder} ({request.machine_type})",
+            limit_s=request.timeout_s,
+        )
         workflow = str(request.options.get("workflow") or "slow-tests.yml")
-        try:
-            found = None
-            if request.resumed or self.config.always_find:
-                found = await self._find(job.gh, request.repo, workflow, job.correlation)
-            if found is not None:
-                await out.note(
-                    f"following workflow run {found['id']} started before: {found['html_url']}"
-                )
-            else:
-                found = await self._dispatch(job, workflow)
-        except DispatchRefused as exc:
-            await out.note(f"error: {out.redact(str(exc))}")
-            return job.outcome("error", str(exc))
-        watch = self._watch(request, found, job.gh)
-        try:
-            return await self._follow(job, watch)
-        finally:
-            self._watches.pop((watch.repo, watch.run_id), None)
-            self._by_job.pop(request.job_id, None)
+        find = request.resumed or self.config.always_find
+        return await self._attempt(job, workflow, find=find, collect=self._collect)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancels the workflow run on GitHub; the job ends when GitHub says it has."""
@@ -293,6 +391,33 @@ class ActionsRunner:
 
     # -- dispatch and find ----------------------------------------------------------------
 
+    async def _attempt(
+        self, job: _Job, workflow: str, *, find: bool, collect: _Collect
+    ) -> JobOutcome | _RunnerLost:
+        """One workflow run of the job, from its dispatch (or, with `find`, the run an earlier
+        process dispatched) to what `collect` makes of its end."""
+        out = job.out
+        try:
+            found = None
+            if find:
+                found = await self._find(job.gh, job.request.repo, workflow, job.correlation)
+            if found is not None:
+                await out.note(
+                    f"following workflow run {found['id']} started before: {found['html_url']}"
+                )
+            else:
+                found = await self._dispatch(job, workflow)
+        except DispatchRefused as exc:
+            await out.note(f"error: {out.redact(str(exc))}")
+            return job.outcome("error", str(exc))
+        watch = self._watch(job.request, found, job.gh)
+        try:
+            ended = await self._follow(job, watch)
+            return ended if ended is not None else await collect(job, watch)
+        finally:
+            self._watches.pop((watch.repo, watch.run_id), None)
+            self._by_job.pop(job.request.job_id, None)
+
     def _client(self, token: str | None) -> GitHubAPI:
         if self._session is None:
             self._session = new_session()
@@ -301,20 +426,18 @@ class ActionsRunner:
     async def _dispatch(self, job: _Job, workflow: str) -> dict[str, Any]:
         gh, request, correlation, out = job.gh, job.request, job.correlation, job.out
         ref = str(request.options.get("ref") or "main")
-        body: dict[str, Any] = {"ref": ref, "inputs": dispatch_inputs(request, correlation)}
+        body: dict[str, Any] = {"ref": ref, "inputs": job.inputs}
         url = f"/repos/{request.repo}/actions/workflows/{quote(workflow, safe='')}/dispatches"
-        await out.note(
-            f"dispatching {workflow} on {ref} for tests/{request.folder} ({request.machine_type})"
-        )
+        await out.note(f"dispatching {workflow} on {ref} for {job.what}")
         try:
             answer = await gh.post(url, data={**body, "return_run_details": True})
         except gidgethub.BadRequest as exc:
             message = _message(exc)
             if exc.status_code == 422 and "return_run_details" in message:
                 # An older GitHub Enterprise Server: dispatch plainly, find the run by name.
-                answer = await self._post_dispatch(gh, url, body, workflow, ref)
+                answer = await self._post_dispatch(gh, url, body, workflow, ref, job.adopt)
             else:
-                raise DispatchRefused(_refusal(exc, workflow, ref)) from None
+                raise DispatchRefused(_refusal(exc, workflow, ref, job.adopt)) from None
         if isinstance(answer, dict) and isinstance(answer.get("workflow_run_id"), int):
             # What the dispatch answered is all a new run has: no second request for it.
             run = {
@@ -328,12 +451,12 @@ class ActionsRunner:
         return run
 
     async def _post_dispatch(
-        self, gh: GitHubAPI, url: str, body: dict[str, Any], workflow: str, ref: str
+        self, gh: GitHubAPI, url: str, body: dict[str, Any], workflow: str, ref: str, adopt: str
     ) -> Any:
         try:
             return await gh.post(url, data=body)
         except gidgethub.BadRequest as exc:
-            raise DispatchRefused(_refusal(exc, workflow, ref)) from None
+            raise DispatchRefused(_refusal(exc, workflow, ref, adopt)) from None
 
     async def _find(
         self, gh: GitHubAPI, repo: str, workflow: str, correlation: str
@@ -374,7 +497,7 @@ class ActionsRunner:
 
     # -- following ------------------------------------------------------------------------
 
-    def _watch(self, request: RunRequest, run: Mapping[str, Any], gh: GitHubAPI) -> _Watch:
+    def _watch(self, request: JobRequest, run: Mapping[str, Any], gh: GitHubAPI) -> _Watch:
         watch = _Watch(
             request.repo,
             int(run["id"]),
@@ -387,8 +510,10 @@ class ActionsRunner:
         watch.notes.clear()
         return watch
 
-    async def _follow(self, job: _Job, watch: _Watch) -> JobOutcome:
-        request, out = job.request, job.out
+    async def _follow(self, job: _Job, watch: _Watch) -> JobOutcome | None:
+        """Until the run completed (None), or the job's end without it: no runner took the run
+        in time, or it ran past the job's limit (the run is cancelled on GitHub)."""
+        out = job.out
         queued_since = time.monotonic()
         while watch.status != "completed":
             watch.changed.clear()
@@ -398,17 +523,17 @@ class ActionsRunner:
             now = time.monotonic()
             if watch.started_at is None and now - queued_since > self.config.queue_timeout_s:
                 await self._cancel_quietly(job.gh, watch)
-                labels = dispatch_inputs(request, job.correlation)["runner_labels"]
+                labels = job.inputs["runner_labels"]
                 reason = (
                     f"no runner took the job within {self.config.queue_timeout_s:g} s"
                     f" (labels {labels}); the workflow run was cancelled"
                 )
                 await out.note(f"error: {reason}")
                 return job.outcome("error", reason)
-            if watch.started_at is not None and now - watch.started_at > request.timeout_s:
+            if watch.started_at is not None and now - watch.started_at > job.limit_s:
                 await self._cancel_quietly(job.gh, watch)
                 ending = Ending.timed_out(
-                    f"timed out after {request.timeout_s:g} s; the workflow run was cancelled"
+                    f"timed out after {job.limit_s:g} s; the workflow run was cancelled"
                 )
                 await out.note(ending.reason)
                 return job.outcome(*verdict(ending, JUnitReport()))
@@ -422,7 +547,7 @@ class ActionsRunner:
             await out.note(note)
         waited = (watch.started_at or time.monotonic()) - queued_since
         job.timings["wait"] = round(max(0.0, waited), 3)
-        return await self._collect(job, watch)
+        return None
 
     async def _poll(self, gh: GitHubAPI, watch: _Watch) -> None:
         """The run's state from GitHub, for when webhooks were lost or are not configured."""
@@ -442,6 +567,7 @@ class ActionsRunner:
 
     async def _collect(self, job: _Job, watch: _Watch) -> JobOutcome:
         request, out = job.request, job.out
+        assert isinstance(request, RunRequest)
         conclusion = watch.conclusion or "unknown"
         await out.note(f"workflow run {watch.run_id} completed: {conclusion}")
         phase = time.monotonic()
@@ -473,39 +599,194 @@ class ActionsRunner:
             tested_sha=request.head_sha,
         )
 
+    # -- benchmarks -----------------------------------------------------------------------
+
+    async def _benchmark(
+        self, gh: GitHubAPI, request: BenchmarkRequest, out: BoundedLog
+    ) -> JobOutcome:
+        """The benchmark's workflow run, and one more if the first lost its runner; a restart
+        follows the latest attempt it finds."""
+        workflow = str(request.options.get("workflow") or BENCHMARK_WORKFLOW)
+        started, timings = time.monotonic(), {}
+        find = request.resumed or self.config.always_find
+        attempt = 1
+        if find and await self._find(gh, request.repo, workflow, benchmark_correlation(request, 2)):
+            attempt = 2
+        while True:
+            correlation = benchmark_correlation(request, attempt)
+            job = _Job(
+                gh,
+                request,
+                out,
+                correlation,
+                benchmark_inputs(request, correlation),
+                what=(
+                    f"the benchmark of {request.head_sha[:12]} ({request.machine_type},"
+                    f" {request.repeats} repeats, attempt {attempt})"
+                ),
+                limit_s=request.timeout_s * request.repeats + BENCHMARK_SETUP_S,
+                adopt=(
+                    f"copy {BENCHMARK_WORKFLOW} from the bot's repository, or set [benchmarks]"
+                    " workflow"
+                ),
+                started=started,
+                timings=timings,
+            )
+            ended = await self._attempt(job, workflow, find=find, collect=self._collect_benchmark)
+            if not isinstance(ended, _RunnerLost):
+                return ended
+            if attempt == 2:
+                reason = f"{ended.reason}; the second attempt lost its runner too"
+                await out.note(f"error: {reason}")
+                return job.outcome("error", reason)
+            await out.note(f"{ended.reason}; the job runs once more")
+            attempt, find = 2, False
+
+    async def _collect_benchmark(self, job: _Job, watch: _Watch) -> JobOutcome | _RunnerLost:
+        """The repeats' metrics files from the run's artifact, each judged by the feature's
+        reader; or why there are none, in the words the local runner uses."""
+        request, out = job.request, job.out
+        assert isinstance(request, BenchmarkRequest)
+        conclusion = watch.conclusion or "unknown"
+        at = f" ({watch.html_url})" if watch.html_url else ""
+        await out.note(f"workflow run {watch.run_id} completed: {conclusion}")
+        if watch.cancelled:
+            return job.outcome("cancelled", WORKFLOW_CANCELLED)
+        if conclusion == "timed_out":
+            return job.outcome("timed_out", f"the workflow run timed out{at}")
+        phase = time.monotonic()
+        limits = self.config.artifact
+        try:
+            files = await self._fetch(
+                job.gh,
+                watch,
+                f"{BENCHMARK_ARTIFACT_PREFIX}{job.correlation}",
+                lambda spool: read_benchmark_artifact(spool, limits, request.repeats),
+            )
+        except ArtifactUnread as exc:
+            job.timings["artifact"] = _since(phase)
+            reason = str(exc)
+            if exc.missing and conclusion in ("failure", "cancelled"):
+                # The workflow uploads its artifact whatever its steps did: a run without one
+                # did not reach its last step.
+                runner = await self._runner_of(job.gh, watch)
+                if runner is not None:
+                    return _RunnerLost(
+                        f"the workflow run ended {conclusion} without its artifact: the runner"
+                        f" {runner} was lost before the run's last step{at}"
+                    )
+                reason = f"the workflow run ended {conclusion} before any runner took it{at}"
+            await out.note(f"error: {reason}")
+            return job.outcome("error", reason)
+        job.timings["artifact"] = _since(phase)
+        await _replay(files.log, out)
+        if files.others:
+            await out.note(f"{files.others} other file(s) in the artifact were not read")
+        if conclusion == "cancelled":
+            await out.note(f"cancelled: {WORKFLOW_CANCELLED}")
+            return job.outcome("cancelled", WORKFLOW_CANCELLED)
+        if conclusion != "success":
+            reason = benchmark_failure(files.log, conclusion, watch.html_url)
+            await out.note(f"error: {reason}")
+            return job.outcome("error", reason)
+        outputs: list[str] = []
+        for repeat in range(1, request.repeats + 1):
+            which = f"repeat {repeat} of {request.repeats}"
+            data = files.outputs.get(repeat)
+            if data is None:
+                problem: str | None = (
+                    f"{which} wrote no metrics file (the command's {OUTPUT_PLACEHOLDER} names"
+                    " where it goes)"
+                )
+                text = ""
+            else:
+                text, problem = await judge_metrics(request, which, data, REASON_LINES)
+            if problem is not None:
+                reason = out.redact(problem)
+                await out.note(f"error: {reason}")
+                return job.outcome("error", reason)
+            outputs.append(text)
+        reason = f"{request.repeats} repeat(s) measured"
+        await out.note(f"passed: {reason}")
+        return job.outcome(
+            "passed",
+            reason,
+            tested_sha=request.head_sha,
+            exit_code=0,
+            result={"outputs": outputs},
+        )
+
+    async def _runner_of(self, gh: GitHubAPI, watch: _Watch) -> str | None:
+        """The runner that took the run's job, as its webhook or the run's jobs name it; None
+        when none did (or GitHub would not say)."""
+        if watch.runner_name:
+            return watch.runner_name
+        try:
+            page = await gh.getitem(f"/repos/{watch.repo}/actions/runs/{watch.run_id}/jobs")
+        except gidgethub.HTTPException as exc:
+            log.warning("could not list the jobs of workflow run %s: %s", watch.run_id, exc)
+            return None
+        for item in page.get("jobs") or ():
+            if isinstance(item, dict) and item.get("runner_name"):
+                return str(item["runner_name"])
+        return None
+
+    # -- artifacts ------------------------------------------------------------------------
+
     async def _artifact(
         self, gh: GitHubAPI, watch: _Watch, correlation: str
     ) -> tuple[ArtifactContents | None, str | None]:
         """The run's JUnit report and log from its artifact; a problem says why there are none."""
         limits = self.config.artifact
         try:
+            contents = await self._fetch(
+                gh,
+                watch,
+                f"{ARTIFACT_PREFIX}{correlation}",
+                lambda spool: read_artifact(spool, limits),
+            )
+        except ArtifactUnread as exc:
+            return None, str(exc)
+        if contents.junit is None:
+            return contents, f"the artifact {ARTIFACT_PREFIX}{correlation} holds no junit.xml"
+        return contents, None
+
+    async def _fetch(
+        self, gh: GitHubAPI, watch: _Watch, wanted: str, read: Callable[[IO[bytes]], _T]
+    ) -> _T:
+        """The run's artifact `wanted`, downloaded to a temporary file within the download cap
+        and handed to `read` in a worker thread; `ArtifactUnread` says why it could not be."""
+        limits = self.config.artifact
+        try:
             listing = await gh.getitem(f"/repos/{watch.repo}/actions/runs/{watch.run_id}/artifacts")
         except gidgethub.HTTPException as exc:
-            return None, f"its artifacts could not be listed: {exc}"
-        wanted = f"{ARTIFACT_PREFIX}{correlation}"
+            raise ArtifactUnread(f"its artifacts could not be listed: {exc}") from None
         artifact = next(
             (a for a in listing.get("artifacts") or () if a.get("name") == wanted), None
         )
         if artifact is None:
-            return None, f"the run uploaded no artifact {wanted}"
+            raise ArtifactUnread(f"the run uploaded no artifact {wanted}", missing=True)
         if artifact.get("expired"):
-            return None, f"the artifact {wanted} has expired"
+            raise ArtifactUnread(f"the artifact {wanted} has expired")
         if int(artifact.get("size_in_bytes") or 0) > limits.download_bytes:
-            return None, f"the artifact {wanted} is larger than {limits.download_bytes} bytes"
-        with tempfile.TemporaryFile(prefix="slow-tests-artifact-") as spool:
+            raise ArtifactUnread(
+                f"the artifact {wanted} is larger than {limits.download_bytes} bytes"
+            )
+        with tempfile.TemporaryFile(prefix="actions-artifact-") as spool:
             try:
                 await self._download(gh, watch.repo, artifact, spool)
             except (aiohttp.ClientError, gidgethub.HTTPException, TimeoutError, ValueError) as exc:
-                return None, f"the artifact {wanted} could not be downloaded: {exc}"
+                raise ArtifactUnread(
+                    f"the artifact {wanted} could not be downloaded: {exc}"
+                ) from None
             except OSError as exc:
-                return None, f"the artifact {wanted} could not be stored: {exc.strerror or exc}"
+                raise ArtifactUnread(
+                    f"the artifact {wanted} could not be stored: {exc.strerror or exc}"
+                ) from None
             try:
-                contents = await asyncio.to_thread(read_artifact, spool, limits)
+                return await asyncio.to_thread(read, spool)
             except ArtifactRefused as exc:
-                return None, f"the artifact {wanted} {exc}"
-        if contents.junit is None:
-            return contents, f"the artifact {wanted} holds no junit.xml"
-        return contents, None
+                raise ArtifactUnread(f"the artifact {wanted} {exc}") from None
 
     async def _download(
         self, gh: GitHubAPI, repo: str, artifact: Mapping[str, Any], spool: IO[bytes]
@@ -532,6 +813,33 @@ class ActionsRunner:
             if blob.status != 200:
                 raise ValueError(f"the download answered {blob.status}")
             return await _spool_capped(blob, spool, cap)
+
+
+def benchmark_failure(log: LogExcerpt, conclusion: str, url: str = "") -> str:
+    """Why a benchmark's workflow run failed, from its `log.txt`: the line the workflow wrote
+    where it stopped and, when a repeat stopped it, the first lines that repeat printed (as the
+    local runner says it); else that the run failed before the benchmark ended."""
+    lines = [*log.head, *log.tail]
+    stop = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(ERROR_MARK)), None)
+    if stop is None:
+        where = f" ({url})" if url else ""
+        reason = f"the workflow run ended {conclusion} before the benchmark ended{where}"
+        printed = _printed(lines)
+        return reason + ("; its log began:\n" + "\n".join(printed) if printed else "")
+    error = lines[stop][len(ERROR_MARK) :][:500]
+    if not error.startswith("repeat "):
+        return error
+    begin = next((i for i in range(stop - 1, -1, -1) if lines[i].startswith(REPEAT_MARK)), -1)
+    printed = _printed(lines[begin + 1 : stop])
+    return error + (
+        "; its output began:\n" + "\n".join(printed) if printed else "; it printed nothing"
+    )
+
+
+def _printed(lines: list[str]) -> list[str]:
+    """The first lines a command printed, without the workflow's own."""
+    shown = [line[:300] for line in lines if line.strip() and not line.startswith("[benchmark] ")]
+    return shown[:REASON_LINES]
 
 
 async def _spool_capped(response: aiohttp.ClientResponse, spool: IO[bytes], cap: int) -> None:
@@ -566,6 +874,15 @@ _DIRECTORY_BYTES_PER_MEMBER = 1024
 
 class ArtifactRefused(Exception):
     """The artifact is not read; the message, after "the artifact NAME", says why."""
+
+
+class ArtifactUnread(Exception):
+    """A run's artifact could not be had or read; the message is the job's reason. `missing`:
+    the run uploaded none."""
+
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.missing = missing
 
 
 class LogExcerpt:
@@ -641,18 +958,8 @@ def read_artifact(spool: IO[bytes], limits: ArtifactLimits) -> ArtifactContents:
 
     Raises `ArtifactRefused`, whose message is the reason the job ends with.
     """
-    _check_directory(spool, limits)
-    try:
-        archive = zipfile.ZipFile(spool)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-        raise ArtifactRefused(f"is not a zip file ({_short(exc)})") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > limits.members:
-            raise ArtifactRefused(f"holds {len(infos)} files, more than {limits.members}")
-        for info in infos:
-            _check_member(info)
-        files = [info for info in infos if not info.is_dir()]
+    with _checked_zip(spool, limits.members) as archive:
+        files = [info for info in archive.infolist() if not info.is_dir()]
         junit_info, log_info = _find(files, "junit.xml"), _find(files, "log.txt")
         data = None if junit_info is None else _read_member(archive, junit_info, limits.junit_bytes)
         log = LogExcerpt(limits.log_keep_bytes)
@@ -663,7 +970,77 @@ def read_artifact(spool: IO[bytes], limits: ArtifactLimits) -> ArtifactContents:
     return ArtifactContents(parse_junit(data), data.decode("utf-8", "replace"), log)
 
 
-def _check_directory(spool: IO[bytes], limits: ArtifactLimits) -> None:
+@dataclass(frozen=True)
+class BenchmarkArtifact:
+    """What a benchmark job keeps of its artifact: each repeat's metrics file by its number,
+    as bytes nobody has judged yet, and the log's excerpt."""
+
+    outputs: Mapping[int, bytes]
+    log: LogExcerpt
+    #: files that are neither a repeat's metrics file nor the log: left unread
+    others: int = 0
+
+
+def read_benchmark_artifact(
+    spool: IO[bytes], limits: ArtifactLimits, repeats: int
+) -> BenchmarkArtifact:
+    """`metrics-<n>.json` (n from 1 to `repeats`) and `log.txt`, at the root of the zip where
+    the workflow's upload puts them. Blocking: run it in a worker thread.
+
+    Nothing is written to disk, yet a name that climbs out of the artifact (`../x`, `/x`) or
+    appears twice is refused: such a zip was not made by the workflow's upload, and which of
+    two files of one name is the repeat's no reader can say. Raises `ArtifactRefused`.
+    """
+    with _checked_zip(spool, max(limits.members, repeats + 1)) as archive:
+        infos = archive.infolist()
+        seen: set[str] = set()
+        for info in infos:
+            _check_name(info.filename)
+            if info.filename in seen:
+                raise ArtifactRefused(f"holds {info.filename[:200]!r} twice; not read")
+            seen.add(info.filename)
+        wanted = {f"metrics-{n}.json": n for n in range(1, repeats + 1)}
+        outputs: dict[int, bytes] = {}
+        total, others = 0, 0
+        log = LogExcerpt(limits.log_keep_bytes)
+        for info in infos:
+            if info.is_dir():
+                continue
+            repeat = wanted.get(info.filename)
+            if repeat is not None:
+                outputs[repeat] = _read_member(archive, info, limits.metrics_bytes)
+                total += len(outputs[repeat])
+                if total > limits.metrics_total_bytes:
+                    raise ArtifactRefused(
+                        f"is refused: its metrics files are larger than"
+                        f" {limits.metrics_total_bytes} bytes together"
+                    )
+            elif info.filename == "log.txt":
+                _read_log(archive, info, limits.log_bytes, log)
+            else:
+                others += 1
+    return BenchmarkArtifact(outputs, log, others)
+
+
+@contextlib.contextmanager
+def _checked_zip(spool: IO[bytes], members: int) -> Iterator[zipfile.ZipFile]:
+    """The zip once its directory is known to be small, its members countable and each one
+    stored or deflated, unencrypted; closed on the way out."""
+    _check_directory(spool, members)
+    try:
+        archive = zipfile.ZipFile(spool)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise ArtifactRefused(f"is not a zip file ({_short(exc)})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > members:
+            raise ArtifactRefused(f"holds {len(infos)} files, more than {members}")
+        for info in infos:
+            _check_member(info)
+        yield archive
+
+
+def _check_directory(spool: IO[bytes], members: int) -> None:
     """The counts zipfile would trust, read first: it loads the whole directory they describe.
 
     The end record is found the way zipfile finds it (right at the end, else the last one within
@@ -686,9 +1063,9 @@ def _check_directory(spool: IO[bytes], limits: ArtifactLimits) -> None:
             raise ArtifactRefused("is a ZIP64 archive; not read")
     if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF or offset == 0xFFFFFFFF:
         raise ArtifactRefused("is a ZIP64 archive; not read")
-    if entries > limits.members:
-        raise ArtifactRefused(f"holds {entries} files, more than {limits.members}")
-    if directory_bytes > limits.members * _DIRECTORY_BYTES_PER_MEMBER:
+    if entries > members:
+        raise ArtifactRefused(f"holds {entries} files, more than {members}")
+    if directory_bytes > members * _DIRECTORY_BYTES_PER_MEMBER:
         raise ArtifactRefused(f"has a directory of {directory_bytes} bytes; not read")
     spool.seek(0)
 
@@ -702,6 +1079,14 @@ def _check_member(info: zipfile.ZipInfo) -> None:
         raise ArtifactRefused(
             f"holds {info.filename[:200]!r} compressed with {method};"
             " only stored or deflated members are read"
+        )
+
+
+def _check_name(name: str) -> None:
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or name[1:2] == ":":
+        raise ArtifactRefused(
+            f"holds {name[:200]!r}, a name that climbs out of the artifact; not read"
         )
 
 
@@ -784,11 +1169,8 @@ def _message(exc: gidgethub.BadRequest) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 
 
-def _refusal(exc: gidgethub.BadRequest, workflow: str, ref: str) -> str:
+def _refusal(exc: gidgethub.BadRequest, workflow: str, ref: str, adopt: str) -> str:
     message = _message(exc)
     if exc.status_code == 404:
-        return (
-            f"the workflow .github/workflows/{workflow} was not found on {ref}"
-            " (copy slow-tests.yml from the bot's repository, or set [slow_ci] workflow)"
-        )
+        return f"the workflow .github/workflows/{workflow} was not found on {ref} ({adopt})"
     return f"GitHub refused to start {workflow} ({exc.status_code}): {message}"

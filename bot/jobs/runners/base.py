@@ -235,10 +235,41 @@ class BenchmarkRequest(JobRequest):
     def argv(self, python: str, output: str) -> list[str]:
         """The command as it runs: `{output}` replaced by `output`, a first word `python` by
         the test environment's interpreter."""
-        words = [word.replace(OUTPUT_PLACEHOLDER, output) for word in self.command]
-        if self.command[0] == PYTHON_WORD:
-            words[0] = python
-        return words
+        return benchmark_argv(self.command, python, output)
+
+
+def benchmark_argv(command: Sequence[str], python: str, output: str) -> list[str]:
+    """A benchmark command as every runner runs it (`benchmarks.yml` writes the same in shell):
+    `{output}` replaced wherever it appears, a first word `python` by `python`."""
+    words = [word.replace(OUTPUT_PLACEHOLDER, output) for word in command]
+    if words and command[0] == PYTHON_WORD:
+        words[0] = python
+    return words
+
+
+def file_began(data: bytes, lines: int) -> str:
+    """The first lines of a file a job wrote and nobody can read (a metrics file in no known
+    format), as every runner's reason quotes them."""
+    shown = [ln[:300] for ln in data[:4096].decode("utf-8", "replace").splitlines()[:lines]]
+    shown = [ln for ln in shown if ln.strip()]
+    return "; the file began:\n" + "\n".join(shown) if shown else "; the file is empty"
+
+
+async def judge_metrics(
+    request: BenchmarkRequest, which: str, data: bytes, reason_lines: int
+) -> tuple[str, str | None]:
+    """A repeat's metrics file as text, or why it cannot be used, in the same words on every
+    runner: the feature's reader judges it (off the loop: it parses JSON the benchmarked code
+    wrote), and what it cannot read is quoted by its first lines."""
+    if request.check_metrics is not None:
+        try:
+            await asyncio.to_thread(request.check_metrics, data)
+        except ValueError as exc:
+            return "", f"{which}: {exc}{file_began(data, reason_lines)}"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return "", f"{which}: its metrics file is not UTF-8 text"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from bot.jobs.runners.base import (
     JobState,
     LogSink,
     RunRequest,
+    judge_metrics,
     resolve_token,
     run_bounded,
     run_captured,
@@ -811,15 +812,7 @@ class LocalRunner:
             return "", f"{which}: its metrics file could not be read: {exc.strerror}"
         if len(data) > limit:
             return "", f"{which}: its metrics file is over {limit} bytes; not kept"
-        if request.check_metrics is not None:
-            try:
-                await asyncio.to_thread(request.check_metrics, data)
-            except ValueError as exc:
-                return "", f"{which}: {exc}{_file_began(data, self.config.reason_lines)}"
-        try:
-            return data.decode("utf-8"), None
-        except UnicodeDecodeError:
-            return "", f"{which}: its metrics file is not UTF-8 text"
+        return await judge_metrics(request, which, data, self.config.reason_lines)
 
 
 def _check_tip(ref: str, tip: str | None, pinned: str) -> None:
@@ -851,13 +844,6 @@ def _missing_hint(request: RunRequest, env: PythonEnv) -> str:
         " dependency group in pyproject.toml; `[slow_ci] extras` in .github/bot.toml chooses"
         f" the groups the test environment installs ({chosen})"
     )
-
-
-def _file_began(data: bytes, lines: int) -> str:
-    """The first lines of a metrics file nobody can read, as the job's reason quotes them."""
-    shown = [ln[:300] for ln in data[:4096].decode("utf-8", "replace").splitlines()[:lines]]
-    shown = [ln for ln in shown if ln.strip()]
-    return "; the file began:\n" + "\n".join(shown) if shown else "; the file is empty"
 
 
 def clear_path(path: Path) -> None:

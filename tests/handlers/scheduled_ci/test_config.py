@@ -106,7 +106,10 @@ def test_next_fire_comes_from_the_cron():
         (entry(name='"night ly"'), r"'scheduled_ci\[1\]\.name' must be 1 to 64 of"),
         (entry(name='""'), r"'scheduled_ci\[1\]\.name' must be 1 to 64"),
         (entry(name='"' + "n" * 65 + '"'), r"'scheduled_ci\[1\]\.name' must be 1 to 64"),
-        (entry(nope=1), r"unknown key 'scheduled_ci\[1\]\.nope' \(known here: bisect, channel,"),
+        (
+            entry(nope=1),
+            r"unknown key 'scheduled_ci\[1\]\.nope' \(known here: benchmarks, bisect, channel,",
+        ),
         (entry(folders='["../secrets"]'), r"'scheduled_ci\[1\]\.folders' takes globs under tests/"),
         (entry(folders='["/etc/*"]'), r"folders' .*'/etc/\*': an absolute path"),
         (entry(folders='["models/*/.."]'), r"folders' .*`\.\.` is not allowed"),

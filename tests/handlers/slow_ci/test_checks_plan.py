@@ -13,6 +13,7 @@ import gidgethub
 import pytest
 from gidgethub.sansio import RateLimit
 
+from bot.clients.github import checks_refused
 from bot.jobs.records import ReportState
 from bot.jobs.runners.junit import TestResult
 from bot.server.intake import shape_problem
@@ -32,7 +33,7 @@ from handlers.slow_ci.checks import (
     plan_check_run,
     repo_path,
 )
-from handlers.slow_ci.handler import _checks_refused, _run_of_check
+from handlers.slow_ci.handler import _run_of_check
 from handlers.slow_ci.plan import (
     DroppedName,
     Failure,
@@ -497,10 +498,10 @@ def test_a_refusal_is_a_403_or_404_that_is_not_a_rate_limit():
     def answer(status: int, **kw: object) -> gidgethub.HTTPException:
         return gidgethub.BadRequest(HTTPStatus(status), "GitHub's message", **kw)  # type: ignore[arg-type]
 
-    assert _checks_refused(answer(403))  # "Resource not accessible by personal access token"
-    assert _checks_refused(answer(404))
-    assert not _checks_refused(answer(422))
-    assert not _checks_refused(gidgethub.GitHubBroken(HTTPStatus(502)))
-    assert not _checks_refused(answer(403, headers={"Retry-After": "60"}))  # a secondary limit
+    assert checks_refused(answer(403))  # "Resource not accessible by personal access token"
+    assert checks_refused(answer(404))
+    assert not checks_refused(answer(422))
+    assert not checks_refused(gidgethub.GitHubBroken(HTTPStatus(502)))
+    assert not checks_refused(answer(403, headers={"Retry-After": "60"}))  # a secondary limit
     limit = RateLimit(limit=5000, remaining=0, reset_epoch=time.time() + 60)
-    assert not _checks_refused(gidgethub.RateLimitExceeded(limit))
+    assert not checks_refused(gidgethub.RateLimitExceeded(limit))

@@ -412,3 +412,30 @@ async def test_a_dropped_webhook_is_not_sent_but_the_run_still_completes(
     assert f"The commit {'0' * 40} is not in {REPO}" in log
     artifacts = await installation.getitem(f"{answer['run_url']}/artifacts")
     assert artifacts["total_count"] == 0  # no test ran, no reports to keep
+
+
+@pytest.mark.parametrize(
+    ("conclusion", "words"),
+    [("failure", "lost communication with the server"), ("cancelled", "shutdown signal")],
+)
+async def test_a_lost_runner_ends_the_job_with_githubs_words_and_uploads_nothing(
+    github, sha, installation, conclusion, words
+):
+    github.lose_runner(conclusion)
+    answer = await installation.post(
+        DISPATCH, data={"ref": "main", "inputs": inputs(sha), "return_run_details": True}
+    )
+    await github.actions_idle(within=30)
+    run = await installation.getitem(answer["run_url"])
+    assert (run["status"], run["conclusion"]) == ("completed", conclusion)
+    (job,) = (await installation.getitem(run["jobs_url"]))["jobs"]
+    assert (job["conclusion"], job["runner_name"]) == (conclusion, "sandbox-runner-1")
+    assert words in github.job_log(REPO, answer["workflow_run_id"])
+    assert (await installation.getitem(run["artifacts_url"]))["total_count"] == 0
+    # Only the next run: the one after it has its runner.
+    again = await installation.post(
+        DISPATCH, data={"ref": "main", "inputs": inputs(sha), "return_run_details": True}
+    )
+    await github.actions_idle(within=30)
+    assert (await installation.getitem(again["run_url"]))["conclusion"] == "failure"  # a test fails
+    assert len(github.artifacts(REPO, again["workflow_run_id"])) == 1
