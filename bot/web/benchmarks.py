@@ -86,6 +86,9 @@ CHART_H = PLOT_TOP + PLOT_H + 24
 
 # ---------------------------------------------------------------------- names and links
 
+#: The feature whose results these pages show (its schedules link here).
+FEATURE_NAME = "benchmarks"
+
 
 def _repo_path(repo: str) -> str:
     owner, _, name = repo.partition("/")

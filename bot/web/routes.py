@@ -621,11 +621,11 @@ def _schedule_views(conn: sqlite3.Connection) -> dict[str, list[ScheduleView]]:
         fires = schedules_db.fires_of(
             conn, schedule.repo, schedule.feature, schedule.name, FIRES_SHOWN
         )
-        page_url = (
-            scheduled.schedule_url(schedule.repo, schedule.name)
-            if schedule.feature == scheduled.SCHEDULED_FEATURE
-            else ""
-        )
+        page_url = ""
+        if schedule.feature == scheduled.SCHEDULED_FEATURE:
+            page_url = scheduled.schedule_url(schedule.repo, schedule.name)
+        elif schedule.feature == benchmarks.FEATURE_NAME:
+            page_url = benchmarks.benchmarks_url(schedule.repo)
         view = ScheduleView(schedule, fires, _fire_url(schedule), page_url)
         by_repo.setdefault(schedule.repo, []).append(view)
     return by_repo

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
+from tests.e2e.conftest import PAGES_ADMIN
 from tests.support.benchmarks import BENCHMARKS, bench_files
 from tests.support.scheduled import fire, posted
 
@@ -83,3 +86,24 @@ async def test_a_schedule_without_a_benchmark_command_says_so(harness):
     row = await fire(harness, REPO, "nightly", feature="benchmarks")
     assert row.run_id is None and "no [benchmarks] command" in row.note
     assert await _benchmark_runs(harness) == []
+
+
+async def test_the_operator_sees_the_benchmark_schedule_beside_the_slow_one_and_fires_it(
+    pages_bot,
+):
+    harness = pages_bot
+    harness.github.create_repo(REPO, files=FILES, collaborators={"maint": "write"})
+    await _sync(harness)
+    auth = {"Authorization": f"Bearer {PAGES_ADMIN}", "Accept": "text/html"}
+    async with aiohttp.ClientSession() as script:
+        async with script.get(f"{harness.url}/schedules", headers=auth) as response:
+            page = await response.text()
+        assert response.status == 200
+        # Both features' schedules of the entry, each with its own page and button.
+        assert '<a href="/benchmarks/acme/models">nightly</a>' in page
+        assert '<a href="/schedules/acme/models/nightly">nightly</a>' in page
+        fire = f"{harness.url}/schedules/acme/models/benchmarks/nightly/fire"
+        async with script.post(fire, headers=auth, allow_redirects=False) as response:
+            assert response.status == 303
+    (row,) = await harness.runtime.services.records.fires_of(REPO, "benchmarks", "nightly")
+    assert row.manual
