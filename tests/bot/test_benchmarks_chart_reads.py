@@ -14,7 +14,8 @@ import pytest
 
 from bot.store import benchmarks as db
 from bot.store.benchmarks import BenchmarkResult, record_results
-from bot.store.engine import MIGRATIONS, connect
+from bot.store.engine import connect
+from tests.support.schema import database_before
 from tests.support.seed_runs import benchmark_run
 
 REPO = "acme/models"
@@ -84,11 +85,7 @@ def test_a_summary_is_the_lowest_median_highest_and_count(values) -> None:
 
 def test_a_database_from_before_the_summaries_gets_them_for_every_row(tmp_path) -> None:
     path = str(tmp_path / "old.sqlite3")
-    old = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
-        for statement in filter(str.strip, script.split(";")):
-            old.execute(statement)
-        old.execute(f"PRAGMA user_version={number}")
+    old = database_before(path, "CREATE TABLE benchmark_results_summarised")
     old.execute(
         "INSERT INTO runs (id, kind, repo, head_sha, requested_at, created_at)"
         " VALUES (1, 'benchmarks', ?, 'a', 0, 0)",

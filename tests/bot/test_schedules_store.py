@@ -13,8 +13,9 @@ import pytest
 from bot.kit.cron import parse_cron
 from bot.store import schedules as db
 from bot.store import verdicts
-from bot.store.engine import MIGRATIONS, Store, connect
+from bot.store.engine import Store, connect
 from bot.store.verdicts import TestVerdict
+from tests.support.schema import database_before
 from tests.support.seed_runs import write_run
 
 REPO = "acme/models"
@@ -318,11 +319,7 @@ def test_an_analysis_step_is_taken_by_one_writer_only(conn):
 
 def test_a_database_of_the_previous_schema_gains_the_new_tables_and_keeps_its_outbox(tmp_path):
     path = str(tmp_path / "old.sqlite3")
-    old = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
-        for statement in filter(str.strip, script.split(";")):
-            old.execute(statement)
-        old.execute(f"PRAGMA user_version={number}")
+    old = database_before(path, "CREATE TABLE schedules")
     old.execute(
         "INSERT INTO outbox (key, kind, payload, status, created_at, delivered_at)"
         " VALUES ('k', 'slack', '{}', 'delivered', 1, 2)"

@@ -10,6 +10,7 @@ from bot.jobs.records import ReportState, RunFilter
 from bot.store import deliveries as deliveries_db
 from bot.store import runs as runs_db
 from bot.store.engine import MIGRATIONS, connect
+from tests.support.schema import database_before
 
 
 def _pending(conn: sqlite3.Connection, count: int, *, start: int = 0) -> None:
@@ -95,13 +96,7 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
 
 def _database_before_run_columns(path: str) -> sqlite3.Connection:
     """A database at the schema before runs had `private`, `runner` and `report_state`."""
-    before = MIGRATIONS.index(next(m for m in MIGRATIONS if "ADD COLUMN private" in m))
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:before]:
-        for statement in filter(str.strip, script.split(";")):
-            old.execute(statement)
-    old.execute(f"PRAGMA user_version={before}")
-    return old
+    return database_before(path, "ADD COLUMN private")
 
 
 def test_an_old_database_gets_private_runner_and_report_state_as_its_specs_said(tmp_path):

@@ -10,6 +10,16 @@ import pytest
 
 from bot.jobs.runners import EnvCache, EnvConfig, GpuPool, LocalRunner, LocalRunnerConfig
 from tests.runners.helpers import Git
+from tests.sandbox.github_server import SandboxGitHub
+
+
+@pytest.fixture
+async def hub(tmp_path: Path):
+    """The sandbox's GitHub, with Actions: what the Actions runner dispatches to and follows."""
+    github = SandboxGitHub(tmp_path / "github")
+    await github.start()
+    yield github
+    await github.close()
 
 
 @pytest.fixture

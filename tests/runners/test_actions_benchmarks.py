@@ -56,14 +56,6 @@ COMMAND = ("python", "bench.py", "--json", "{output}")
 METRIC = b'[{"name": "latency", "unit": "ms", "value": 1.5}]'
 
 
-@pytest.fixture
-async def hub(tmp_path):
-    github = SandboxGitHub(tmp_path / "github")
-    await github.start()
-    yield github
-    await github.close()
-
-
 def served(hub: SandboxGitHub, bench: str = BENCH, workflow: str = WORKFLOW) -> str:
     """The repository with the workflow and the benchmark on main; main's commit."""
     hub.create_repo(

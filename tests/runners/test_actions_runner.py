@@ -33,14 +33,6 @@ FILES = {
 }
 
 
-@pytest.fixture
-async def hub(tmp_path):
-    github = SandboxGitHub(tmp_path / "github")
-    await github.start()
-    yield github
-    await github.close()
-
-
 def _request(hub: SandboxGitHub, folder: str, **fields) -> RunRequest:
     number = open_slow_pull(SimpleNamespace(github=hub), FILES)
     return RunRequest(

@@ -10,8 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from bot.jobs.runners import JobOutcome, LocalRunner
 from bot.jobs.runners.actions import ActionsConfig, ActionsRunner
 from bot.jobs.runners.base import RunRequest
@@ -59,14 +57,6 @@ async def test_the_local_runner_runs_the_one_command_line(
     assert outcome.state == "failed", outcome.log
     seen = how_it_ran(outcome)
     assert seen == expected(seen)
-
-
-@pytest.fixture
-async def hub(tmp_path):
-    github = SandboxGitHub(tmp_path / "github")
-    await github.start()
-    yield github
-    await github.close()
 
 
 async def test_the_actions_runner_runs_the_one_command_line(hub: SandboxGitHub) -> None:
