@@ -86,6 +86,8 @@ async def start_pull_run(
     config = await ctx.repo_config()
     bench: BenchmarksConfig = config.benchmarks
     slow: SlowCiConfig = config.slow_ci
+    if push and not bench.command:
+        return None  # a label left on a repository that measures nothing: no reply per push
     pull = data["pull_request"]
     number, sha = int(pull["number"]), str(pull["head"]["sha"])
     login = str(data["sender"]["login"])
@@ -147,8 +149,6 @@ async def _decide(
             " again to measure the new head."
         )
     if not bench.command:
-        if push:
-            return None
         return Refusal(
             f"`{LABEL}`: this repository's `.github/bot.toml` names no benchmark"
             " (`[benchmarks] command`), so nothing ran."

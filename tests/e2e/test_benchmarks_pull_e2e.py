@@ -198,3 +198,15 @@ async def test_a_head_whose_benchmark_fails_or_writes_junk_fails_with_what_it_sa
     assert "The head could not be measured" in comment and said in comment
     records = await harness.runtime.services.records.benchmarks_of(run.id)
     assert [r.branch for r in records] == ["main"]  # the base's, which could be measured
+
+
+async def test_without_a_benchmark_the_label_says_so_once_and_pushes_say_nothing(harness):
+    _repo(harness, "[slow_ci]\nreminder = false\n")
+    number = await _open(harness, {"latency.txt": "25\n"})
+    await _label(harness, number)
+    (reply,) = _bot_comments(harness, number)
+    assert "names no benchmark" in reply and "[benchmarks] command" in reply
+    await _push(harness, number, {"latency.txt": "1\n"}, by="reader")
+    await _push(harness, number, {"latency.txt": "2\n"}, by="maint")
+    assert _bot_comments(harness, number) == [reply]
+    assert await _runs(harness, number) == []
