@@ -43,11 +43,8 @@ def _root() -> Path:
 ROOT = _root()
 sys.path.insert(0, str(ROOT))
 
-from timing import time_get  # noqa: E402
+from timing import served, time_get  # noqa: E402
 
-from bot.config import Settings  # noqa: E402
-from bot.server import serving  # noqa: E402
-from bot.server.app import create_app  # noqa: E402
 from bot.server.runtime import Runtime  # noqa: E402
 from bot.store import benchmarks as benchmarks_db  # noqa: E402
 from bot.store.benchmarks import BenchmarkResult  # noqa: E402
@@ -230,14 +227,7 @@ async def measure(repeats: int) -> dict[str, float]:
             f"seeded {COMMITS} commits × {len(METRICS)} metrics × {REPEATS} repeats and"
             f" {PULLS} pull requests ({rows} results) in {time.perf_counter() - begin:.1f} s"
         )
-        settings = Settings(
-            webhook_secret="bench-secret-" + "x" * 20,
-            database=database,
-            job_work_dir=str(Path(tmp) / "jobs"),
-        )
-        runtime = Runtime(settings)
-        runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
-        try:
+        async with served(database, Path(tmp)) as (base, runtime):
             cold, warm, size = await time_get(f"{base}/benchmarks/{REPO}", repeats)
             figures.update({"page, first GET": cold, "page, unchanged (cached chart)": warm})
             print(
@@ -271,9 +261,6 @@ async def measure(repeats: int) -> dict[str, float]:
                     f"{what}: {warm:.1f} ms a GET (median of {repeats}),"
                     f" {size / 1024:.0f} KiB; first GET {cold:.1f} ms"
                 )
-        finally:
-            await runner.cleanup()
-            runtime.store.close()
     return figures
 
 

@@ -26,12 +26,9 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from timing import time_get  # noqa: E402
+from timing import served, time_get  # noqa: E402
 
-from bot.config import Settings  # noqa: E402
 from bot.jobs.runners.junit import TestResult  # noqa: E402
-from bot.server import serving  # noqa: E402
-from bot.server.app import create_app  # noqa: E402
 from bot.server.runtime import Runtime  # noqa: E402
 from bot.store import verdicts as verdicts_db  # noqa: E402
 from bot.store.engine import Store  # noqa: E402
@@ -159,14 +156,7 @@ async def main(repeats: int) -> None:
             f"seeded {RUNS} scheduled runs of {len(FOLDERS) * len(MACHINES)} jobs"
             f" in {time.perf_counter() - begin:.1f} s"
         )
-        settings = Settings(
-            webhook_secret="bench-secret-" + "x" * 20,
-            database=database,
-            job_work_dir=str(Path(tmp) / "jobs"),
-        )
-        runtime = Runtime(settings)
-        runner, base = await serving.start(create_app(settings, runtime=runtime), "127.0.0.1", 0)
-        try:
+        async with served(database, Path(tmp)) as (base, runtime):
             history = f"{base}/tests/{REPO}?" + urlencode({"test": TARGET})
             cold, warm, size = await time_get(history, repeats)
             print(
@@ -184,9 +174,6 @@ async def main(repeats: int) -> None:
                 f"schedule page, newest 100 of {RUNS} runs: {warm:.1f} ms a GET"
                 f" (median of {repeats}), {size / 1024:.0f} KiB of HTML; first GET {cold:.1f} ms"
             )
-        finally:
-            await runner.cleanup()
-            runtime.store.close()
 
 
 if __name__ == "__main__":
