@@ -191,12 +191,14 @@ async def report_benchmarks(services: Services, run: RunRecord, rows: list[JobRe
     threshold = float(run.spec.get("threshold", 0.05))
     results: list[BenchmarkResult] = []
     regressions: list[Regressions] = []
+    broken: list[tuple[str, str]] = []
     for job in rows:
         measured = measured_series(job)
+        machine = str(job.spec.get("machine_type", ""))
         if isinstance(measured, str):
             log.warning("benchmark run %s, %s: %s; nothing recorded", run.id, job.name, measured)
+            broken.append((machine, measured))
             continue
-        machine = str(job.spec.get("machine_type", ""))
         previous = await services.records.previous_benchmarks(run.repo, branch, machine, run.id)
         base = {r.metric: Series(r.unit, r.values) for r in previous}
         rows_compared = compare(base, measured, threshold) if previous else []
@@ -230,15 +232,21 @@ async def report_benchmarks(services: Services, run: RunRecord, rows: list[JobRe
         len(regressions),
     )
     channel = str(run.spec.get("channel") or "")
-    if not regressions or not channel:
+    if not (regressions or broken) or not channel:
         return
     gh = await services.github.for_installation(run.spec.get("installation_id"))
     commit = await ScheduledCiGitHub(gh, run.repo).commit_pull(run.head_sha)
     run_url = _url(services, f"/runs/{run.id}")
-    message = regression_message(run.repo, branch, commit, regressions, run_url)
-    await services.outbox.queue_slack(
-        f"{KIND}:{run.id}:regression", {**message, "channel": channel}
-    )
+    if regressions:
+        message = regression_message(run.repo, branch, commit, regressions, run_url)
+        await services.outbox.queue_slack(
+            f"{KIND}:{run.id}:regression", {**message, "channel": channel}
+        )
+    if broken:
+        message = broken_message(run.repo, branch, commit, broken, run_url)
+        await services.outbox.queue_slack(
+            f"{KIND}:{run.id}:broken", {**message, "channel": channel}
+        )
 
 
 def regression_message(
@@ -253,19 +261,12 @@ def regression_message(
     benchmarked code, so every value is escaped and tables sit in code blocks."""
     count = sum(len(r.rows) for r in regressions)
     what = f"{count} metric{'s' if count != 1 else ''} slower"
-    where = _link(commit.url, f"`{commit.sha[:12]}`")
-    if commit.number is not None:
-        where += " · " + _link(commit.pull_url, f"#{commit.number}")
-        if commit.title:
-            where += f" {escape_mrkdwn(one_line(commit.title, 120))}"
-    if commit.author:
-        where += f" by {escape_mrkdwn(one_line(commit.author, 60))}"
     blocks: list[dict[str, Any]] = [
         _section(
             f":warning: *Benchmark regression on {escape_mrkdwn(repo)}*"
             f" ({escape_mrkdwn(branch)}): {what}"
         ),
-        _section(where),
+        _section(_where(commit)),
     ]
     for found in regressions[:20]:
         machine = escape_mrkdwn(found.machine_type or "default")
@@ -277,6 +278,49 @@ def regression_message(
     pull = f" (#{commit.number} by {commit.author})" if commit.number is not None else ""
     text = f"Benchmark regression on {repo}: {what} at {commit.sha[:12]}{pull}"
     return {"text": escape_mrkdwn(text), "blocks": blocks}
+
+
+def broken_message(
+    repo: str,
+    branch: str,
+    commit: CommitPull,
+    broken: Sequence[tuple[str, str]],
+    run_url: str,
+) -> dict[str, Any]:
+    """Pure: the Slack message of a branch's benchmark that could not be measured (the command
+    failed, or wrote what no reader takes): a merge that broke the benchmark is a regression of
+    its own, which a chart with a missing point would hide. The reasons quote the benchmarked
+    code's output, so they sit escaped in code blocks."""
+    blocks: list[dict[str, Any]] = [
+        _section(
+            f":x: *Benchmark of {escape_mrkdwn(repo)} ({escape_mrkdwn(branch)}) could not be"
+            " measured*"
+        ),
+        _section(_where(commit)),
+    ]
+    for machine, reason in broken[:20]:
+        lines = "\n".join(reason.replace("`", "'").splitlines()[:12])
+        blocks.append(
+            _section(f"*{escape_mrkdwn(machine or 'default')}*\n```\n{escape_mrkdwn(lines)}\n```")
+        )
+    if run_url.startswith(("http://", "https://")):
+        button = {"type": "button", "text": {"type": "plain_text", "text": "Open the run"}}
+        blocks.append({"type": "actions", "elements": [{**button, "url": run_url}]})
+    pull = f" (#{commit.number} by {commit.author})" if commit.number is not None else ""
+    text = f"Benchmark of {repo} could not be measured at {commit.sha[:12]}{pull}"
+    return {"text": escape_mrkdwn(text), "blocks": blocks}
+
+
+def _where(commit: CommitPull) -> str:
+    """The commit, linked, with its pull request and author: what a reader acts on."""
+    where = _link(commit.url, f"`{commit.sha[:12]}`")
+    if commit.number is not None:
+        where += " · " + _link(commit.pull_url, f"#{commit.number}")
+        if commit.title:
+            where += f" {escape_mrkdwn(one_line(commit.title, 120))}"
+    if commit.author:
+        where += f" by {escape_mrkdwn(one_line(commit.author, 60))}"
+    return where
 
 
 def _table(rows: Sequence[Comparison], more_url: str) -> str:

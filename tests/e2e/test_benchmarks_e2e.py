@@ -103,7 +103,11 @@ async def test_a_benchmark_that_writes_junk_is_an_error_with_its_first_lines(har
     assert "repeat 1 of 3" in job.reason and "not JSON" in job.reason
     assert job.reason.endswith("the file began:\nthis is not json\nat all")
     assert await runtime.services.records.benchmarks_of(run.id) == []
-    assert harness.slack.messages == []
+    # A merge that broke the benchmark is told, with what the command wrote, inert.
+    (message,) = await posted(harness, CHANNEL, 1)
+    shown = json.dumps(message["blocks"])
+    assert "could not be measured" in message["text"] and "dave" in message["text"]
+    assert "this is not json" in shown and "single-gpu" in shown
     # The run's page shows the job's error as the runner said it.
     async with (
         aiohttp.ClientSession() as session,

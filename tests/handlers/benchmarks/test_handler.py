@@ -13,6 +13,7 @@ from handlers.benchmarks.compare import Comparison, Series
 from handlers.benchmarks.handler import (
     Regressions,
     benchmark_request,
+    broken_message,
     measured_series,
     regression_message,
 )
@@ -124,3 +125,16 @@ def test_a_long_table_is_cut_with_a_link_to_the_rest() -> None:
     message = regression_message("acme/models", "main", CommitPull(SHA, "", "x"), [found], "/r")
     text = message["blocks"][2]["text"]["text"]
     assert len(text) <= 3000 and text.endswith("more")
+
+
+def test_a_broken_benchmark_is_told_with_its_output_inert_and_cut() -> None:
+    commit = CommitPull(sha=SHA, url="", author="<!here>", number=4, pull_url="", title="x")
+    said = "repeat 1 of 3 exited 1; its output began:\n<!channel> ```\n" + "line\n" * 40
+    message = broken_message("acme/models", "main", commit, [("multi-gpu", said)], "/runs/3")
+    shown = message["text"] + json.dumps(message["blocks"])
+    assert "<!channel>" not in shown and "<!here>" not in shown
+    assert "&lt;!channel&gt;" in shown and "multi-gpu" in shown
+    block = message["blocks"][2]["text"]["text"]
+    assert block.count("```") == 2  # the output's own fence cannot close the block
+    assert block.count("line") <= 12
+    assert message["text"].startswith("Benchmark of acme/models could not be measured at")
