@@ -57,7 +57,9 @@ class Bot:
         self.session: aiohttp.ClientSession | None = None
 
     async def ready(self) -> None:
-        self.session = aiohttp.ClientSession()
+        # A connection per delivery, as GitHub makes them: a kept-alive one the server closes
+        # after a quiet spell would otherwise be reset under the next delivery.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         async with asyncio.timeout(30):
             while True:
                 with contextlib.suppress(aiohttp.ClientError):
