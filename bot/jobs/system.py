@@ -430,12 +430,13 @@ class JobSystem:
         return None
 
     async def past_durations(
-        self, kind: str, names: Iterable[str], *, limit: int = 10
+        self, kind: str, names: Iterable[str], *, repo: str, limit: int = 10
     ) -> dict[str, list[float]]:
-        """Newest first, per job name; for an estimate next to a queued run."""
+        """Newest first, per job name of `repo`; for an estimate next to a queued run and the
+        order of a schedule's jobs."""
         wanted = list(names)
         return await self.store.call(
-            lambda conn: runs_db.past_durations(conn, kind, wanted, limit), single=True
+            lambda conn: runs_db.past_durations(conn, repo, kind, wanted, limit), single=True
         )
 
     async def queue_position(self, run_id: int) -> int:

@@ -230,16 +230,18 @@ def queue_position(conn: sqlite3.Connection, run_id: int) -> int:
 
 
 def past_durations(
-    conn: sqlite3.Connection, kind: str, names: Iterable[str], limit: int = 10
+    conn: sqlite3.Connection, repo: str, kind: str, names: Iterable[str], limit: int = 10
 ) -> dict[str, list[float]]:
-    """Seconds the newest jobs of each name took, waiting for a machine not counted."""
+    """Seconds the newest jobs of each name of `repo` took, waiting for a machine not counted:
+    another repository's `models/bert` is other tests on other hardware."""
     out: dict[str, list[float]] = {}
     for name in dict.fromkeys(names):
         rows = conn.execute(
-            "SELECT busy_s FROM jobs WHERE kind = ? AND name = ?"
-            " AND state IN ('passed', 'failed', 'timed_out') AND busy_s IS NOT NULL"
-            " ORDER BY id DESC LIMIT ?",
-            (kind, name, limit),
+            "SELECT jobs.busy_s FROM jobs JOIN runs ON runs.id = jobs.run_id"
+            " WHERE jobs.kind = ? AND jobs.name = ? AND runs.repo = ?"
+            " AND jobs.state IN ('passed', 'failed', 'timed_out') AND jobs.busy_s IS NOT NULL"
+            " ORDER BY jobs.id DESC LIMIT ?",
+            (kind, name, repo, limit),
         ).fetchall()
         if rows:
             out[name] = [row[0] for row in rows]

@@ -197,7 +197,7 @@ async def _progress(runtime: Runtime, run: RunRecord, jobs: list[JobRecord]) -> 
     done = sum(job.done for job in jobs)
     running = [job for job in jobs if job.state == "running"]
     waiting = [job for job in jobs if job.state == "queued"]
-    past = await runtime.jobs.past_durations(run.kind, [job.name for job in jobs])
+    past = await runtime.jobs.past_durations(run.kind, [job.name for job in jobs], repo=run.repo)
     now = time.time()
     left: list[float] = []
     known = True

@@ -96,7 +96,9 @@ async def on_fire(services: Services, fire: Fire) -> FireResult:
             sha[:12],
         )
     pairs = [(folder, machine) for folder in folders for machine in schedule.machine_types]
-    past = await services.jobs.past_durations(KIND, [_job_name(*pair) for pair in pairs])
+    past = await services.jobs.past_durations(
+        KIND, [_job_name(*pair) for pair in pairs], repo=fire.repo
+    )
     durations = {
         pair: times[0] for pair in pairs if (times := past.get(_job_name(*pair))) and times
     }

@@ -470,7 +470,7 @@ async def _report_facts(
     failed: Exception | None = None
     if phase == "queued":
         position = await services.jobs.queue_position(run.id)
-        past = await services.jobs.past_durations(KIND, [job.name for job in jobs])
+        past = await services.jobs.past_durations(KIND, [job.name for job in jobs], repo=run.repo)
         facts = dataclasses.replace(facts, queue_position=position, past_durations=past)
     elif phase == "finished":
         facts = dataclasses.replace(facts, tests=await _failing_tests(services, jobs))

@@ -640,8 +640,10 @@ async def test_past_durations_and_queue_position(
     assert await system.queue_position(second.id) == 0
 
     names = [job("models/a")[0], job("models/b")[0], "never-ran"]
-    assert await system.past_durations("slow_ci", names) == {names[0]: [50.0, 30.0]}
-    assert await system.past_durations("style", names) == {}
+    assert await system.past_durations("slow_ci", names, repo=REPO) == {names[0]: [50.0, 30.0]}
+    assert await system.past_durations("style", names, repo=REPO) == {}
+    # Another repository's job of the same name is other tests: it says nothing of these.
+    assert await system.past_durations("slow_ci", names, repo="acme/other") == {}
 
 
 async def test_failed_rerun_runs_only_the_failed_tests_of_the_last_run(
