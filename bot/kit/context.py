@@ -97,6 +97,12 @@ class Services:
     #: The scheduler, where this process runs one (not in a one-shot run or a dry run).
     schedules: ScheduleSync | None = None
 
+    def page_url(self, path: str) -> str:
+        """A page of this bot as a message links it: absolute under `BOT_PUBLIC_URL`, else the
+        bare path (which Slack and the Checks API will not take as a link)."""
+        base = self.settings.public_url
+        return f"{base}{path}" if base else path
+
 
 @dataclass
 class Context:

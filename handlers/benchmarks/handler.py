@@ -236,7 +236,7 @@ async def report_benchmarks(services: Services, run: RunRecord, rows: list[JobRe
         return
     gh = await services.github.for_installation(run.spec.get("installation_id"))
     commit = await ScheduledCiGitHub(gh, run.repo).commit_pull(run.head_sha)
-    run_url = _url(services, f"/runs/{run.id}")
+    run_url = services.page_url(f"/runs/{run.id}")
     if regressions:
         message = regression_message(run.repo, branch, commit, regressions, run_url)
         await services.outbox.queue_slack(
@@ -351,11 +351,6 @@ def _section(text: str) -> dict[str, Any]:
     if len(text) > MAX_SECTION_CHARS:
         text = text[: MAX_SECTION_CHARS - 1] + "…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _url(services: Services, path: str) -> str:
-    base = services.settings.public_url
-    return f"{base}{path}" if base else path
 
 
 # ---------------------------------------------------------------------- wiring

@@ -233,8 +233,10 @@ async def report_pull(services: Services, run: RunRecord, rows: list[JobRecord])
     and the check run are found again, the rows are replaced by run."""
     gh = await services.github.for_installation(run.spec.get("installation_id"))
     github = SlowCiGitHub(gh, run.repo)
-    url = _url(services, f"/runs/{run.id}")
-    newer_url = None if run.superseded_by is None else _url(services, f"/runs/{run.superseded_by}")
+    url = services.page_url(f"/runs/{run.id}")
+    newer_url = (
+        None if run.superseded_by is None else services.page_url(f"/runs/{run.superseded_by}")
+    )
     plan = plan_pull_report(run, rows, run_url=url, newer_url=newer_url)
     effects: list[Awaitable[Any]] = [_report_check(services, github, run, plan.check, url)]
     if newer_url is None:
@@ -326,11 +328,6 @@ async def _remember(services: Services, run_id: int, **changes: int) -> None:
     await services.jobs.edit_report_state(
         run_id, lambda state: dataclasses.replace(state, **changes)
     )
-
-
-def _url(services: Services, path: str) -> str:
-    base = services.settings.public_url
-    return f"{base}{path}" if base else path
 
 
 #: One report of a pull request's run at a time.

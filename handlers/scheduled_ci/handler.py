@@ -37,7 +37,7 @@ from handlers.scheduled_ci.plan import (
     select_folders,
 )
 from handlers.scheduled_ci.render import could_not_start_message
-from handlers.scheduled_ci.report import notify_pulls, page_url, send_report
+from handlers.scheduled_ci.report import notify_pulls, send_report
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _request(clone_url: str, schedule: Schedule, slow: Any, branch: str) -> dict
 async def _could_not_start(services: Services, fire: Fire, schedule: Schedule, reason: str) -> None:
     if not schedule.channel:
         return
-    page = page_url(services, f"/schedules/{fire.repo}/{quote(schedule.name, safe='')}")
+    page = services.page_url(f"/schedules/{fire.repo}/{quote(schedule.name, safe='')}")
     message = could_not_start_message(schedule.name, fire.repo, reason, page)
     await services.outbox.queue_slack(
         f"scheduled_ci:{fire.id}:could-not-start", {**message, "channel": schedule.channel}
@@ -537,7 +537,7 @@ class _Step:
                 schedule.name,
                 self.run.repo,
                 reason,
-                page_url(self.services, f"/runs/{self.run.id}"),
+                self.services.page_url(f"/runs/{self.run.id}"),
             )
             await self.services.outbox.queue_slack(
                 f"scheduled_ci:{self.run.id}:ended", {**message, "channel": schedule.channel}

@@ -28,11 +28,6 @@ from handlers.scheduled_ci.plan import (
 from handlers.scheduled_ci.render import model_replies, new_failures_message, summary_message
 
 
-def page_url(services: Services, path: str) -> str:
-    base = services.settings.public_url
-    return f"{base}{path}" if base else path
-
-
 def build_report(
     schedule: Schedule,
     run: RunRecord,
@@ -137,7 +132,7 @@ async def send_report(
         failing,
         head,
         culprits,
-        page_url(services, f"/runs/{run.id}"),
+        services.page_url(f"/runs/{run.id}"),
     )
     if not schedule.channel:
         return report

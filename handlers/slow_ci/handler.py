@@ -421,11 +421,6 @@ def _previous_run(last: tuple[RunRecord, list[JobRecord]] | None) -> PreviousRun
 # ---------------------------------------------------------------------- reporting
 
 
-def run_url(services: Services, run_id: int) -> str:
-    base = services.settings.public_url
-    return f"{base}/runs/{run_id}" if base else f"/runs/{run_id}"
-
-
 async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) -> None:
     """Performs the report `plan_report` makes of the run's rows; safe to call any time.
 
@@ -438,7 +433,7 @@ async def report_run(services: Services, run: RunRecord, jobs: list[JobRecord]) 
     github = SlowCiGitHub(gh, run.repo)
     facts, checks_failed = await _report_facts(services, github, run, jobs)
     plan = plan_report(facts)
-    url = run_url(services, run.id)
+    url = services.page_url(f"/runs/{run.id}")
     comment_id = (await services.jobs.report_state(run.id)).comment_id
     if comment_id is None:
         key = comment_key(run.id)
@@ -466,7 +461,7 @@ async def _report_facts(
     """The rows, and the reads the run's phase calls for; with what starting the checks of its
     failures met, when it failed."""
     phase, _ = phase_of(run, jobs)
-    facts = ReportFacts(run, jobs, run_url(services, run.id))
+    facts = ReportFacts(run, jobs, services.page_url(f"/runs/{run.id}"))
     failed: Exception | None = None
     if phase == "queued":
         position = await services.jobs.queue_position(run.id)
@@ -483,11 +478,11 @@ async def _report_facts(
             verification, failed = None, exc
         if verification is not None:
             ids = (verification.rerun_run, verification.base_run)
-            urls = {i: run_url(services, i) for i in ids if i is not None}
+            urls = {i: services.page_url(f"/runs/{i}") for i in ids if i is not None}
             facts = dataclasses.replace(facts, verification=verification, check_urls=urls)
     if run.superseded_by is not None:
         newer = await services.jobs.get_run(run.superseded_by)
-        url = run_url(services, run.superseded_by)
+        url = services.page_url(f"/runs/{run.superseded_by}")
         facts = dataclasses.replace(facts, newer=Newer(url, newer.head_sha if newer else None))
     return facts, failed
 

@@ -158,3 +158,14 @@ def test_thousands_of_metrics_fit_githubs_limits_with_a_pointer_to_the_run():
     assert len(plan.comment) <= 60_000
     assert plan.comment.rstrip().endswith(f"every metric is on [run 7]({URL}).")
     assert len(plan.regressed) == 900
+
+
+def test_what_a_broken_head_printed_cannot_close_its_code_block_or_mention_anyone():
+    said = "the command exited 1; its output began:\n```\n@maintainers [x](http://e) <b>\n````"
+    plan = plan_pull_report(
+        run(), [job("head", None, state="error", reason=said), job("base", SAME)], run_url=URL
+    )
+    block = plan.comment.split("The head could not be measured:\n\n", 1)[1]
+    fence = block.split("\n", 1)[0]
+    assert set(fence) == {"`"} and len(fence) > 4  # longer than any run of backticks inside
+    assert block.count(fence) == 2 and "@maintainers" in block.split(fence)[1]
